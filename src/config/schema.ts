@@ -1,0 +1,130 @@
+// The one config file, validated with zod. Sats for humans here; the rest of the
+// code only ever sees msats, converted once by `toRuntime` in load.ts.
+import { z } from "zod";
+
+export const TIERS = ["new", "established", "trusted", "elite"] as const;
+export type Tier = (typeof TIERS)[number];
+
+// Whole, non-negative sats, bounded so that msats stay exact in a JS number
+// (10,000 BTC is far beyond any free-tier budget or job price).
+import { MAX_SATS } from "../util/money.js";
+export { MAX_SATS };
+const sats = z.number().int("must be a whole number of sats").min(0, "must be ≥ 0").max(MAX_SATS, `must be ≤ ${MAX_SATS}`);
+const seconds = (min: number, max: number) => z.number().int("must be a whole number of seconds").min(min).max(max);
+const hex64 = /^[0-9a-f]{64}$/;
+const pubkeyText = z.string().refine((s) => hex64.test(s) || /^npub1[02-9ac-hj-np-z]{58}$/.test(s), "must be a 64-char hex pubkey or an npub");
+const relayUrl = z.string().regex(/^wss?:\/\/[^\s]+$/, "must be a ws:// or wss:// URL");
+// A secret may be given inline, as "env:VAR" or as "file:PATH"; resolved in load.ts.
+const secretRef = z.string().min(1, "must not be empty");
+
+const kindKey = z.string().regex(/^5\d{3}$/, "job kinds are 5000–5999");
+
+export const tierBudgets = z
+  .object({ new: sats, established: sats, trusted: sats, elite: sats })
+  .strict();
+
+export const configSchema = z
+  .object({
+    nostr: z
+      .object({
+        secretKey: secretRef.optional(),
+        relays: z.array(relayUrl).default([]),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        path: z.string().min(1).default("./data/dvm-gate.sqlite"),
+        synchronous: z.enum(["FULL", "NORMAL"]).default("FULL"),
+        busyTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    jobs: z
+      .object({
+        kinds: z.record(kindKey, z.object({ priceSats: sats }).strict()).default({ "5050": { priceSats: 10 } }),
+        workerPubkeys: z.array(pubkeyText).default([]),
+        timeoutSec: seconds(1, 7 * 86_400).default(600),
+        maxRequestAgeSec: seconds(1, 7 * 86_400).default(900),
+        maxRequestBytes: z.number().int().min(256).max(1_048_576).default(65_536),
+      })
+      .strict()
+      .prefault({}),
+    freeTier: z
+      .object({
+        budgetsSats: tierBudgets.default({ new: 0, established: 50, trusted: 200, elite: 1000 }),
+        poolInitialSats: sats.default(10_000),
+        poolCreditPct: z.number().int("must be a whole percentage").min(0).max(100).default(10),
+        maxPendingPerPubkey: z.number().int().min(0).max(1000).default(3),
+      })
+      .strict()
+      .prefault({}),
+    trust: z
+      .object({
+        pointsPerPaidJob: z.number().int().min(0).max(1000).default(2),
+        abusePenalty: z.number().int().min(0).max(1000).default(5),
+        thresholds: z
+          .object({ established: z.number().int().min(1), trusted: z.number().int().min(1), elite: z.number().int().min(1) })
+          .strict()
+          .refine((t) => t.established < t.trusted && t.trusted < t.elite, "thresholds must rise: established < trusted < elite")
+          .default({ established: 10, trusted: 50, elite: 200 }),
+        decayAfterDays: z.number().int().min(0).max(3650).default(30),
+        decayPerDay: z.number().int().min(0).max(1000).default(1),
+        // Web-of-trust floors: signed events from keys the operator chose, cached locally.
+        wot: z
+          .object({
+            anchors: z.array(pubkeyText).default([]),
+            followFloor: z.enum(TIERS).default("established"),
+            rankProvider: pubkeyText.optional(),
+            rankFloors: z.array(z.object({ minRank: z.number().int().min(0).max(100), tier: z.enum(TIERS) }).strict()).default([]),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    payments: z
+      .object({
+        backend: z.enum(["dev", "nwc", "lnbits"]).default("dev"),
+        invoiceExpirySec: seconds(60, 86_400).default(600),
+        dev: z.object({ enabled: z.boolean().default(false) }).strict().default({ enabled: false }),
+        nwc: z.object({ uri: secretRef }).strict().optional(),
+        lnbits: z.object({ url: z.string().url(), invoiceKey: secretRef }).strict().optional(),
+        zap: z.object({ providerPubkey: pubkeyText }).strict().optional(),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65_535).default(8080),
+      })
+      .strict()
+      .prefault({}),
+    plugin: z
+      .object({
+        // Per-pubkey and per-IP job-request allowances per minute, by tier.
+        perPubkeyPerMinute: z
+          .object({
+            new: z.number().int().min(0).default(10),
+            established: z.number().int().min(0).default(30),
+            trusted: z.number().int().min(0).default(120),
+            elite: z.number().int().min(0).default(600),
+          })
+          .strict()
+          .prefault({}),
+        perIpPerMinute: z.number().int().min(0).default(120),
+        minTierForKinds: z.record(z.string().regex(/^\d{1,5}$/, "must be an event kind"), z.enum(TIERS)).default({}),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigFile = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,82 @@
+// Opening the SQLite file: WAL, synchronous from config, an explicit busy timeout,
+// migrations by `user_version`, and a bounded retry so SQLITE_BUSY never escapes
+// to callers when several processes share one file.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { MIGRATIONS } from "./schema.js";
+
+export type Db = Database.Database;
+
+export interface OpenOptions {
+  synchronous?: "FULL" | "NORMAL";
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+}
+
+export class LedgerBusyError extends Error {
+  override name = "LedgerBusyError";
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_BUSY_SNAPSHOT" || code === "SQLITE_LOCKED";
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleepSync(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/**
+ * Runs `fn` until it does not fail with SQLITE_BUSY. SQLite's own busy handler already
+ * waits `busy_timeout`; its waits are unfair between processes, so a writer that lost
+ * every race gets a few more tries with jitter before we give up with a clear error.
+ */
+export function withBusyRetry<T>(fn: () => T, attempts = 8): T {
+  for (let i = 1; ; i++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || i >= attempts) {
+        if (isBusy(err)) throw new LedgerBusyError(`database stayed locked after ${attempts} attempts`);
+        throw err;
+      }
+      sleepSync(5 + Math.floor(Math.random() * 20 * i));
+    }
+  }
+}
+
+export function openDb(path: string, opts: OpenOptions = {}): Db {
+  const readonly = opts.readonly ?? false;
+  if (!readonly && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs ?? 10_000 });
+  db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 10_000)}`);
+  if (readonly) {
+    const v = db.pragma("user_version", { simple: true }) as number;
+    if (v !== MIGRATIONS.length)
+      throw new Error(`database ${path} is at schema version ${v}, this dvm-gate expects ${MIGRATIONS.length}: start the service once to migrate it`);
+    return db;
+  }
+  withBusyRetry(() => db.pragma("journal_mode = WAL"));
+  db.pragma(`synchronous = ${opts.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
+  db.pragma("foreign_keys = ON");
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  withBusyRetry(() =>
+    db
+      .transaction(() => {
+        const current = db.pragma("user_version", { simple: true }) as number;
+        if (current > MIGRATIONS.length)
+          throw new Error(`database schema version ${current} is newer than this dvm-gate (${MIGRATIONS.length}); upgrade dvm-gate`);
+        for (let v = current; v < MIGRATIONS.length; v++) {
+          db.exec(MIGRATIONS[v]!);
+          db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate(),
+  );
+}

@@ -1,0 +1,131 @@
+// Schema migrations, applied in order; `PRAGMA user_version` = how many have run.
+// Append a new string to change the schema; never edit one that has shipped.
+//
+// Money columns are INTEGER millisats. CHECK constraints restate the ledger's
+// guarantees so that a bug aborts the transaction instead of corrupting the books,
+// and triggers make the history tables append-only.
+
+const appendOnly = (table: string) => `
+CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END;
+CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END;`;
+
+const TIER_CHECK = "IN ('new','established','trusted','elite')";
+
+export const MIGRATIONS: string[] = [
+  `
+CREATE TABLE pool (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  initial_msats INTEGER NOT NULL CHECK (initial_msats >= 0),
+  credited_msats INTEGER NOT NULL DEFAULT 0 CHECK (credited_msats >= 0),
+  balance_msats INTEGER NOT NULL CHECK (balance_msats >= 0),
+  pending_msats INTEGER NOT NULL DEFAULT 0 CHECK (pending_msats >= 0),
+  absorbed_msats INTEGER NOT NULL DEFAULT 0 CHECK (absorbed_msats >= 0),
+  seeded_at_ms INTEGER NOT NULL,
+  CHECK (initial_msats + credited_msats = balance_msats + pending_msats + absorbed_msats)
+);
+
+CREATE TABLE credits (
+  id INTEGER PRIMARY KEY,
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  source TEXT NOT NULL CHECK (source IN ('operator','paid-job')),
+  ref TEXT,
+  created_at_ms INTEGER NOT NULL
+);
+${appendOnly("credits")}
+
+CREATE TABLE identities (
+  pubkey TEXT PRIMARY KEY CHECK (length(pubkey) = 64),
+  score INTEGER NOT NULL DEFAULT 0,
+  score_at_ms INTEGER NOT NULL,
+  last_active_ms INTEGER,
+  pinned_tier TEXT CHECK (pinned_tier ${TIER_CHECK}),
+  banned INTEGER NOT NULL DEFAULT 0 CHECK (banned IN (0,1)),
+  wot_floor TEXT CHECK (wot_floor ${TIER_CHECK}),
+  updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE identity_log (
+  id INTEGER PRIMARY KEY,
+  pubkey TEXT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT,
+  at_ms INTEGER NOT NULL
+);
+CREATE INDEX identity_log_by_pubkey ON identity_log(pubkey, id);
+${appendOnly("identity_log")}
+
+CREATE TABLE requests (
+  request_id TEXT PRIMARY KEY CHECK (length(request_id) = 64),
+  pubkey TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  price_msats INTEGER NOT NULL CHECK (price_msats >= 0),
+  decision TEXT NOT NULL CHECK (decision IN ('free','partial','gate','blocked')),
+  tier TEXT CHECK (tier ${TIER_CHECK}),
+  absorb_msats INTEGER NOT NULL CHECK (absorb_msats >= 0),
+  charge_msats INTEGER NOT NULL CHECK (charge_msats >= 0),
+  state TEXT NOT NULL CHECK (state IN ('awaiting-payment','processing','done','failed','expired','blocked')),
+  paid_msats INTEGER NOT NULL DEFAULT 0 CHECK (paid_msats >= 0),
+  payment_ref TEXT,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER,
+  updated_at_ms INTEGER NOT NULL,
+  CHECK (absorb_msats + charge_msats = price_msats OR decision = 'blocked')
+) WITHOUT ROWID;
+CREATE INDEX requests_open ON requests(expires_at_ms) WHERE state IN ('awaiting-payment','processing');
+CREATE UNIQUE INDEX requests_payment_ref ON requests(payment_ref) WHERE payment_ref IS NOT NULL;
+
+CREATE TABLE reservations (
+  id INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL UNIQUE REFERENCES requests(request_id),
+  pubkey TEXT NOT NULL,
+  tier TEXT NOT NULL CHECK (tier ${TIER_CHECK}),
+  budget_msats INTEGER NOT NULL CHECK (budget_msats >= 0),
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  -- What counts against the customer's daily budget: the amount while pending,
+  -- what was absorbed once posted, 0 once voided or expired.
+  counted_msats INTEGER NOT NULL CHECK (counted_msats >= 0 AND counted_msats <= amount_msats),
+  state TEXT NOT NULL CHECK (state IN ('pending','posted','voided','expired')),
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX reservations_by_pubkey ON reservations(pubkey, created_at_ms);
+CREATE INDEX reservations_pending_by_expiry ON reservations(expires_at_ms) WHERE state = 'pending';
+CREATE INDEX reservations_pending_by_pubkey ON reservations(pubkey) WHERE state = 'pending';
+CREATE TRIGGER reservations_no_delete BEFORE DELETE ON reservations BEGIN SELECT RAISE(ABORT, 'reservations are never deleted'); END;
+CREATE TRIGGER reservations_resolve_once BEFORE UPDATE OF state ON reservations
+  WHEN OLD.state <> 'pending' BEGIN SELECT RAISE(ABORT, 'reservation already resolved'); END;
+
+CREATE TABLE resolutions (
+  reservation_id INTEGER PRIMARY KEY REFERENCES reservations(id),
+  outcome TEXT NOT NULL CHECK (outcome IN ('posted','voided','expired')),
+  absorbed_msats INTEGER NOT NULL CHECK (absorbed_msats >= 0),
+  returned_msats INTEGER NOT NULL CHECK (returned_msats >= 0),
+  reason TEXT,
+  at_ms INTEGER NOT NULL
+);
+${appendOnly("resolutions")}
+
+CREATE TABLE grants (
+  seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+  reservation_id INTEGER NOT NULL UNIQUE REFERENCES reservations(id),
+  request_id TEXT NOT NULL,
+  pubkey TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  label TEXT NOT NULL CHECK (label IN ('free','partial')),
+  tier TEXT NOT NULL,
+  absorbed_msats INTEGER NOT NULL CHECK (absorbed_msats > 0),
+  charged_msats INTEGER NOT NULL CHECK (charged_msats >= 0),
+  total_initial_msats INTEGER NOT NULL,
+  total_credited_msats INTEGER NOT NULL,
+  total_absorbed_msats INTEGER NOT NULL,
+  total_pending_msats INTEGER NOT NULL,
+  total_pool_msats INTEGER NOT NULL,
+  prev_event_id TEXT,
+  event_id TEXT,
+  event_json TEXT,
+  created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX grants_by_pubkey ON grants(pubkey, seq);
+${appendOnly("grants")}
+`,
+];

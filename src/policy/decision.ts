@@ -1,0 +1,45 @@
+// The free-tier decision of SPEC §2, as a pure function of what the ledger read
+// inside its transaction. Returns an outcome value; never throws for expected cases.
+import type { Tier } from "./tiers.js";
+
+export interface DecisionInputs {
+  priceMsats: number;
+  banned: boolean;
+  tier: Tier;
+  /** Daily budget of `tier`. */
+  budgetMsats: number;
+  /** Customer's pending + posted (absorbed) reservations created in the last 24 h. */
+  usedMsats: number;
+  /** Pool balance; pending reservations are already taken out of it. */
+  poolMsats: number;
+  pendingCount: number;
+  maxPendingPerPubkey: number;
+}
+
+export type Outcome =
+  | { kind: "blocked"; reason: "blocked" }
+  | { kind: "free"; absorbMsats: number; chargeMsats: 0 }
+  | { kind: "partial"; absorbMsats: number; chargeMsats: number }
+  | { kind: "gate"; absorbMsats: 0; chargeMsats: number; reason: GateReason };
+
+export type GateReason = "no_budget" | "budget_used" | "pool_empty" | "too_many_pending";
+
+export function decide(i: DecisionInputs): Outcome {
+  if (i.banned) return { kind: "blocked", reason: "blocked" };
+  const remaining = Math.max(0, i.budgetMsats - i.usedMsats);
+  let absorb = Math.min(remaining, i.poolMsats, i.priceMsats);
+  const tooManyPending = i.pendingCount >= i.maxPendingPerPubkey;
+  if (tooManyPending) absorb = 0;
+  // A job priced at 0 costs nobody anything: served, nothing reserved, nothing granted.
+  if (i.priceMsats === 0) return { kind: "free", absorbMsats: 0, chargeMsats: 0 };
+  if (absorb === i.priceMsats) return { kind: "free", absorbMsats: absorb, chargeMsats: 0 };
+  if (absorb > 0) return { kind: "partial", absorbMsats: absorb, chargeMsats: i.priceMsats - absorb };
+  const reason: GateReason = tooManyPending
+    ? "too_many_pending"
+    : i.budgetMsats === 0
+      ? "no_budget"
+      : remaining === 0
+        ? "budget_used"
+        : "pool_empty";
+  return { kind: "gate", absorbMsats: 0, chargeMsats: i.priceMsats, reason };
+}
