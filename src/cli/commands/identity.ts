@@ -1,0 +1,59 @@
+import { isTier, TIERS } from "../../policy/tiers.js";
+import { UsageError } from "../context.js";
+import type { Command } from "../main.js";
+import { noExtraArgs, printJson, pubkeyArg } from "../format.js";
+import { nip19 } from "nostr-tools";
+
+const usage = `Usage:
+  dvm-gate identity show PUBKEY [--json]       tier, score, budget and usage
+  dvm-gate identity set-tier PUBKEY TIER       pin a tier (${TIERS.join("|")}), or "auto" to unpin
+  dvm-gate identity ban PUBKEY [--reason TEXT] block every request from PUBKEY
+  dvm-gate identity unban PUBKEY
+
+PUBKEY is an npub or 64 hex characters.`;
+
+export const command: Command = {
+  name: "identity",
+  summary: "identity show|set-tier|ban|unban PUBKEY",
+  usage,
+  options: { json: { type: "boolean" }, reason: { type: "string" } },
+  run(ctx, { values, positionals }) {
+    const [sub, who, tierArg] = positionals;
+    const now = ctx.nowMs();
+    let view;
+    switch (sub) {
+      case "show":
+        noExtraArgs(positionals, 2, "dvm-gate identity show PUBKEY");
+        view = ctx.ledger().identity(pubkeyArg(who), now);
+        break;
+      case "set-tier": {
+        noExtraArgs(positionals, 3, "dvm-gate identity set-tier PUBKEY TIER");
+        const pubkey = pubkeyArg(who);
+        if (!tierArg) throw new UsageError(`identity set-tier: missing TIER (${TIERS.join(", ")} or auto)`);
+        if (tierArg !== "auto" && !isTier(tierArg))
+          throw new UsageError(`identity set-tier: unknown tier "${tierArg}" (expected ${TIERS.join(", ")} or auto)`);
+        view = ctx.ledger().setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
+        break;
+      }
+      case "ban":
+      case "unban":
+        noExtraArgs(positionals, 2, `dvm-gate identity ${sub} PUBKEY`);
+        view = ctx.ledger().setBanned(pubkeyArg(who), sub === "ban", typeof values.reason === "string" ? values.reason : null, now);
+        break;
+      default:
+        throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
+    }
+    if (values.json) printJson(ctx.out, view);
+    else
+      ctx.out(
+        [
+          `pubkey   ${view.pubkey}`,
+          `npub     ${nip19.npubEncode(view.pubkey)}`,
+          `tier     ${view.banned ? "BANNED" : view.tier}${view.pinnedTier ? " (pinned)" : ""}${view.wotFloor ? ` (web-of-trust floor ${view.wotFloor})` : ""}`,
+          `score    ${view.score} (${view.scoreTier} by score)`,
+          `budget   ${view.budgetMsats} msats/day, ${view.usedMsats} used in the last 24 h, ${view.pendingCount} pending`,
+        ].join("\n"),
+      );
+    return 0;
+  },
+};

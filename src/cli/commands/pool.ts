@@ -1,0 +1,47 @@
+import { parseSatsText } from "../../util/money.js";
+import { UsageError } from "../context.js";
+import type { Command } from "../main.js";
+import { msatsLine, noExtraArgs, printJson } from "../format.js";
+
+const usage = `Usage:
+  dvm-gate pool status [--json]    the generosity pool's totals
+  dvm-gate pool credit SATS        add SATS (whole sats) to the pool
+
+Totals always satisfy initial + credited = pool + pending + absorbed.`;
+
+export const command: Command = {
+  name: "pool",
+  summary: "pool status [--json] | pool credit SATS",
+  usage,
+  options: { json: { type: "boolean" }, note: { type: "string" } },
+  run(ctx, { values, positionals }) {
+    const [sub, arg] = positionals;
+    if (sub === "status") {
+      noExtraArgs(positionals, 1, "dvm-gate pool status [--json]");
+      const t = ctx.ledger().totals();
+      if (values.json) printJson(ctx.out, t);
+      else
+        ctx.out(
+          [
+            msatsLine("initial", t.initialMsats),
+            msatsLine("credited", t.creditedMsats),
+            msatsLine("absorbed", t.absorbedMsats),
+            msatsLine("pending", t.pendingMsats),
+            msatsLine("pool", t.poolMsats),
+          ].join("\n"),
+        );
+      return 0;
+    }
+    if (sub === "credit") {
+      noExtraArgs(positionals, 2, "dvm-gate pool credit SATS");
+      if (arg === undefined) throw new UsageError("pool credit: missing SATS (a whole number of sats)");
+      const msats = parseSatsText(arg, "pool credit SATS");
+      if (msats === 0) throw new UsageError("pool credit: SATS must be more than 0");
+      const t = ctx.ledger().credit(msats, "operator", typeof values.note === "string" ? values.note.slice(0, 200) : null, ctx.nowMs());
+      if (values.json) printJson(ctx.out, t);
+      else ctx.out(`credited ${arg.trim()} sats; pool is now ${t.poolMsats} msats`);
+      return 0;
+    }
+    throw new UsageError(sub ? `pool: unknown subcommand "${sub}" (status or credit)` : "pool: missing subcommand (status or credit)");
+  },
+};

@@ -1,0 +1,22 @@
+import { verifyLedger } from "../../ledger/verify.js";
+import type { Command } from "../main.js";
+import { printJson } from "../format.js";
+
+export const command: Command = {
+  name: "verify",
+  summary: "check every ledger guarantee (SPEC §3); exit 1 naming any break",
+  usage: `Usage: dvm-gate verify [--json] [--config FILE]
+
+Re-derives the ledger's guarantees from its history rows: conservation to the msat,
+non-negative balances, per-customer 24 h budgets, resolve-at-most-once, request-id
+idempotency, database integrity and the grant chain. Exits 0 when all hold, 1 when
+any is broken (each break is named on its own line).`,
+  options: { json: { type: "boolean" } },
+  run(ctx, { values }) {
+    const violations = verifyLedger(ctx.ledger().db);
+    if (values.json) printJson(ctx.out, { ok: violations.length === 0, violations });
+    else if (violations.length === 0) ctx.out("ok: every guarantee holds");
+    else for (const v of violations) ctx.out(`BROKEN ${v.guarantee}: ${v.detail}`);
+    return violations.length === 0 ? 0 : 1;
+  },
+};

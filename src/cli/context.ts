@@ -1,0 +1,75 @@
+// What every command gets: the loaded config, a lazily opened ledger, a logger,
+// and output helpers. The CLI is the only composition root (config → db → logger → relays).
+import { pino, type Logger } from "pino";
+import { loadConfig, type RuntimeConfig } from "../config/load.js";
+import { Ledger, type GrantSigner, type LedgerSettings } from "../ledger/ledger.js";
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export interface CliContext extends CliIO {
+  cfg: RuntimeConfig;
+  log: Logger;
+  nowMs: () => number;
+  /** Opens the ledger once (creating and seeding the database on first use). */
+  ledger: (opts?: { grantSigner?: GrantSigner }) => Ledger;
+  close: () => void;
+}
+
+export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
+  return {
+    budgetsMsats: cfg.freeTier.budgetsMsats,
+    poolInitialMsats: cfg.freeTier.poolInitialMsats,
+    poolCreditPct: cfg.freeTier.poolCreditPct,
+    maxPendingPerPubkey: cfg.freeTier.maxPendingPerPubkey,
+    timeoutSec: cfg.jobs.timeoutSec,
+    invoiceExpirySec: cfg.payments.invoiceExpirySec,
+    trust: cfg.trust,
+  };
+}
+
+/** pino JSON to stderr, so stdout stays for command output; secrets are redacted. */
+export function makeLogger(cfg: RuntimeConfig, name = "dvm-gate"): Logger {
+  return pino(
+    {
+      name,
+      level: cfg.log.level,
+      redact: { paths: ["secretKey", "*.secretKey", "nwcUri", "*.nwcUri", "invoiceKey", "*.invoiceKey", "secret", "*.secret"], censor: "[secret]" },
+    },
+    pino.destination(2),
+  );
+}
+
+export function makeContext(configPath: string | undefined, io: CliIO, env: NodeJS.ProcessEnv = process.env): CliContext {
+  const cfg = loadConfig({ configPath, env });
+  const log = makeLogger(cfg);
+  let ledger: Ledger | null = null;
+  const nowMs = () => Date.now();
+  return {
+    ...io,
+    cfg,
+    log,
+    nowMs,
+    ledger: (opts) => {
+      if (!ledger) {
+        ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), {
+          nowMs: nowMs(),
+          synchronous: cfg.database.synchronous,
+          busyTimeoutMs: cfg.database.busyTimeoutMs,
+          ...(opts?.grantSigner ? { grantSigner: opts.grantSigner } : {}),
+        });
+      }
+      return ledger;
+    },
+    close: () => {
+      ledger?.close();
+      ledger = null;
+    },
+  };
+}

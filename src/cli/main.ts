@@ -1,0 +1,105 @@
+// `dvm-gate <command> …`: finds the command, parses its flags with node:util,
+// and turns every expected failure into one clear line and a non-zero exit.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ConfigError } from "../config/load.js";
+import { LedgerInputError } from "../ledger/ledger.js";
+import { LedgerBusyError } from "../ledger/db.js";
+import { AmountError } from "../util/money.js";
+import { makeContext, UsageError, type CliContext, type CliIO } from "./context.js";
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full usage text, printed by --help. */
+  usage: string;
+  options?: ParseArgsConfig["options"];
+  run: (ctx: CliContext, args: { values: Record<string, unknown>; positionals: string[] }) => Promise<number | void> | number | void;
+}
+
+/** Every command of SPEC §8, one module each under ./commands/. */
+export const COMMAND_NAMES = [
+  "start",
+  "request",
+  "pool",
+  "identity",
+  "grants",
+  "verify",
+  "audit",
+  "announce",
+  "keygen",
+  "dev-pay",
+  "settle",
+  "fail",
+] as const;
+
+async function loadCommand(name: string): Promise<Command | null> {
+  if (!(COMMAND_NAMES as readonly string[]).includes(name)) return null;
+  const mod = (await import(`./commands/${name}.js`)) as { command: Command };
+  return mod.command;
+}
+
+const COMMON_OPTIONS = {
+  config: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export async function globalHelp(): Promise<string> {
+  const lines = ["dvm-gate: a free-tier and payment gate for Nostr Data Vending Machines (NIP-90)", "", "Usage: dvm-gate <command> [options]", "", "Commands:"];
+  for (const name of COMMAND_NAMES) {
+    const c = await loadCommand(name).catch(() => null);
+    if (c) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  }
+  lines.push(
+    "",
+    "Every command takes --config FILE (else $DVM_GATE_CONFIG, else ./dvm-gate.json, else demo defaults)",
+    "and --help. Run `dvm-gate <command> --help` for its options.",
+  );
+  return lines.join("\n");
+}
+
+export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    io.out(await globalHelp());
+    return name ? 0 : 2;
+  }
+  if (name === "--version") {
+    io.out("dvm-gate 0.1.0");
+    return 0;
+  }
+  let ctx: CliContext | null = null;
+  try {
+    const command = await loadCommand(name);
+    if (!command) throw new UsageError(`unknown command "${name}" (run dvm-gate --help)`);
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: { ...COMMON_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new UsageError(`${name}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    if (parsed.values.help) {
+      io.out(command.usage);
+      return 0;
+    }
+    ctx = makeContext(parsed.values.config as string | undefined, io, env);
+    const code = await command.run(ctx, { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals });
+    return typeof code === "number" ? code : 0;
+  } catch (err) {
+    io.err(`dvm-gate: ${describeError(err)}`);
+    if (env.DVM_GATE_DEBUG && err instanceof Error && err.stack) io.err(err.stack);
+    return isUserError(err) ? 2 : 1;
+  } finally {
+    ctx?.close();
+  }
+}
+
+function isUserError(err: unknown): boolean {
+  return err instanceof UsageError || err instanceof ConfigError || err instanceof LedgerInputError || err instanceof AmountError;
+}
+
+function describeError(err: unknown): string {
+  if (isUserError(err) || err instanceof LedgerBusyError) return (err as Error).message;
+  const e = err as { code?: string; message?: string };
+  if (e?.code === "SQLITE_CANTOPEN") return `cannot open the database: ${e.message}`;
+  return `internal error: ${e?.message ?? String(err)} (set DVM_GATE_DEBUG=1 for details)`;
+}
