@@ -128,4 +128,81 @@ CREATE TABLE grants (
 CREATE INDEX grants_by_pubkey ON grants(pubkey, seq);
 ${appendOnly("grants")}
 `,
+  // 2: the service's durable state around the ledger: what each request's replies need,
+  // the outbox (replies written in the deciding transaction, delivered after commit),
+  // per-relay subscription cursors, events already handled, invoices, and the dev wallet.
+  `
+CREATE TABLE request_meta (
+  request_id TEXT PRIMARY KEY REFERENCES requests(request_id),
+  encryption TEXT NOT NULL CHECK (encryption IN ('none','nip04','nip44')),
+  relay_hint TEXT NOT NULL,
+  reply_relays_json TEXT NOT NULL,
+  event_json TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  request_id TEXT,
+  -- One reply of each purpose per request: the request id is the idempotency key.
+  purpose TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('needs-invoice','ready','done','abandoned')),
+  event_id TEXT UNIQUE,
+  event_json TEXT,
+  relays_json TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  CHECK (state = 'needs-invoice' OR state = 'abandoned' OR event_json IS NOT NULL)
+);
+CREATE UNIQUE INDEX outbox_once ON outbox(request_id, purpose) WHERE request_id IS NOT NULL;
+CREATE INDEX outbox_open ON outbox(state) WHERE state IN ('needs-invoice','ready');
+
+CREATE TABLE outbox_delivery (
+  outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+  relay TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending','ok','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms INTEGER NOT NULL,
+  last_message TEXT,
+  PRIMARY KEY (outbox_id, relay)
+) WITHOUT ROWID;
+CREATE INDEX outbox_delivery_due ON outbox_delivery(next_attempt_at_ms) WHERE state = 'pending';
+
+CREATE TABLE relay_cursors (
+  relay TEXT PRIMARY KEY,
+  since_sec INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE seen_events (
+  event_id TEXT PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  seen_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE invoices (
+  payment_hash TEXT PRIMARY KEY,
+  request_id TEXT NOT NULL UNIQUE REFERENCES requests(request_id),
+  bolt11 TEXT NOT NULL,
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  backend TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open','paid','expired')),
+  expires_at_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  paid_at_ms INTEGER
+) WITHOUT ROWID;
+CREATE INDEX invoices_open ON invoices(expires_at_ms) WHERE state = 'open';
+
+-- The dev backend's embedded wallet (demo and tests only): invoices it issued and
+-- whether \`dvm-gate dev-pay\` paid them.
+CREATE TABLE dev_wallet_invoices (
+  payment_hash TEXT PRIMARY KEY,
+  bolt11 TEXT NOT NULL,
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  description TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  paid_at_ms INTEGER
+) WITHOUT ROWID;
+`,
 ];
+

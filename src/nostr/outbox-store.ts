@@ -1,0 +1,179 @@
+// The outbox's rows. Replies are written here inside the transaction that decided
+// them (so a crash can neither lose nor duplicate a reply) and delivered after commit
+// by the publisher. All functions are synchronous and expect to run inside a
+// transaction the caller opened (Ledger.tx or a ledger hook), except the readers.
+import type { Event } from "nostr-tools/pure";
+import type { Db } from "../ledger/db.js";
+
+export type OutboxPurpose =
+  | "feedback-processing"
+  | "feedback-payment-required"
+  | "feedback-paid"
+  | "feedback-error"
+  | "grant"
+  | "pool-status"
+  | "announce";
+
+export interface RequestMeta {
+  requestId: string;
+  encryption: "none" | "nip04" | "nip44";
+  relayHint: string;
+  replyRelays: string[];
+  eventJson: string;
+}
+
+/** Retries per relay before a delivery is given up (the event stays in the outbox, state done). */
+export const MAX_DELIVERY_ATTEMPTS = 12;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 5 * 60_000;
+
+export function saveRequestMeta(db: Db, m: RequestMeta): void {
+  db.prepare(
+    "INSERT OR IGNORE INTO request_meta (request_id, encryption, relay_hint, reply_relays_json, event_json) VALUES (?, ?, ?, ?, ?)",
+  ).run(m.requestId, m.encryption, m.relayHint, JSON.stringify(m.replyRelays), m.eventJson);
+}
+
+export function getRequestMeta(db: Db, requestId: string): RequestMeta | null {
+  const r = db.prepare("SELECT * FROM request_meta WHERE request_id = ?").get(requestId) as
+    | { request_id: string; encryption: RequestMeta["encryption"]; relay_hint: string; reply_relays_json: string; event_json: string }
+    | undefined;
+  return r
+    ? { requestId: r.request_id, encryption: r.encryption, relayHint: r.relay_hint, replyRelays: JSON.parse(r.reply_relays_json), eventJson: r.event_json }
+    : null;
+}
+
+/**
+ * Queues a signed event (or, with `event: null`, a reply still waiting for its invoice)
+ * for delivery to `relays`. Idempotent per (requestId, purpose): the second call
+ * changes nothing and returns `created: false`.
+ */
+export function enqueue(
+  db: Db,
+  o: { requestId: string | null; purpose: OutboxPurpose; event: Event | null; relays: string[]; nowMs: number },
+): { id: number; created: boolean } {
+  if (o.requestId !== null) {
+    const existing = db.prepare("SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number } | undefined;
+    if (existing) return { id: existing.id, created: false };
+  }
+  const relays = [...new Set(o.relays)];
+  const id = Number(
+    db
+      .prepare(
+        "INSERT INTO outbox (request_id, purpose, state, event_id, event_json, relays_json, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(o.requestId, o.purpose, o.event ? "ready" : "needs-invoice", o.event?.id ?? null, o.event ? JSON.stringify(o.event) : null, JSON.stringify(relays), o.nowMs, o.nowMs)
+      .lastInsertRowid,
+  );
+  if (o.event) addDeliveries(db, id, relays, o.nowMs);
+  return { id, created: true };
+}
+
+/** Gives a `needs-invoice` row its signed event; returns false if it was already filled. */
+export function fillPending(db: Db, outboxId: number, event: Event, nowMs: number): boolean {
+  const row = db.prepare("SELECT state, relays_json FROM outbox WHERE id = ?").get(outboxId) as { state: string; relays_json: string } | undefined;
+  if (!row || row.state !== "needs-invoice") return false;
+  db.prepare("UPDATE outbox SET state = 'ready', event_id = ?, event_json = ?, updated_at_ms = ? WHERE id = ?").run(event.id, JSON.stringify(event), nowMs, outboxId);
+  addDeliveries(db, outboxId, JSON.parse(row.relays_json) as string[], nowMs);
+  return true;
+}
+
+/** A reply that will never be sent (e.g. its request expired before an invoice existed). */
+export function abandon(db: Db, outboxId: number, nowMs: number): void {
+  db.prepare("UPDATE outbox SET state = 'abandoned', updated_at_ms = ? WHERE id = ? AND state = 'needs-invoice'").run(nowMs, outboxId);
+}
+
+function addDeliveries(db: Db, outboxId: number, relays: string[], nowMs: number): void {
+  const ins = db.prepare("INSERT OR IGNORE INTO outbox_delivery (outbox_id, relay, state, attempts, next_attempt_at_ms) VALUES (?, ?, 'pending', 0, ?)");
+  for (const r of relays) ins.run(outboxId, r, nowMs);
+}
+
+export interface NeedsInvoice {
+  outboxId: number;
+  requestId: string;
+  purpose: OutboxPurpose;
+  createdAtMs: number;
+}
+
+export function needingInvoice(db: Db, limit = 100): NeedsInvoice[] {
+  return (
+    db.prepare("SELECT id, request_id, purpose, created_at_ms FROM outbox WHERE state = 'needs-invoice' ORDER BY id LIMIT ?").all(limit) as {
+      id: number;
+      request_id: string;
+      purpose: OutboxPurpose;
+      created_at_ms: number;
+    }[]
+  ).map((r) => ({ outboxId: r.id, requestId: r.request_id, purpose: r.purpose, createdAtMs: r.created_at_ms }));
+}
+
+export interface DueDelivery {
+  outboxId: number;
+  relay: string;
+  attempts: number;
+  event: Event;
+}
+
+export function dueDeliveries(db: Db, nowMs: number, limit = 200): DueDelivery[] {
+  return (
+    db
+      .prepare(
+        `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
+         WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? ORDER BY d.next_attempt_at_ms LIMIT ?`,
+      )
+      .all(nowMs, limit) as { outbox_id: number; relay: string; attempts: number; event_json: string }[]
+  ).map((r) => ({ outboxId: r.outbox_id, relay: r.relay, attempts: r.attempts, event: JSON.parse(r.event_json) as Event }));
+}
+
+/** Earliest pending delivery time, so the publisher can sleep until then. */
+export function nextDeliveryAtMs(db: Db): number | null {
+  const r = db.prepare("SELECT MIN(next_attempt_at_ms) AS t FROM outbox_delivery WHERE state = 'pending'").get() as { t: number | null };
+  return r.t;
+}
+
+/**
+ * Records a relay's answer. `ok` (OK true, or "duplicate:") ends the delivery; a failure
+ * is retried with capped exponential backoff and jitter, at most MAX_DELIVERY_ATTEMPTS times.
+ */
+export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number): void {
+  const row = db.prepare("SELECT attempts, state FROM outbox_delivery WHERE outbox_id = ? AND relay = ?").get(outboxId, relay) as
+    | { attempts: number; state: string }
+    | undefined;
+  if (!row || row.state !== "pending") return;
+  const attempts = row.attempts + 1;
+  if (ok) {
+    db.prepare("UPDATE outbox_delivery SET state = 'ok', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
+  } else if (attempts >= MAX_DELIVERY_ATTEMPTS) {
+    db.prepare("UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
+  } else {
+    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
+    const jitter = Math.floor(Math.random() * (backoff / 2));
+    db.prepare("UPDATE outbox_delivery SET attempts = ?, next_attempt_at_ms = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(
+      attempts,
+      nowMs + backoff + jitter,
+      message.slice(0, 300),
+      outboxId,
+      relay,
+    );
+  }
+  const open = db.prepare("SELECT COUNT(*) AS n FROM outbox_delivery WHERE outbox_id = ? AND state = 'pending'").get(outboxId) as { n: number };
+  if (open.n === 0) db.prepare("UPDATE outbox SET state = 'done', updated_at_ms = ? WHERE id = ? AND state = 'ready'").run(nowMs, outboxId);
+}
+
+// ---- intake bookkeeping -------------------------------------------------------
+
+export function getCursorSec(db: Db, relay: string): number | null {
+  const r = db.prepare("SELECT since_sec FROM relay_cursors WHERE relay = ?").get(relay) as { since_sec: number } | undefined;
+  return r ? r.since_sec : null;
+}
+
+/** Only moves forward. */
+export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: number): void {
+  db.prepare(
+    `INSERT INTO relay_cursors (relay, since_sec, updated_at_ms) VALUES (?, ?, ?)
+     ON CONFLICT(relay) DO UPDATE SET since_sec = MAX(since_sec, excluded.since_sec), updated_at_ms = excluded.updated_at_ms`,
+  ).run(relay, sinceSec, nowMs);
+}
+
+/** True the first time an event id is seen (dedupe across relays and restarts). */
+export function markSeen(db: Db, eventId: string, kind: number, nowMs: number): boolean {
+  return db.prepare("INSERT OR IGNORE INTO seen_events (event_id, kind, seen_at_ms) VALUES (?, ?, ?)").run(eventId, kind, nowMs).changes === 1;
+}
