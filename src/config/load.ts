@@ -99,7 +99,7 @@ export function loadConfig(opts: LoadOptions = {}): RuntimeConfig {
 const ENV_OVERRIDES: { name: string; apply: (c: Record<string, any>, v: number) => void }[] = [
   ...TIERS.map((tier) => ({
     name: `FREE_TIER_BUDGET_${tier.toUpperCase()}`,
-    apply: (c: Record<string, any>, v: number) => (((c.freeTier ??= {}).budgetsSats ??= { ...defaultBudgetsSats })[tier] = v),
+    apply: (c: Record<string, any>, v: number) => (((c.freeTier ??= {}).budgetsSats ??= {})[tier] = v),
   })),
   { name: "FREE_TIER_POOL_INITIAL_SATS", apply: (c, v) => ((c.freeTier ??= {}).poolInitialSats = v) },
   { name: "FREE_TIER_POOL_CREDIT_PCT", apply: (c, v) => ((c.freeTier ??= {}).poolCreditPct = v) },
@@ -108,7 +108,6 @@ const ENV_OVERRIDES: { name: string; apply: (c: Record<string, any>, v: number) 
   { name: "TRUST_DECAY_AFTER_DAYS", apply: (c, v) => ((c.trust ??= {}).decayAfterDays = v) },
   { name: "TRUST_DECAY_PER_DAY", apply: (c, v) => ((c.trust ??= {}).decayPerDay = v) },
 ];
-const defaultBudgetsSats = { new: 0, established: 50, trusted: 200, elite: 1000 };
 
 function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return raw;
@@ -126,7 +125,13 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
 
 export function formatZodError(err: z.ZodError): string {
   return err.issues
-    .map((i) => `${i.path.length ? i.path.join(".") : "(config)"}: ${i.message}`)
+    .map((i) => {
+      const where = i.path.length ? i.path.join(".") : "(config)";
+      // zod reports a bad record key as "Invalid key in record"; say what was expected.
+      const inner = (i as { issues?: { message: string }[] }).issues;
+      const message = i.code === "invalid_key" && inner?.length ? inner.map((x) => x.message).join(", ") : i.message;
+      return `${where}: ${message}`;
+    })
     .join("; ");
 }
 

@@ -19,8 +19,9 @@ const secretRef = z.string().min(1, "must not be empty");
 
 const kindKey = z.string().regex(/^5\d{3}$/, "job kinds are 5000–5999");
 
+// Each tier may be given alone; the others keep the seed's defaults.
 export const tierBudgets = z
-  .object({ new: sats, established: sats, trusted: sats, elite: sats })
+  .object({ new: sats.default(0), established: sats.default(50), trusted: sats.default(200), elite: sats.default(1000) })
   .strict();
 
 export const configSchema = z
@@ -52,7 +53,7 @@ export const configSchema = z
       .prefault({}),
     freeTier: z
       .object({
-        budgetsSats: tierBudgets.default({ new: 0, established: 50, trusted: 200, elite: 1000 }),
+        budgetsSats: tierBudgets.prefault({}),
         poolInitialSats: sats.default(10_000),
         poolCreditPct: z.number().int("must be a whole percentage").min(0).max(100).default(10),
         maxPendingPerPubkey: z.number().int().min(0).max(1000).default(3),
