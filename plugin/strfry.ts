@@ -1,0 +1,165 @@
+// strfry write-policy adapter: strfry's JSON-lines protocol (docs/plugins.md) over the
+// gate policy. One answer line per request line, in order, on stdout and nothing else
+// there; logs go to stderr. Every path that cannot decide answers `reject` (fail
+// closed) and the process keeps serving: exiting would make strfry restart us on the
+// next write, over and over, rejecting everything with a bare `error: internal error`.
+import type { Event } from "nostr-tools";
+import { pino, type Logger } from "pino";
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { loadConfig, type RuntimeConfig } from "../src/config/load.js";
+import { buildGatePolicy } from "./gate-policy.js";
+import { LineSplitter, type LineItem } from "./line-splitter.js";
+import { PolicyUnavailableError, reject, type Policy, type PolicyResult, type SourceType } from "./policy.js";
+import { SqliteTierLookup } from "./tier-lookup.js";
+
+/** Far above strfry's own `events.maxEventSize` (64 KiB by default) and the gate's 1 MiB cap. */
+export const MAX_LINE_BYTES = 2 * 1_048_576;
+
+const SOURCE_TYPES: ReadonlySet<string> = new Set<SourceType>(["IP4", "IP6", "Import", "Stream", "Sync", "Stored"]);
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export interface StrfryAnswer {
+  id: string;
+  action: PolicyResult["action"];
+  msg: string;
+}
+
+export class StrfryAdapter {
+  constructor(
+    private readonly policy: Policy,
+    private readonly clock: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  /** The answer line for one input item, or null when strfry expects none. */
+  answer(item: LineItem): string | null {
+    const a = item.kind === "oversize" ? oversizeAnswer(item.bytes, item.eventId) : this.answerText(item.text);
+    if (a === null) return null;
+    if (a.action !== "accept") this.log.debug({ id: a.id, action: a.action, msg: a.msg }, "not accepted");
+    return JSON.stringify(a);
+  }
+
+  private answerText(text: string): StrfryAnswer | null {
+    // strfry never sends blank lines; a stray one (a human at a terminal) is not a request.
+    if (text.trim() === "") return null;
+    let req: unknown;
+    try {
+      req = JSON.parse(text);
+    } catch {
+      return { id: "", ...reject("invalid: input line is not JSON") };
+    }
+    try {
+      return this.answerRequest(req);
+    } catch (err) {
+      this.log.error({ err }, "could not answer a request");
+      return { id: idOf(req), action: "reject", msg: "error: internal error" };
+    }
+  }
+
+  private answerRequest(req: unknown): StrfryAnswer | null {
+    if (req === null || typeof req !== "object" || Array.isArray(req)) return { id: "", ...reject("invalid: input is not a JSON object") };
+    const r = req as Record<string, unknown>;
+    // Older strfry replays recent events as `lookback` on start-up and reads no answer.
+    if (r.type === "lookback") return null;
+    const id = idOf(req);
+    if (r.type !== "new") return { id, ...reject(`invalid: unknown request type ${JSON.stringify(String(r.type)).slice(0, 40)}`) };
+    if (r.event === null || typeof r.event !== "object" || Array.isArray(r.event)) return { id, ...reject("invalid: request has no event") };
+    const shape = eventShapeProblem(r.event as Record<string, unknown>);
+    if (shape) return { id, ...reject(`invalid: ${shape}`) };
+    if (typeof r.sourceType !== "string" || !SOURCE_TYPES.has(r.sourceType))
+      return { id, ...reject(`invalid: unknown sourceType ${JSON.stringify(String(r.sourceType)).slice(0, 40)}`) };
+    const result = this.policy.call({
+      event: r.event as Event,
+      sourceType: r.sourceType as SourceType,
+      sourceInfo: typeof r.sourceInfo === "string" ? r.sourceInfo : "",
+      nowMs: this.clock(),
+    });
+    return { id, action: result.action, msg: result.msg };
+  }
+}
+
+function idOf(req: unknown): string {
+  const ev = (req as { event?: { id?: unknown } } | null)?.event;
+  return ev && typeof ev === "object" && typeof ev.id === "string" && HEX64.test(ev.id) ? ev.id : "";
+}
+
+function oversizeAnswer(bytes: number, eventId: string): StrfryAnswer {
+  return { id: eventId, ...reject(`invalid: event is ${bytes} bytes, over this relay's limit of ${MAX_LINE_BYTES}`) };
+}
+
+/** strfry checked ids and signatures already; this only guards the fields policies read. */
+function eventShapeProblem(ev: Record<string, unknown>): string | null {
+  if (typeof ev.id !== "string" || !HEX64.test(ev.id)) return "event id must be 64 lowercase hex characters";
+  if (typeof ev.pubkey !== "string" || !HEX64.test(ev.pubkey)) return "event pubkey must be 64 lowercase hex characters";
+  if (typeof ev.kind !== "number" || !Number.isInteger(ev.kind) || ev.kind < 0 || ev.kind > 65_535) return "event kind must be an integer 0–65535";
+  if (typeof ev.created_at !== "number" || !Number.isInteger(ev.created_at)) return "event created_at must be a whole number";
+  if (!Array.isArray(ev.tags)) return "event tags must be an array";
+  if (typeof ev.content !== "string") return "event content must be a string";
+  return null;
+}
+
+/** A policy for when the config could not be loaded: every event is refused, with the reason. */
+class RefuseAll implements Policy {
+  readonly name = "refuse-all";
+  constructor(private readonly msg: string) {}
+  call(): PolicyResult {
+    return reject(this.msg);
+  }
+}
+
+export function makePluginLogger(level: RuntimeConfig["log"]["level"]): Logger {
+  return pino({ name: "dvm-gate-plugin", level }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** The long-lived process strfry starts: stdin lines in, stdout answers out. */
+export function runStrfryPlugin(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): void {
+  const { values } = parseArgs({ args: argv, options: { config: { type: "string" } }, strict: false });
+  let cfg: RuntimeConfig | null = null;
+  let log: Logger;
+  let policy: Policy;
+  let lookup: SqliteTierLookup | null = null;
+  try {
+    cfg = loadConfig({ configPath: typeof values.config === "string" ? values.config : undefined, env });
+  } catch (err) {
+    log = makePluginLogger("info");
+    log.error(`dvm-gate plugin cannot start: ${(err as Error).message}; rejecting every event until the config is fixed`);
+    policy = new RefuseAll("error: dvm-gate plugin is misconfigured");
+  }
+  if (cfg) {
+    const l = makePluginLogger(cfg.log.level);
+    log = l;
+    lookup = new SqliteTierLookup({
+      path: cfg.database.path,
+      trust: cfg.trust,
+      busyTimeoutMs: cfg.database.busyTimeoutMs,
+      onStateChange: (ok, detail) => (ok ? l.info(detail) : l.error(`${detail}; rejecting every event until it is readable`)),
+    });
+    // An unavailable database is reported once per change by the lookup, not per event.
+    policy = buildGatePolicy(cfg, lookup, (err, name) => {
+      if (!(err instanceof PolicyUnavailableError)) l.error({ err, policy: name }, "policy failed; event rejected");
+    });
+    log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
+    lookup.open(Date.now());
+  }
+  const adapter = new StrfryAdapter(policy!, () => Date.now(), log!);
+  const splitter = new LineSplitter(MAX_LINE_BYTES, (item) => {
+    const line = adapter.answer(item);
+    // Pipes are written synchronously on Linux: each answer is out before the next read.
+    if (line !== null) process.stdout.write(line + "\n");
+  });
+  const stop = (code: number) => {
+    lookup?.close();
+    process.exit(code);
+  };
+  process.stdin.on("data", (chunk: Buffer) => splitter.push(chunk));
+  process.stdin.on("end", () => {
+    splitter.end();
+    stop(0);
+  });
+  process.stdout.on("error", () => stop(0)); // strfry went away (EPIPE)
+  process.on("SIGTERM", () => stop(0));
+  process.on("SIGINT", () => stop(0));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) runStrfryPlugin();

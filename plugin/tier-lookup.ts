@@ -1,0 +1,125 @@
+// Who is this pubkey to the gate: effective tier and ban, read from the service's
+// SQLite file. Read-only by construction (the connection is opened read-only, one
+// prepared statement, no writes ever), so the plugin never competes with the service
+// for the write lock and never changes the books.
+import type { Statement } from "better-sqlite3";
+import { existsSync } from "node:fs";
+import type { TrustSettings } from "../src/config/load.js";
+import { openDb, type Db } from "../src/ledger/db.js";
+import { effectiveTier, type Tier, type TrustState } from "../src/policy/tiers.js";
+import { PolicyUnavailableError } from "./policy.js";
+
+export interface TierInfo {
+  tier: Tier;
+  banned: boolean;
+}
+
+export interface TierLookup {
+  /** Throws PolicyUnavailableError when the answer cannot be known (fail closed). */
+  lookup(pubkey: string, nowMs: number): TierInfo;
+}
+
+interface IdentityRow {
+  score: number;
+  score_at_ms: number;
+  last_active_ms: number | null;
+  pinned_tier: Tier | null;
+  banned: number;
+  wot_floor: Tier | null;
+}
+
+export interface SqliteTierLookupOptions {
+  path: string;
+  trust: TrustSettings;
+  busyTimeoutMs: number;
+  /** While the file is missing or unreadable, how often to try opening it again. */
+  reopenIntervalMs?: number;
+  /** Told once per change between available and unavailable, never per event. */
+  onStateChange?: (available: boolean, detail: string) => void;
+}
+
+export class SqliteTierLookup implements TierLookup {
+  private db: Db | null = null;
+  private byPubkey: Statement | null = null;
+  private lastAttemptMs = -Infinity;
+  private lastProblem: string | null = null;
+  private readonly reopenIntervalMs: number;
+
+  constructor(private readonly opts: SqliteTierLookupOptions) {
+    this.reopenIntervalMs = opts.reopenIntervalMs ?? 1000;
+  }
+
+  /** Opens the file now; returns the problem (also reported) when it cannot. */
+  open(nowMs: number): string | null {
+    this.lastAttemptMs = nowMs;
+    const path = this.opts.path;
+    let problem: string;
+    if (!existsSync(path)) {
+      problem = `dvm-gate database ${path} does not exist yet (start the dvm-gate service once to create it)`;
+    } else {
+      try {
+        const db = openDb(path, { readonly: true, busyTimeoutMs: this.opts.busyTimeoutMs });
+        this.byPubkey = db.prepare(
+          "SELECT score, score_at_ms, last_active_ms, pinned_tier, banned, wot_floor FROM identities WHERE pubkey = ?",
+        );
+        this.db = db;
+        this.lastProblem = null;
+        this.opts.onStateChange?.(true, `reading ${path} read-only`);
+        return null;
+      } catch (err) {
+        problem = `cannot read dvm-gate database ${path}: ${(err as Error).message}`;
+      }
+    }
+    if (problem !== this.lastProblem) this.opts.onStateChange?.(false, problem);
+    this.lastProblem = problem;
+    return problem;
+  }
+
+  lookup(pubkey: string, nowMs: number): TierInfo {
+    if (!this.byPubkey) {
+      if (nowMs - this.lastAttemptMs >= this.reopenIntervalMs) this.open(nowMs);
+      if (!this.byPubkey) throw new PolicyUnavailableError("dvm-gate database not available");
+    }
+    const row = this.byPubkey.get(pubkey) as IdentityRow | undefined;
+    // No row: a pubkey the gate has never seen, which is what tier `new` means.
+    if (!row) return { tier: "new", banned: false };
+    const s: TrustState = {
+      score: row.score,
+      scoreAtMs: row.score_at_ms,
+      lastActiveMs: row.last_active_ms,
+      pinnedTier: row.pinned_tier,
+      banned: row.banned === 1,
+      wotFloor: row.wot_floor,
+    };
+    return { tier: effectiveTier(s, nowMs, this.opts.trust), banned: s.banned };
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = null;
+    this.byPubkey = null;
+  }
+}
+
+/**
+ * Several policies ask about the same pubkey for one event; this answers the repeats
+ * from the first read. It remembers one answer only, keyed by pubkey and clock, so it
+ * can never serve a stale ban to a later event.
+ */
+export class PerEventTierLookup implements TierLookup {
+  private lastPubkey = "";
+  private lastNowMs = NaN;
+  private last: TierInfo | null = null;
+
+  constructor(private readonly inner: TierLookup) {}
+
+  lookup(pubkey: string, nowMs: number): TierInfo {
+    if (this.last && pubkey === this.lastPubkey && nowMs === this.lastNowMs) return this.last;
+    this.last = null;
+    const info = this.inner.lookup(pubkey, nowMs);
+    this.lastPubkey = pubkey;
+    this.lastNowMs = nowMs;
+    this.last = info;
+    return info;
+  }
+}
