@@ -693,6 +693,35 @@ export class Ledger {
     this.tx(() => this.updateTrust(pubkey, nowMs, (s) => ({ ...s, wotFloor: tier }), "wot-floor", `${tier ?? "none"} from ${source}`));
   }
 
+  /**
+   * Replaces every web-of-trust floor at once with `floors` (pubkey → tier), in one
+   * transaction: pubkeys no longer vouched for lose their floor. Returns how many changed.
+   */
+  replaceWotFloors(floors: ReadonlyMap<string, Tier>, source: string, nowMs: number): { set: number; cleared: number } {
+    for (const [pk, tier] of floors) {
+      assertHex64(pk, "pubkey");
+      if (!isTier(tier)) throw new LedgerInputError(`tier: expected one of new, established, trusted, elite`);
+    }
+    assertNow(nowMs);
+    return this.tx(() => {
+      let set = 0;
+      let cleared = 0;
+      const current = this.db.prepare("SELECT pubkey FROM identities WHERE wot_floor IS NOT NULL").all() as { pubkey: string }[];
+      for (const { pubkey } of current) {
+        if (floors.has(pubkey)) continue;
+        this.updateTrust(pubkey, nowMs, (s) => ({ ...s, wotFloor: null }), "wot-floor", `none from ${source}`);
+        cleared++;
+      }
+      for (const [pubkey, tier] of floors) {
+        const row = this.st.identity!.get(pubkey) as IdentityRow | undefined;
+        if (row?.wot_floor === tier) continue;
+        this.updateTrust(pubkey, nowMs, (s) => ({ ...s, wotFloor: tier }), "wot-floor", `${tier} from ${source}`);
+        set++;
+      }
+      return { set, cleared };
+    });
+  }
+
   /** Abuse lowers the score by the configured penalty (× `times`). */
   recordAbuse(pubkey: string, reason: string, nowMs: number, times = 1): IdentityView {
     assertHex64(pubkey, "pubkey");
