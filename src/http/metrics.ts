@@ -1,0 +1,124 @@
+// Prometheus metrics of the gate, in a registry of our own: several gates (or tests)
+// in one process never share counters, and nothing leaks into prom-client's global one.
+// Label values are bounded: outcomes are a fixed set, relays are capped, routes are
+// the known paths, so a hostile or misconfigured input cannot blow up cardinality.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { Totals } from "../ledger/ledger.js";
+
+export const DECISION_OUTCOMES = ["free", "partial", "gate", "blocked", "error", "ignored"] as const;
+export type DecisionOutcome = (typeof DECISION_OUTCOMES)[number];
+
+/** Distinct relay label values before further relays are counted as "other". */
+export const MAX_RELAY_LABELS = 32;
+export const OTHER_LABEL = "other";
+
+export const HTTP_ROUTES = ["/", "/healthz", "/metrics", "/estimate"] as const;
+const STATUS_CLASSES = ["2xx", "3xx", "4xx", "5xx"] as const;
+
+export interface GateMetricsOptions {
+  /** Node process metrics (CPU, memory, event loop) in the same registry. */
+  processMetrics?: boolean;
+}
+
+export class GateMetrics {
+  readonly registry: Registry;
+  private readonly decisions: Counter<"outcome">;
+  private readonly replies: Counter<"relay" | "result">;
+  private readonly grants: Counter;
+  private readonly absorbed: Counter;
+  private readonly poolGauges: Record<keyof Totals, Gauge>;
+  private readonly relayUp: Gauge<"relay">;
+  private readonly httpRequests: Counter<"route" | "status">;
+  private readonly relayLabels = new Set<string>();
+
+  constructor(opts: GateMetricsOptions = {}) {
+    const registry = new Registry();
+    this.registry = registry;
+    const registers = [registry];
+    this.decisions = new Counter({
+      name: "dvm_gate_decisions_total",
+      help: "Job requests by outcome: free, partial, gate, blocked, error (answered with error feedback), ignored (dropped silently).",
+      labelNames: ["outcome"],
+      registers,
+    });
+    // Every outcome shows up at 0 from the start, so rate() and absent() behave.
+    for (const o of DECISION_OUTCOMES) this.decisions.inc({ outcome: o }, 0);
+    this.replies = new Counter({
+      name: "dvm_gate_replies_published_total",
+      help: `Reply events sent to relays, by relay (at most ${MAX_RELAY_LABELS} distinct, then "${OTHER_LABEL}") and result (ok, failed).`,
+      labelNames: ["relay", "result"],
+      registers,
+    });
+    this.grants = new Counter({ name: "dvm_gate_grants_total", help: "Posted reservations that absorbed msats (grant events).", registers });
+    this.absorbed = new Counter({ name: "dvm_gate_grant_absorbed_msats_total", help: "Msats absorbed by the pool in grants since start.", registers });
+    const gauge = (name: string, help: string) => new Gauge({ name, help, registers });
+    this.poolGauges = {
+      initialMsats: gauge("dvm_gate_pool_initial_msats", "Msats the pool was seeded with."),
+      creditedMsats: gauge("dvm_gate_pool_credited_msats", "Msats credited to the pool since seeding (operator and paid jobs)."),
+      absorbedMsats: gauge("dvm_gate_pool_absorbed_msats", "Msats the pool has given away in posted reservations."),
+      pendingMsats: gauge("dvm_gate_pool_pending_msats", "Msats held by pending reservations."),
+      poolMsats: gauge("dvm_gate_pool_balance_msats", "Msats available to new reservations."),
+    };
+    this.relayUp = new Gauge({
+      name: "dvm_gate_relay_connected",
+      help: `1 while the relay connection is up, 0 while down (at most ${MAX_RELAY_LABELS} distinct relays, then "${OTHER_LABEL}").`,
+      labelNames: ["relay"],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: "dvm_gate_http_requests_total",
+      help: "HTTP requests by route (known paths, else other) and status class.",
+      labelNames: ["route", "status"],
+      registers,
+    });
+    if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: "dvm_gate_" });
+  }
+
+  decision(outcome: DecisionOutcome): void {
+    if (!(DECISION_OUTCOMES as readonly string[]).includes(outcome)) throw new Error(`invariant: unknown decision outcome ${String(outcome)}`);
+    this.decisions.inc({ outcome });
+  }
+
+  replyPublished(relay: string, ok: boolean): void {
+    this.replies.inc({ relay: this.relayLabel(relay), result: ok ? "ok" : "failed" });
+  }
+
+  grant(absorbedMsats: number): void {
+    if (!Number.isSafeInteger(absorbedMsats) || absorbedMsats < 0) throw new Error(`invariant: absorbed msats must be a whole number ≥ 0, got ${absorbedMsats}`);
+    this.grants.inc();
+    this.absorbed.inc(absorbedMsats);
+  }
+
+  setPool(t: Totals): void {
+    for (const key of Object.keys(this.poolGauges) as (keyof Totals)[]) this.poolGauges[key].set(t[key]);
+  }
+
+  relayConnected(relay: string, up: boolean): void {
+    this.relayUp.set({ relay: this.relayLabel(relay) }, up ? 1 : 0);
+  }
+
+  httpRequest(path: string, statusCode: number): void {
+    const route = (HTTP_ROUTES as readonly string[]).includes(path) ? path : OTHER_LABEL;
+    const status = STATUS_CLASSES[Math.floor(statusCode / 100) - 2] ?? "5xx";
+    this.httpRequests.inc({ route, status });
+  }
+
+  /** Requests per outcome since this process started (for the operator page). */
+  async decisionCounts(): Promise<Record<DecisionOutcome, number>> {
+    const out = Object.fromEntries(DECISION_OUTCOMES.map((o) => [o, 0])) as Record<DecisionOutcome, number>;
+    for (const v of (await this.decisions.get()).values) {
+      const o = v.labels.outcome;
+      if (typeof o === "string" && o in out) out[o as DecisionOutcome] = v.value;
+    }
+    return out;
+  }
+
+  /** Relay URLs as labels: the first MAX_RELAY_LABELS distinct ones, then "other". */
+  private relayLabel(relay: string): string {
+    const label = String(relay).slice(0, 200);
+    if (this.relayLabels.has(label)) return label;
+    if (this.relayLabels.size >= MAX_RELAY_LABELS) return OTHER_LABEL;
+    this.relayLabels.add(label);
+    return label;
+  }
+}
