@@ -1,0 +1,376 @@
+// The running gate: relay intake → validation → decision (with its reply written in the
+// same transaction) → outbox publisher; invoices and payments; settlement by workers'
+// results and errors and customers' deletions; the expiry sweep; pool status events.
+// Every state change is one ledger transaction with no I/O inside; everything with
+// I/O (relays, the wallet) happens after commit and is retried from durable rows.
+import { getPublicKey, type Event, type EventTemplate, type VerifiedEvent } from "nostr-tools/pure";
+import type { Filter } from "nostr-tools/filter";
+import type { Logger } from "pino";
+import type { RuntimeConfig } from "../config/load.js";
+import type { Ledger, RequestRecord, Totals } from "../ledger/ledger.js";
+import type { PaymentBackend } from "../payments/types.js";
+import type { Tier } from "../policy/tiers.js";
+import { checkJobRequest, type JobRequest } from "./job-request.js";
+import { readSettlementSignal } from "./job-events.js";
+import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "./feedback.js";
+import { signEvent } from "./verify.js";
+import { enqueue, getCursorSec, markSeen, saveCursorSec, saveRequestMeta } from "./outbox-store.js";
+import { RecentIds, RelayIntake } from "./intake.js";
+import { OutboxPublisher } from "./publisher.js";
+import { Invoicing } from "./invoicing.js";
+import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.js";
+import { poolStatusTemplate } from "./announce.js";
+
+/** What the service reports to metrics (GateMetrics implements it). */
+export interface MetricsSink {
+  decision(outcome: "free" | "partial" | "gate" | "blocked" | "error" | "ignored"): void;
+  replyPublished(relay: string, ok: boolean): void;
+  grant(absorbedMsats: number): void;
+  setPool(t: Totals): void;
+  relayConnected?(relay: string, up: boolean): void;
+}
+
+export interface GateServiceTuning {
+  /** How often expired requests are swept (also at start). */
+  expirySweepMs?: number;
+  /** How often open invoices are looked up and pending invoices retried. */
+  paymentPollMs?: number;
+  /** Longest wait of the publisher between outbox polls. */
+  publishPollMs?: number;
+  /** Pool status events at most this often (after grants), and at least this often… */
+  poolStatusMinIntervalMs?: number;
+  /** …and at least this often. */
+  poolStatusMaxIntervalMs?: number;
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  cursorOverlapSec?: number;
+  /** The service's clock; tests move it to expire offers without waiting. */
+  nowMs?: () => number;
+}
+
+export interface GateServiceOptions {
+  cfg: RuntimeConfig;
+  ledger: Ledger;
+  backend: PaymentBackend;
+  log: Logger;
+  metrics?: MetricsSink | null;
+  secretKey: Uint8Array;
+  opts?: GateServiceTuning;
+}
+
+/** Error replies are kept by relays for this long (NIP-40). */
+const ERROR_REPLY_TTL_SEC = 3600;
+const FEEDBACK_KIND = 7000;
+const DELETION_KIND = 5;
+
+export class GateService {
+  readonly gatePubkey: string;
+  readonly relays: string[];
+  readonly intake: RelayIntake;
+  readonly publisher: OutboxPublisher;
+  readonly invoicing: Invoicing;
+  private readonly cfg: RuntimeConfig;
+  private readonly ledger: Ledger;
+  private readonly backend: PaymentBackend;
+  private readonly log: Logger;
+  private readonly metrics: MetricsSink | null;
+  private readonly secretKey: Uint8Array;
+  private readonly t: Required<Omit<GateServiceTuning, "nowMs">>;
+  readonly nowMs: () => number;
+  private readonly workers: Set<string>;
+  private readonly jobKinds: number[];
+  private readonly recent = new RecentIds();
+  private readonly settlement: SettlementDeps;
+  private timers: NodeJS.Timeout[] = [];
+  private unhint: (() => void) | null = null;
+  private poolStatusAtMs = 0;
+  private poolStatusTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+  private started = false;
+
+  constructor(o: GateServiceOptions) {
+    this.cfg = o.cfg;
+    this.ledger = o.ledger;
+    this.backend = o.backend;
+    this.log = o.log;
+    this.metrics = o.metrics ?? null;
+    this.secretKey = o.secretKey;
+    this.nowMs = o.opts?.nowMs ?? (() => Date.now());
+    this.t = {
+      expirySweepMs: 15_000,
+      paymentPollMs: 5_000,
+      publishPollMs: 1_000,
+      poolStatusMinIntervalMs: 10_000,
+      poolStatusMaxIntervalMs: 15 * 60_000,
+      reconnectBaseMs: 500,
+      reconnectMaxMs: 60_000,
+      cursorOverlapSec: 60,
+      ...Object.fromEntries(Object.entries(o.opts ?? {}).filter(([k, v]) => k !== "nowMs" && v !== undefined)),
+    };
+    this.gatePubkey = getPublicKey(this.secretKey);
+    this.relays = [...new Set(o.cfg.nostr.relays)];
+    this.workers = new Set([...o.cfg.jobs.workerPubkeys, this.gatePubkey]);
+    this.jobKinds = [...o.cfg.jobs.priceMsatsByKind.keys()].sort((a, b) => a - b);
+    const signAuth = async (t: EventTemplate) => signEvent(t, this.secretKey) as VerifiedEvent;
+
+    this.settlement = {
+      ledger: this.ledger,
+      log: this.log,
+      secretKey: this.secretKey,
+      relays: this.relays,
+      nowMs: this.nowMs,
+      onQueued: () => this.publisher.kick(),
+      onGrant: (absorbedMsats) => {
+        this.metrics?.grant(absorbedMsats);
+        this.schedulePoolStatus();
+      },
+    };
+    this.publisher = new OutboxPublisher({
+      db: this.ledger.db,
+      log: this.log.child({ part: "publisher" }),
+      nowMs: this.nowMs,
+      signAuth,
+      pollMs: this.t.publishPollMs,
+      onPublished: (relay, ok) => this.metrics?.replyPublished(relay, ok),
+    });
+    this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
+    this.intake = new RelayIntake({
+      relays: this.relays,
+      filters: (since) => this.filters(since),
+      loadCursorSec: (relay) => getCursorSec(this.ledger.db, relay),
+      saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, sec, this.nowMs())),
+      onEvent: (ev, relay) => this.onEvent(ev, relay),
+      signAuth,
+      log: this.log.child({ part: "intake" }),
+      nowMs: this.nowMs,
+      overlapSec: this.t.cursorOverlapSec,
+      firstSinceAgoSec: this.cfg.jobs.maxRequestAgeSec,
+      backoffBaseMs: this.t.reconnectBaseMs,
+      backoffMaxMs: this.t.reconnectMaxMs,
+    });
+  }
+
+  filters(since: number): Filter[] {
+    const workers = [...this.workers];
+    return [
+      // No "#p" filter: open requests (without a p tag) are for any provider, us included.
+      { kinds: this.jobKinds, since },
+      { kinds: this.jobKinds.map((k) => k + 1000), authors: workers, since },
+      { kinds: [FEEDBACK_KIND], authors: workers, since },
+      { kinds: [DELETION_KIND], since },
+    ];
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.relays.length === 0) this.log.warn("no relays configured (nostr.relays): nothing will be received or published");
+    this.publisher.start();
+    await this.sweep();
+    this.unhint = this.backend.onPaymentHint((hash) => void this.invoicing.checkPayments([hash]));
+    this.every(this.t.expirySweepMs, () => this.sweep());
+    this.every(this.t.paymentPollMs, async () => {
+      await this.invoicing.issuePending();
+      await this.invoicing.checkPayments();
+    });
+    this.every(this.t.poolStatusMaxIntervalMs, async () => this.publishPoolStatus());
+    // Rows left by a previous run (or written by `dvm-gate settle`) go out now.
+    void this.invoicing.issuePending();
+    this.intake.start();
+    this.publishPoolStatus();
+    this.log.info({ gate: this.gatePubkey, relays: this.relays, kinds: this.jobKinds, workers: this.workers.size }, "gate service started");
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.intake.stop();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.poolStatusTimer) clearTimeout(this.poolStatusTimer);
+    this.poolStatusTimer = null;
+    this.unhint?.();
+    this.unhint = null;
+    await this.sweeping;
+    await this.invoicing.issuePending().catch(() => {});
+    await this.publisher.stop();
+    this.log.info("gate service stopped");
+  }
+
+  private every(ms: number, fn: () => Promise<void> | void): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      Promise.resolve()
+        .then(fn)
+        .catch((err) => this.log.error({ err: (err as Error).message }, "periodic task failed"))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    this.timers.push(t);
+  }
+
+  /** Expires what is due (after a last look at its invoices) and closes dead invoices. */
+  sweep(): Promise<void> {
+    if (!this.sweeping) {
+      this.sweeping = (async () => {
+        const now = this.nowMs();
+        await this.invoicing.checkDue(now);
+        const r = this.ledger.expire(now);
+        this.invoicing.closeExpired(now);
+        if (r.requestsExpired > 0) {
+          this.log.info(r, "expired");
+          this.schedulePoolStatus();
+        }
+        this.metrics?.setPool(this.ledger.totals());
+        for (const relay of this.relays) this.metrics?.relayConnected?.(relay, this.intake.connectedRelays().includes(relay));
+      })().finally(() => {
+        this.sweeping = null;
+      });
+    }
+    return this.sweeping;
+  }
+
+  /** One incoming event from a relay. Never throws for bad input. */
+  onEvent(ev: Event, relay: string): void {
+    const id = (ev as { id?: unknown }).id;
+    if (typeof id !== "string" || this.recent.has(id)) return;
+    const kind = (ev as { kind?: unknown }).kind;
+    if (typeof kind === "number" && kind >= 5000 && kind <= 5999) this.onJobRequest(ev, relay);
+    else this.onSignal(ev);
+    this.recent.add(id);
+  }
+
+  private onSignal(ev: Event): void {
+    const s = readSettlementSignal(ev, this.workers, { gateSecretKey: this.secretKey });
+    if ("ignore" in s) {
+      this.log.trace({ id: ev.id, why: s.ignore }, "event ignored");
+      return;
+    }
+    const out = applySignal(this.settlement, s);
+    if (out.signal !== "result" || out.result.status !== "posted") this.schedulePoolStatusIfChanged(out);
+  }
+
+  private schedulePoolStatusIfChanged(out: ReturnType<typeof applySignal>): void {
+    const changed =
+      out.signal === "worker-error"
+        ? out.result.status === "voided"
+        : out.signal === "deletion"
+          ? out.results.some((r) => r.result.status === "voided")
+          : false;
+    if (changed) {
+      this.metrics?.setPool(this.ledger.totals());
+      this.schedulePoolStatus();
+    }
+  }
+
+  private onJobRequest(raw: Event, relay: string): void {
+    const now = this.nowMs();
+    const nowSec = Math.floor(now / 1000);
+    const v = checkJobRequest(raw, {
+      gatePubkey: this.gatePubkey,
+      priceMsatsByKind: this.cfg.jobs.priceMsatsByKind,
+      maxRequestBytes: this.cfg.jobs.maxRequestBytes,
+      maxRequestAgeSec: this.cfg.jobs.maxRequestAgeSec,
+      nowSec,
+      gateSecretKey: this.secretKey,
+    });
+    if (!v.ok && v.answer === "ignore") {
+      this.metrics?.decision("ignored");
+      this.log.debug({ id: (raw as { id?: unknown }).id, relay, why: v.reason }, "request ignored");
+      return;
+    }
+    if (!v.ok) {
+      const { event, customer, reason, abuse } = v;
+      const answered = this.ledger.tx(() => {
+        // Same bad request through several relays: one answer, one penalty.
+        if (!markSeen(this.ledger.db, event.id, event.kind, now)) return false;
+        const target: ReplyTarget = { requestId: event.id, customer, relayHint: relay, encryption: "none", expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
+        const ev = signEvent(errorFeedback(target, reason, nowSec), this.secretKey);
+        enqueue(this.ledger.db, { requestId: event.id, purpose: "feedback-error", event: ev, relays: this.relays, nowMs: now });
+        if (abuse) this.ledger.recordAbuse(customer, reason, now);
+        return true;
+      });
+      if (answered) {
+        this.metrics?.decision("error");
+        this.log.info({ id: event.id, customer, reason, abuse }, "request refused");
+        this.publisher.kick();
+      }
+      return;
+    }
+    this.decide(v.request, relay, now);
+  }
+
+  private decide(req: JobRequest, relay: string, now: number): void {
+    const nowSec = Math.floor(now / 1000);
+    const relays = replyRelaysFor(this.settlement, req.replyRelays);
+    const res = this.ledger.decide({ requestId: req.id, pubkey: req.customer, kind: req.kind, priceMsats: req.priceMsats }, now, (db, rec) => {
+      saveRequestMeta(db, { requestId: req.id, encryption: req.encryption, relayHint: relay, replyRelays: req.replyRelays, eventJson: JSON.stringify(req.event) });
+      const target: ReplyTarget = {
+        requestId: req.id,
+        customer: req.customer,
+        relayHint: relay,
+        encryption: req.encryption,
+        expiresAtSec: rec.expiresAtMs !== null ? Math.ceil(rec.expiresAtMs / 1000) : nowSec + ERROR_REPLY_TTL_SEC,
+      };
+      const signed = (t: EventTemplate) => signEvent(encryptTemplateFor(t, target, this.secretKey), this.secretKey);
+      const base = { requestId: req.id, relays, nowMs: now };
+      switch (rec.decision) {
+        case "free":
+          enqueue(db, {
+            ...base,
+            purpose: "feedback-processing",
+            event: signed(processingFeedback(target, { text: freeText(rec), freeTier: { label: "free", absorbedMsats: rec.absorbMsats } }, nowSec)),
+          });
+          break;
+        case "partial":
+        case "gate":
+          // The invoice is made after commit (no network in here); this row waits for it.
+          enqueue(db, { ...base, purpose: "feedback-payment-required", event: null });
+          break;
+        case "blocked":
+          enqueue(db, { ...base, purpose: "feedback-error", event: signed(errorFeedback(target, "blocked: this pubkey may not use this service", nowSec)) });
+          break;
+      }
+    });
+    if (res.status === "exists") return;
+    const rec = res.request;
+    this.metrics?.decision(rec.decision);
+    this.log.info({ id: rec.requestId, customer: rec.pubkey, kind: rec.kind, decision: rec.decision, tier: rec.tier, absorbMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats, reason: rec.reason }, "decided");
+    if (rec.decision === "partial" || rec.decision === "gate") void this.invoicing.issuePending();
+    else this.publisher.kick();
+    if (rec.absorbMsats > 0) this.metrics?.setPool(this.ledger.totals());
+  }
+
+  /** Pool status (a replaceable event): after changes, but at most every poolStatusMinIntervalMs. */
+  private schedulePoolStatus(): void {
+    if (this.poolStatusTimer || !this.started) return;
+    const waitMs = Math.max(0, this.poolStatusAtMs + this.t.poolStatusMinIntervalMs - Date.now());
+    this.poolStatusTimer = setTimeout(() => {
+      this.poolStatusTimer = null;
+      this.publishPoolStatus();
+    }, waitMs);
+  }
+
+  private publishPoolStatus(): void {
+    if (this.relays.length === 0) return;
+    try {
+      this.poolStatusAtMs = Date.now();
+      const now = this.nowMs();
+      this.ledger.tx(() => {
+        const t = this.ledger.totals();
+        const ev = signEvent(poolStatusTemplate(t, this.cfg.freeTier.budgetsMsats as Record<Tier, number>, Math.floor(now / 1000)), this.secretKey);
+        enqueue(this.ledger.db, { requestId: null, purpose: "pool-status", event: ev, relays: this.relays, nowMs: now });
+      });
+      this.publisher.kick();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not queue the pool status");
+    }
+  }
+}
+
+function freeText(rec: RequestRecord): string {
+  return rec.absorbMsats > 0 ? `free tier (${rec.tier}): the pool covers ${rec.absorbMsats} msats` : "free: this job costs nothing";
+}

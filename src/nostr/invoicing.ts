@@ -1,0 +1,199 @@
+// Invoices for partial and gated requests, and watching them get paid.
+//
+// The deciding transaction cannot call the wallet (no network inside a transaction),
+// so it leaves a `needs-invoice` outbox row. After commit we ask the backend for an
+// invoice, then one short transaction records it and fills the row with the signed
+// payment-required feedback. A crash between the two leaves the row as it was: on
+// restart a fresh invoice is created; the first one was never shown to anyone.
+//
+// Payment is believed only from `lookupInvoice`: hints (NWC notifications, webhooks)
+// and a timer only say when to look.
+import type { Logger } from "pino";
+import type { Ledger } from "../ledger/ledger.js";
+import type { PaymentBackend } from "../payments/types.js";
+import { abandon, fillPending, getRequestMeta, needingInvoice } from "./outbox-store.js";
+import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "./feedback.js";
+import { signEvent } from "./verify.js";
+import { applyPayment, type SettlementDeps } from "./settlement.js";
+
+/** An invoice with less time than this left on its offer is not worth issuing. */
+export const MIN_INVOICE_SEC = 5;
+
+export interface InvoicingDeps extends SettlementDeps {
+  backend: PaymentBackend;
+  invoiceExpirySec: number;
+}
+
+interface OpenInvoice {
+  payment_hash: string;
+  request_id: string;
+  expires_at_ms: number;
+}
+
+export class Invoicing {
+  private inFlight = new Set<number>();
+  private lookingUp = new Set<string>();
+  private issuing: Promise<void> | null = null;
+
+  constructor(private readonly d: InvoicingDeps) {}
+
+  /** Issues invoices for every needs-invoice row; concurrent calls share one pass. */
+  issuePending(): Promise<void> {
+    if (!this.issuing) {
+      this.issuing = this.issueAll().finally(() => {
+        this.issuing = null;
+      });
+    }
+    return this.issuing;
+  }
+
+  private async issueAll(): Promise<void> {
+    for (let pass = 0; pass < 50; pass++) {
+      const rows = needingInvoice(this.d.ledger.db, 50).filter((r) => !this.inFlight.has(r.outboxId));
+      if (rows.length === 0) return;
+      await Promise.all(rows.map((r) => this.issueOne(r.outboxId, r.requestId)));
+    }
+  }
+
+  private async issueOne(outboxId: number, requestId: string): Promise<void> {
+    this.inFlight.add(outboxId);
+    try {
+      const { ledger, log } = this.d;
+      const req = ledger.getRequest(requestId);
+      const now = this.d.nowMs();
+      const leftSec = req?.expiresAtMs != null ? Math.floor((req.expiresAtMs - now) / 1000) : 0;
+      if (!req || req.state !== "awaiting-payment" || req.chargeMsats <= 0 || leftSec < MIN_INVOICE_SEC) {
+        ledger.tx(() => abandon(ledger.db, outboxId, now));
+        log.info({ request: requestId, state: req?.state }, "no invoice: the request is no longer awaiting payment");
+        return;
+      }
+      // The invoice never outlives the offer it pays for.
+      const expirySec = Math.min(this.d.invoiceExpirySec, leftSec);
+      let inv;
+      try {
+        inv = await this.d.backend.createInvoice({
+          amountMsats: req.chargeMsats,
+          description: `dvm-gate job ${requestId.slice(0, 12)}`,
+          expirySec,
+          requestId,
+        });
+      } catch (err) {
+        log.warn({ request: requestId, err: (err as Error).message }, "invoice creation failed; will retry");
+        return;
+      }
+      const filledAt = this.d.nowMs();
+      const filled = ledger.tx(() => {
+        const cur = ledger.getRequest(requestId);
+        if (!cur || cur.state !== "awaiting-payment") {
+          abandon(ledger.db, outboxId, filledAt);
+          return false;
+        }
+        const meta = getRequestMeta(ledger.db, requestId);
+        const target: ReplyTarget = {
+          requestId,
+          customer: cur.pubkey,
+          relayHint: meta?.relayHint ?? "",
+          encryption: meta?.encryption ?? "none",
+          expiresAtSec: Math.floor(Math.min(inv.expiresAtMs, cur.expiresAtMs ?? inv.expiresAtMs) / 1000),
+        };
+        const nowSec = Math.min(Math.floor(filledAt / 1000), target.expiresAtSec - 1);
+        const text =
+          cur.decision === "partial"
+            ? `the free tier covers ${cur.absorbMsats} of ${cur.priceMsats} msats; pay the rest to start the job`
+            : `pay ${cur.chargeMsats} msats to start the job`;
+        const tpl = paymentRequiredFeedback(
+          target,
+          { text, chargeMsats: cur.chargeMsats, bolt11: inv.bolt11, ...(cur.decision === "partial" ? { partial: { absorbMsats: cur.absorbMsats } } : {}) },
+          nowSec,
+        );
+        const ev = signEvent(encryptTemplateFor(tpl, target, this.d.secretKey), this.d.secretKey);
+        ledger.db
+          .prepare(
+            "INSERT INTO invoices (payment_hash, request_id, bolt11, amount_msats, backend, state, expires_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
+          )
+          .run(inv.paymentHash, requestId, inv.bolt11, cur.chargeMsats, this.d.backend.name, inv.expiresAtMs, filledAt);
+        return fillPending(ledger.db, outboxId, ev, filledAt);
+      });
+      if (filled) {
+        log.info({ request: requestId, chargeMsats: req.chargeMsats, paymentHash: inv.paymentHash }, "invoice issued");
+        this.d.onQueued();
+      }
+    } catch (err) {
+      this.d.log.error({ request: requestId, err: (err as Error).message }, "issuing an invoice failed");
+    } finally {
+      this.inFlight.delete(outboxId);
+    }
+  }
+
+  /** Looks up open invoices (all of them, or those whose hash is given) and applies payments. */
+  async checkPayments(only?: string[]): Promise<number> {
+    const db = this.d.ledger.db;
+    const rows = only
+      ? only
+          .map((h) => db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE payment_hash = ? AND state = 'open'").get(h) as OpenInvoice | undefined)
+          .filter((r): r is OpenInvoice => r !== undefined)
+      : (db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE state = 'open' ORDER BY expires_at_ms LIMIT 200").all() as OpenInvoice[]);
+    let paid = 0;
+    await Promise.all(
+      rows.map(async (r) => {
+        if (this.lookingUp.has(r.payment_hash)) return;
+        this.lookingUp.add(r.payment_hash);
+        try {
+          const st = await this.d.backend.lookupInvoice(r.payment_hash);
+          if (st.state === "settled") {
+            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs));
+            const res = applyPayment(this.d, { requestId: r.request_id, paymentHash: r.payment_hash, amountMsats: st.amountMsats, atMs });
+            if (res.status === "paid") paid++;
+          } else if (st.state === "expired") {
+            this.markExpired(r.payment_hash);
+          }
+        } catch (err) {
+          this.d.log.warn({ paymentHash: r.payment_hash, err: (err as Error).message }, "invoice lookup failed");
+        } finally {
+          this.lookingUp.delete(r.payment_hash);
+        }
+      }),
+    );
+    return paid;
+  }
+
+  /**
+   * Before the expiry sweep: a last lookup of open invoices whose request is due, so a
+   * payment that arrived just before the deadline is not lost to the sweep.
+   */
+  async checkDue(nowMs: number): Promise<void> {
+    const due = this.d.ledger.db
+      .prepare(
+        `SELECT i.payment_hash FROM invoices i JOIN requests r ON r.request_id = i.request_id
+         WHERE i.state = 'open' AND r.state = 'awaiting-payment' AND r.expires_at_ms <= ? LIMIT 200`,
+      )
+      .all(nowMs) as { payment_hash: string }[];
+    if (due.length > 0) await this.checkPayments(due.map((r) => r.payment_hash));
+  }
+
+  /** After the expiry sweep: invoices of requests that can no longer be paid, and replies that will never get one. */
+  closeExpired(nowMs: number): void {
+    const { ledger } = this.d;
+    ledger.tx(() => {
+      ledger.db
+        .prepare(
+          // By the request's state, not the invoice's clock: until the request itself is
+          // swept, a late lookup may still find the invoice paid in time.
+          `UPDATE invoices SET state = 'expired' WHERE state = 'open'
+             AND request_id IN (SELECT request_id FROM requests WHERE state IN ('expired','failed','blocked'))`,
+        )
+        .run();
+      const stale = ledger.db
+        .prepare(
+          `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
+           WHERE o.state = 'needs-invoice' AND r.state <> 'awaiting-payment' LIMIT 500`,
+        )
+        .all() as { id: number }[];
+      for (const s of stale) abandon(ledger.db, s.id, nowMs);
+    });
+  }
+
+  private markExpired(paymentHash: string): void {
+    this.d.ledger.tx(() => this.d.ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'").run(paymentHash));
+  }
+}

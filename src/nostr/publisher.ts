@@ -1,0 +1,200 @@
+// The outbox publisher: delivers committed outbox rows to their relays, one delivery
+// row per (event, relay), and records each relay's OK. A row is only ever marked
+// delivered after the relay said OK (or "duplicate:"), so a crash at any point means
+// the same signed event is sent again — never a different one, never none: relays
+// dedupe by event id, so the customer sees each reply once.
+import { AbstractRelay } from "nostr-tools/abstract-relay";
+import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
+import WebSocket from "ws";
+import type { Logger } from "pino";
+import type { Db } from "../ledger/db.js";
+import { withBusyRetry } from "../ledger/db.js";
+import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "./outbox-store.js";
+
+export interface PublisherOptions {
+  db: Db;
+  log: Logger;
+  nowMs: () => number;
+  signAuth: (t: EventTemplate) => Promise<VerifiedEvent>;
+  onPublished?: (relay: string, ok: boolean, d: DueDelivery) => void;
+  /** Longest sleep between rounds: rows written by other processes (`dvm-gate settle`) are found this late. */
+  pollMs?: number;
+  publishTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Connections to relays unused this long are closed. */
+  idleCloseMs?: number;
+  /** At most this many relay connections at once (reply relays come from customers). */
+  maxConnections?: number;
+  batch?: number;
+}
+
+interface Conn {
+  relay: AbstractRelay;
+  lastUsedMs: number;
+}
+
+export class OutboxPublisher {
+  private conns = new Map<string, Conn>();
+  private running = false;
+  private stopped = true;
+  private wake: (() => void) | null = null;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly o: Required<Omit<PublisherOptions, "onPublished">> & Pick<PublisherOptions, "onPublished">;
+
+  constructor(opts: PublisherOptions) {
+    this.o = { pollMs: 1000, publishTimeoutMs: 8000, connectTimeoutMs: 8000, idleCloseMs: 60_000, maxConnections: 64, batch: 200, ...opts };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loopDone = this.loop();
+  }
+
+  /** Something was enqueued: publish now rather than at the next poll. */
+  kick(): void {
+    this.wake?.();
+  }
+
+  /** Finishes the round in progress, then closes every connection. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.kick();
+    await this.loopDone;
+    for (const c of this.conns.values()) safeClose(c.relay);
+    this.conns.clear();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      let sent = 0;
+      try {
+        sent = await this.round();
+      } catch (err) {
+        this.o.log.error({ err: (err as Error).message }, "publisher round failed");
+      }
+      this.closeIdle();
+      if (this.stopped) break;
+      if (sent > 0) continue;
+      const next = nextDeliveryAtMs(this.o.db);
+      const waitMs = next === null ? this.o.pollMs : Math.max(0, Math.min(this.o.pollMs, next - this.o.nowMs()));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(20, waitMs));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  /** One pass over the due deliveries; returns how many were attempted. */
+  async round(): Promise<number> {
+    const due = dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch);
+    if (due.length === 0) return 0;
+    const byRelay = new Map<string, DueDelivery[]>();
+    for (const d of due) byRelay.set(d.relay, [...(byRelay.get(d.relay) ?? []), d]);
+    await Promise.all([...byRelay].map(([relay, ds]) => this.deliverTo(relay, ds)));
+    return due.length;
+  }
+
+  private async deliverTo(url: string, ds: DueDelivery[]): Promise<void> {
+    let relay: AbstractRelay;
+    try {
+      relay = await this.connection(url);
+    } catch (err) {
+      const msg = `error: cannot connect: ${String((err as Error)?.message ?? err)}`;
+      this.record(ds.map((d) => ({ d, ok: false, msg })), url);
+      return;
+    }
+    const results = await Promise.all(ds.map(async (d) => ({ d, ...(await this.publishOne(relay, d.event)) })));
+    this.record(results, url);
+  }
+
+  private async publishOne(relay: AbstractRelay, ev: Event): Promise<{ ok: boolean; msg: string }> {
+    const attempt = async () => {
+      try {
+        return { ok: true, msg: (await relay.publish(ev)) || "ok" };
+      } catch (err) {
+        const msg = String((err as Error)?.message ?? err);
+        // NIP-01: the relay already has it. That is what we wanted.
+        return { ok: msg.startsWith("duplicate:"), msg };
+      }
+    };
+    const first = await attempt();
+    if (first.ok || !first.msg.startsWith("auth-required:")) return first;
+    try {
+      await relay.auth((t) => this.o.signAuth(t));
+    } catch (err) {
+      return { ok: false, msg: `auth-required: auth failed: ${String((err as Error)?.message ?? err)}` };
+    }
+    return attempt();
+  }
+
+  private record(results: { d: DueDelivery; ok: boolean; msg: string }[], url: string): void {
+    const now = this.o.nowMs();
+    withBusyRetry(() =>
+      this.o.db
+        .transaction(() => {
+          for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now);
+        })
+        .immediate(),
+    );
+    for (const r of results) {
+      if (!r.ok) this.o.log.warn({ relay: url, event: r.d.event.id, kind: r.d.event.kind, attempts: r.d.attempts + 1, msg: r.msg.slice(0, 200) }, "publish failed; will retry");
+      else this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");
+      this.o.onPublished?.(url, r.ok, r.d);
+    }
+  }
+
+  private async connection(url: string): Promise<AbstractRelay> {
+    const existing = this.conns.get(url);
+    if (existing && existing.relay.connected) {
+      existing.lastUsedMs = this.o.nowMs();
+      return existing.relay;
+    }
+    if (existing) {
+      safeClose(existing.relay);
+      this.conns.delete(url);
+    }
+    if (this.conns.size >= this.o.maxConnections) this.closeOldest();
+    const relay = new AbstractRelay(url, {
+      verifyEvent: () => true,
+      websocketImplementation: WebSocket as unknown as typeof globalThis.WebSocket,
+    });
+    relay.publishTimeout = this.o.publishTimeoutMs;
+    relay.onnotice = () => {};
+    relay.onauth = (t) => this.o.signAuth(t);
+    await relay.connect({ timeout: this.o.connectTimeoutMs });
+    this.conns.set(url, { relay, lastUsedMs: this.o.nowMs() });
+    return relay;
+  }
+
+  private closeIdle(): void {
+    const now = this.o.nowMs();
+    for (const [url, c] of this.conns) {
+      if (now - c.lastUsedMs > this.o.idleCloseMs || !c.relay.connected) {
+        safeClose(c.relay);
+        this.conns.delete(url);
+      }
+    }
+  }
+
+  private closeOldest(): void {
+    let oldest: [string, Conn] | null = null;
+    for (const e of this.conns) if (!oldest || e[1].lastUsedMs < oldest[1].lastUsedMs) oldest = e;
+    if (oldest) {
+      safeClose(oldest[1].relay);
+      this.conns.delete(oldest[0]);
+    }
+  }
+}
+
+function safeClose(r: AbstractRelay): void {
+  try {
+    r.close();
+  } catch {
+    /* already closed */
+  }
+}

@@ -1,0 +1,140 @@
+// Settlement (SPEC §2): what a worker's result, a worker's error feedback, a customer's
+// deletion or a confirmed payment does to a request, each in one ledger transaction
+// that also queues the events it causes (the grant, the "paid" feedback) in the outbox.
+import type { Event } from "nostr-tools/pure";
+import type { Logger } from "pino";
+import type { Ledger, PaidResult, SettleResult, FailResult } from "../ledger/ledger.js";
+import { enqueue, getRequestMeta } from "./outbox-store.js";
+import { processingFeedback, encryptTemplateFor, type ReplyTarget } from "./feedback.js";
+import { signEvent } from "./verify.js";
+import type { SettlementSignal } from "./job-events.js";
+
+export interface SettlementDeps {
+  ledger: Ledger;
+  log: Logger;
+  secretKey: Uint8Array;
+  /** Relays every gate event goes to. */
+  relays: string[];
+  nowMs: () => number;
+  /** Called after a commit that queued something to publish. */
+  onQueued: () => void;
+  onGrant?: (absorbedMsats: number) => void;
+}
+
+/** Where replies about a request go: our relays plus the ones its `relays` tag named. */
+export function replyRelaysFor(deps: { relays: string[] }, requestRelays: string[]): string[] {
+  return [...new Set([...deps.relays, ...requestRelays])];
+}
+
+/** The reply target of a decided request, from what was saved with its decision. */
+export function replyTargetFor(ledger: Ledger, requestId: string, expiresAtMs: number): (ReplyTarget & { replyRelays: string[] }) | null {
+  const req = ledger.getRequest(requestId);
+  const meta = getRequestMeta(ledger.db, requestId);
+  if (!req || !meta) return null;
+  return {
+    requestId,
+    customer: req.pubkey,
+    relayHint: meta.relayHint,
+    encryption: meta.encryption,
+    expiresAtSec: Math.ceil(expiresAtMs / 1000),
+    replyRelays: meta.replyRelays,
+  };
+}
+
+export type SignalOutcome =
+  | { signal: "result"; result: SettleResult }
+  | { signal: "worker-error"; result: FailResult }
+  | { signal: "deletion"; results: { requestId: string; result: FailResult | { status: "not_the_customer" } }[] };
+
+export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOutcome {
+  switch (s.type) {
+    case "result":
+      return { signal: "result", result: settleJob(deps, s.requestId, s.actualMsats, s.requestKind) };
+    case "worker-error": {
+      const result = deps.ledger.fail(s.requestId, `worker error: ${s.reason}`, deps.nowMs());
+      if (result.status === "voided") deps.log.info({ request: s.requestId, worker: s.worker, returnedMsats: result.returnedMsats }, "worker error: voided");
+      return { signal: "worker-error", result };
+    }
+    case "deletion": {
+      const results = s.requestIds.map((requestId) => {
+        const req = deps.ledger.getRequest(requestId);
+        // Only the customer who asked may cancel, and only an open job (fail refuses resolved ones).
+        if (!req) return { requestId, result: { status: "not_found" } as FailResult };
+        if (req.pubkey !== s.author) return { requestId, result: { status: "not_the_customer" } as const };
+        const result = deps.ledger.fail(requestId, "deleted by the customer", deps.nowMs());
+        if (result.status === "voided") deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "customer deletion: voided");
+        return { requestId, result };
+      });
+      return { signal: "deletion", results };
+    }
+  }
+}
+
+/**
+ * Posts a request's reservation (worker result or operator `settle`). The grant event,
+ * signed by the ledger inside this transaction, is queued for the gate's relays in it too.
+ */
+export function settleJob(deps: SettlementDeps, requestId: string, actualMsats: number | null, resultForKind?: number): SettleResult {
+  if (resultForKind !== undefined) {
+    const req = deps.ledger.getRequest(requestId);
+    // A result of another kind is not the result of this job.
+    if (req && req.kind !== resultForKind) return { status: "not_processing", request: req };
+  }
+  const now = deps.nowMs();
+  const result = deps.ledger.settle(requestId, { actualMsats }, now, (db, r) => {
+    if (r.status !== "posted" || !r.grant?.eventJson) return;
+    enqueue(db, { requestId, purpose: "grant", event: JSON.parse(r.grant.eventJson) as Event, relays: deps.relays, nowMs: now });
+  });
+  if (result.status === "posted") {
+    deps.log.info(
+      { request: requestId, absorbedMsats: result.absorbedMsats, returnedMsats: result.returnedMsats, creditedMsats: result.creditedMsats, seq: result.grant?.seq },
+      "job settled",
+    );
+    if (result.grant) {
+      deps.onGrant?.(result.absorbedMsats);
+      deps.onQueued();
+    }
+  } else if (result.status === "not_processing" && result.request.state === "awaiting-payment") {
+    deps.log.warn({ request: requestId }, "a result arrived for a job that is not paid yet; not settled");
+  }
+  return result;
+}
+
+/**
+ * A payment the backend confirmed: marks the request paid (a partial offer's
+ * reservation is extended), closes the invoice and queues the `processing` feedback,
+ * all in one transaction. `atMs` is when the payment settled.
+ */
+export function applyPayment(
+  deps: SettlementDeps,
+  p: { requestId: string; paymentHash: string; amountMsats: number; atMs: number },
+): PaidResult {
+  const now = deps.nowMs();
+  const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash }, p.atMs, (db, req) => {
+    db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ?").run(now, p.paymentHash);
+    const meta = getRequestMeta(db, p.requestId);
+    const target: ReplyTarget = {
+      requestId: p.requestId,
+      customer: req.pubkey,
+      relayHint: meta?.relayHint ?? "",
+      encryption: meta?.encryption ?? "none",
+      expiresAtSec: Math.ceil((req.expiresAtMs ?? now + 600_000) / 1000),
+    };
+    const nowSec = Math.floor(now / 1000);
+    const tpl = processingFeedback(target, { text: "payment received; the job is being processed" }, Math.min(nowSec, target.expiresAtSec - 1));
+    const ev = signEvent(encryptTemplateFor(tpl, target, deps.secretKey), deps.secretKey);
+    enqueue(db, { requestId: p.requestId, purpose: "feedback-paid", event: ev, relays: replyRelaysFor(deps, meta?.replyRelays ?? []), nowMs: now });
+  });
+  if (result.status === "paid") {
+    deps.log.info({ request: p.requestId, paidMsats: p.amountMsats }, "payment received");
+    deps.onQueued();
+  } else if (result.status !== "already_paid") {
+    // The money arrived but the offer is gone (expired, cancelled) or short: the
+    // operator has to refund by hand; stop watching the invoice either way.
+    deps.ledger.tx(() =>
+      deps.ledger.db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ? AND state <> 'paid'").run(now, p.paymentHash),
+    );
+    deps.log.warn({ request: p.requestId, paymentHash: p.paymentHash, status: result.status }, "payment for a request that cannot take it: refund by hand");
+  }
+  return result;
+}
