@@ -1,0 +1,203 @@
+import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
+import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
+import { parseSatsText } from "../../util/money.js";
+import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../nostr/customer.js";
+import { UsageError } from "../context.js";
+import type { Command } from "../main.js";
+import { noExtraArgs } from "../format.js";
+
+const usage = `Usage: dvm-gate request [--relay URL]… [--gate NPUB|HEX] [--kind N] [--input TEXT]…
+                        [--param K=V]… [--bid SATS] [--encrypt nip04|nip44] [--key NSEC|HEX]
+                        [--wait SEC] [--until-status LIST] [--json]
+
+Acts as a customer (NIP-90): signs a job request addressed to the gate, publishes it,
+and prints the gate's feedback and the worker's result as they arrive.
+
+  --relay URL          relay to publish to and listen on (repeatable; default nostr.relays)
+  --gate NPUB|HEX      the gate's pubkey (default: the pubkey of the config's nostr.secretKey)
+  --kind N             job kind 5000–5999 (default 5050)
+  --input TEXT         an ["i", TEXT, "text"] input (repeatable)
+  --param K=V          a ["param", K, V] tag (repeatable)
+  --bid SATS           the most you will pay, whole sats (sent as msats)
+  --encrypt SCHEME     encrypt inputs and params to the gate: nip04 or nip44
+  --key NSEC|HEX       the customer's key (default: a fresh throwaway key, printed as npub)
+  --wait SEC           stop waiting after SEC seconds (default 30, at most 3600)
+  --until-status LIST  stop at the first reply whose status is in LIST (comma-separated:
+                       payment-required, processing, partial, success, error, result);
+                       default: a result, or an error or success status
+  --json               one JSON object per line: the request, then each reply
+
+A bolt11 invoice is printed on its own line, ready for \`dvm-gate dev-pay\`.
+Exit 0 when the stop condition was reached, 1 when the wait ran out or no relay
+accepted the request, 2 on bad input.`;
+
+const STATUSES = new Set(["payment-required", "processing", "partial", "success", "error", "result"]);
+const MAX_WAIT_SEC = 3600;
+
+function stringList(v: unknown): string[] {
+  return Array.isArray(v) ? (v as string[]) : typeof v === "string" ? [v] : [];
+}
+
+function relayUrl(u: string): string {
+  if (!/^wss?:\/\/[^\s/]+/.test(u)) throw new UsageError(`request: --relay expects a ws:// or wss:// URL, got ${JSON.stringify(u.slice(0, 80))}`);
+  return u;
+}
+
+function intArg(v: unknown, name: string, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new UsageError(`request: --${name} expects a whole number from ${min} to ${max}, got ${JSON.stringify(String(v).slice(0, 40))}`);
+  return Number(v);
+}
+
+function replyJson(r: JobReply): Record<string, unknown> {
+  return {
+    type: r.type,
+    status: r.status,
+    statusInfo: r.statusInfo,
+    amountMsats: r.amountMsats,
+    bolt11: r.bolt11,
+    freeTier: r.freeTier,
+    id: r.id,
+    pubkey: r.pubkey,
+    kind: r.kind,
+    createdAt: r.createdAt,
+    encrypted: r.encrypted,
+    ...(r.undecryptable ? { undecryptable: true } : {}),
+    content: r.content,
+  };
+}
+
+function replyText(r: JobReply): string {
+  if (r.type === "result") return `result (kind ${r.kind}, ${r.id.slice(0, 12)}…):\n${r.content}`;
+  const lines = [`${r.status}${r.statusInfo ? `: ${r.statusInfo}` : ""}`];
+  if (r.freeTier) lines.push(`  free tier: ${r.freeTier.label}, ${r.freeTier.absorbedMsats} msats from the pool, ${r.freeTier.chargeMsats} msats to pay`);
+  if (r.amountMsats !== null) lines.push(`  amount: ${r.amountMsats} msats`);
+  if (r.bolt11) lines.push("  invoice:", r.bolt11);
+  if (r.undecryptable) lines.push("  (encrypted reply that this key cannot decrypt)");
+  else if (r.content && r.encrypted) lines.push(`  ${r.content}`);
+  return lines.join("\n");
+}
+
+export const command: Command = {
+  name: "request",
+  summary: "act as a customer: publish a job request, print the replies",
+  usage,
+  options: {
+    relay: { type: "string", multiple: true },
+    gate: { type: "string" },
+    kind: { type: "string" },
+    input: { type: "string", multiple: true },
+    param: { type: "string", multiple: true },
+    bid: { type: "string" },
+    encrypt: { type: "string" },
+    key: { type: "string" },
+    wait: { type: "string" },
+    "until-status": { type: "string" },
+    json: { type: "boolean" },
+  },
+  async run(ctx, { values, positionals }) {
+    noExtraArgs(positionals, 0, "dvm-gate request [options] (see --help)");
+    const relays = stringList(values.relay).map(relayUrl);
+    const relayUrls = relays.length > 0 ? relays : ctx.cfg.nostr.relays;
+    if (relayUrls.length === 0) throw new UsageError("request: no relay: pass --relay URL or set nostr.relays in the config");
+
+    let gatePubkey: string;
+    if (typeof values.gate === "string") {
+      try {
+        gatePubkey = pubkeyToHex(values.gate);
+      } catch {
+        throw new UsageError(`request: --gate: not a pubkey (expected an npub or 64 hex characters): ${JSON.stringify(values.gate.slice(0, 80))}`);
+      }
+    } else if (ctx.cfg.nostr.secretKeyHex) {
+      gatePubkey = getPublicKey(Buffer.from(ctx.cfg.nostr.secretKeyHex, "hex"));
+    } else {
+      throw new UsageError("request: no gate: pass --gate NPUB (or set nostr.secretKey in the config to use the gate's own key)");
+    }
+
+    const kind = intArg(values.kind, "kind", 5000, 5999, 5050);
+    const params = stringList(values.param).map((p): [string, string] => {
+      const at = p.indexOf("=");
+      if (at <= 0) throw new UsageError(`request: --param expects K=V, got ${JSON.stringify(p.slice(0, 80))}`);
+      return [p.slice(0, at), p.slice(at + 1)];
+    });
+    const inputs = stringList(values.input);
+    const bidMsats = typeof values.bid === "string" ? parseSatsText(values.bid, "request: --bid") : undefined;
+    const encrypt = values.encrypt;
+    if (encrypt !== undefined && encrypt !== "nip04" && encrypt !== "nip44")
+      throw new UsageError(`request: --encrypt expects nip04 or nip44, got ${JSON.stringify(String(encrypt).slice(0, 40))}`);
+    const waitSec = intArg(values.wait, "wait", 1, MAX_WAIT_SEC, 30);
+    let stopWhen = defaultStop;
+    let stopText = "a result, error or success";
+    if (typeof values["until-status"] === "string") {
+      const wanted = values["until-status"].split(",").map((s) => s.trim()).filter(Boolean);
+      const bad = wanted.find((s) => !STATUSES.has(s));
+      if (wanted.length === 0 || bad !== undefined)
+        throw new UsageError(`request: --until-status expects a comma-separated list of ${[...STATUSES].join(", ")}${bad ? `, got ${JSON.stringify(bad.slice(0, 40))}` : ""}`);
+      const set = new Set(wanted);
+      stopWhen = (r) => set.has(r.status);
+      stopText = wanted.join(" or ");
+    }
+
+    let secretKey: Uint8Array;
+    let throwaway = false;
+    if (typeof values.key === "string") {
+      try {
+        secretKey = Buffer.from(secretKeyToHex(values.key), "hex");
+      } catch {
+        throw new UsageError("request: --key expects an nsec or 64 hex characters (value not shown)");
+      }
+    } else {
+      secretKey = generateSecretKey();
+      throwaway = true;
+    }
+    const customer = getPublicKey(secretKey);
+
+    const request = buildJobRequest(
+      { kind, gatePubkey, inputs, params, relays: relayUrls, ...(bidMsats !== undefined ? { bidMsats } : {}), ...(encrypt ? { encrypt } : {}) },
+      secretKey,
+      Math.floor(ctx.nowMs() / 1000),
+    );
+
+    const json = values.json === true;
+    let session;
+    try {
+      session = await runRequest({
+        relayUrls,
+        request,
+        secretKey,
+        waitMs: waitSec * 1000,
+        stopWhen,
+        onPublished: (outcomes) => {
+          const ok = outcomes.filter((o) => o.ok);
+          for (const o of outcomes) if (!o.ok) ctx.err(`dvm-gate: ${o.url} refused the request: ${o.message || "no reason given"}`);
+          if (ok.length === 0) return;
+          if (json)
+            ctx.out(JSON.stringify({ type: "request", id: request.id, kind, customer, customerNpub: nip19.npubEncode(customer), gate: gatePubkey, relays: ok.map((o) => o.url), throwawayKey: throwaway }));
+          else
+            ctx.out(
+              [
+                `request ${request.id}`,
+                `  kind ${kind} to gate ${nip19.npubEncode(gatePubkey)}, published to ${ok.length} of ${outcomes.length} relays`,
+                `  customer ${nip19.npubEncode(customer)}${throwaway ? " (a throwaway key made for this request)" : ""}`,
+                `waiting up to ${waitSec} s for ${stopText}…`,
+              ].join("\n"),
+            );
+        },
+        onReply: (r) => ctx.out(json ? JSON.stringify(replyJson(r)) : replyText(r)),
+      });
+    } catch (err) {
+      if (err instanceof RelayConnectError) {
+        ctx.err(`dvm-gate: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+    if (!session.published.some((p) => p.ok)) return 1;
+    if (!session.stopped) {
+      ctx.err(`dvm-gate: waited ${waitSec} s without ${stopText} (${session.replies.length} replies)`);
+      return 1;
+    }
+    return 0;
+  },
+};
