@@ -6,15 +6,15 @@ import { BanPolicy } from "./policies/ban.js";
 import { JobRequestPolicy } from "./policies/job-request.js";
 import { MinTierPolicy } from "./policies/min-tier.js";
 import { RateLimitPolicy } from "./policies/rate-limit.js";
-import { PolicyPipeline, type PipelineErrorSink } from "./policy.js";
+import { PolicyPipeline, type PipelineErrorSink, type Policy } from "./policy.js";
 import { PerEventTierLookup, type TierLookup } from "./tier-lookup.js";
 
 export type GatePolicyConfig = Pick<RuntimeConfig, "jobs" | "plugin">;
 
-export function buildGatePolicy(cfg: GatePolicyConfig, tiers: TierLookup, onError?: PipelineErrorSink): PolicyPipeline {
+export function buildGatePolicy(cfg: GatePolicyConfig, tiers: TierLookup, onError?: PipelineErrorSink): Policy {
   const kinds = new Set(cfg.jobs.priceMsatsByKind.keys());
   const perEvent = new PerEventTierLookup(tiers);
-  return new PolicyPipeline(
+  const pipeline = new PolicyPipeline(
     [
       new JobRequestPolicy({ kinds, maxRequestBytes: cfg.jobs.maxRequestBytes, maxRequestAgeSec: cfg.jobs.maxRequestAgeSec }),
       new BanPolicy(perEvent),
@@ -23,4 +23,11 @@ export function buildGatePolicy(cfg: GatePolicyConfig, tiers: TierLookup, onErro
     ],
     onError,
   );
+  return {
+    name: "dvm-gate",
+    call: (input) => {
+      perEvent.forget();
+      return pipeline.call(input);
+    },
+  };
 }

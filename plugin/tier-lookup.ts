@@ -103,8 +103,8 @@ export class SqliteTierLookup implements TierLookup {
 
 /**
  * Several policies ask about the same pubkey for one event; this answers the repeats
- * from the first read. It remembers one answer only, keyed by pubkey and clock, so it
- * can never serve a stale ban to a later event.
+ * from the first read. `forget()` is called before every event, so an answer never
+ * outlives the event it was read for and a new ban applies to the very next event.
  */
 export class PerEventTierLookup implements TierLookup {
   private lastPubkey = "";
@@ -112,6 +112,10 @@ export class PerEventTierLookup implements TierLookup {
   private last: TierInfo | null = null;
 
   constructor(private readonly inner: TierLookup) {}
+
+  forget(): void {
+    this.last = null;
+  }
 
   lookup(pubkey: string, nowMs: number): TierInfo {
     if (this.last && pubkey === this.lastPubkey && nowMs === this.lastNowMs) return this.last;
