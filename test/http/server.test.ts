@@ -17,6 +17,11 @@ afterAll(async () => {
   await h.stop();
 });
 
+// Response bodies have several shapes; the assertions below are what check them.
+async function json(res: Response): Promise<any> {
+  return res.json();
+}
+
 function nowSec(): number {
   return Math.floor(Date.now() / 1000);
 }
@@ -31,7 +36,7 @@ describe("GET /healthz", () => {
   it("answers ok with the pool totals", async () => {
     const res = await fetch(`${h.server.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({
+    expect(await json(res)).toEqual({
       ok: true,
       pool: { initialMsats: 10_000 * SAT, creditedMsats: 0, absorbedMsats: 0, pendingMsats: 0, poolMsats: 10_000 * SAT },
     });
@@ -42,12 +47,12 @@ describe("routing", () => {
   it("answers an unknown path with 404 JSON and another method with 405", async () => {
     const missing = await fetch(`${h.server.url}/nope?x=1`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).error).toMatch(/no such endpoint/);
+    expect((await json(missing)).error).toMatch(/no such endpoint/);
     for (const method of ["POST", "DELETE", "PUT"]) {
       const res = await fetch(`${h.server.url}/healthz`, { method });
       expect(res.status).toBe(405);
       expect(res.headers.get("allow")).toBe("GET");
-      expect((await res.json()).error).toMatch(new RegExp(`method ${method} not allowed`));
+      expect((await json(res)).error).toMatch(new RegExp(`method ${method} not allowed`));
     }
   });
 
@@ -112,7 +117,7 @@ describe("GET /estimate", () => {
     const res = await fetch(`${h.server.url}/estimate?kind=5050`);
     expect(res.status).toBe(401);
     expect(res.headers.get("www-authenticate")).toBe("Nostr");
-    expect((await res.json()).error).toMatch(/^unauthorized: missing Authorization header/);
+    expect((await json(res)).error).toMatch(/^unauthorized: missing Authorization header/);
   });
 
   it("refuses tokens for another URL, another method, a stale one and a bad signature with 401", async () => {
@@ -126,7 +131,7 @@ describe("GET /estimate", () => {
     for (const [name, authorization, reason] of cases) {
       const res = await fetch(url, { headers: { authorization } });
       expect(res.status, name).toBe(401);
-      const body = await res.json();
+      const body = await json(res);
       expect(body.error, name).toMatch(reason);
       expect(JSON.stringify(body), name).not.toMatch(/\n\s+at /);
     }
@@ -138,7 +143,7 @@ describe("GET /estimate", () => {
 
     const free = await estimateAs(elite, "?kind=5050");
     expect(free.status).toBe(200);
-    expect(await free.json()).toEqual({
+    expect(await json(free)).toEqual({
       kind: 5050,
       pubkey: getPublicKey(elite),
       priceMsats: 10 * SAT,
@@ -153,17 +158,17 @@ describe("GET /estimate", () => {
       chargeMsats: 0,
     });
 
-    const gate = await (await estimateAs(newcomer, "?kind=5050")).json();
+    const gate = await json(await estimateAs(newcomer, "?kind=5050"));
     expect(gate).toMatchObject({ tier: "new", budgetMsats: 0, decision: "gate", absorbMsats: 0, chargeMsats: 10 * SAT, reason: "no_budget" });
 
-    const partial = await (await estimateAs(established, "?kind=5100")).json();
+    const partial = await json(await estimateAs(established, "?kind=5100"));
     expect(partial).toMatchObject({ tier: "established", priceMsats: 100 * SAT, decision: "partial", absorbMsats: 50 * SAT, chargeMsats: 50 * SAT });
 
-    const blocked = await (await estimateAs(banned, "?kind=5050")).json();
+    const blocked = await json(await estimateAs(banned, "?kind=5050"));
     expect(blocked).toMatchObject({ decision: "blocked", absorbMsats: 0, chargeMsats: 0, reason: "blocked" });
 
     // The same estimate twice gives the same answer: nothing was reserved the first time.
-    expect((await (await estimateAs(elite, "?kind=5050")).json()).decision).toBe("free");
+    expect((await json(await estimateAs(elite, "?kind=5050"))).decision).toBe("free");
     expect(snapshotTables(h.ledger)).toEqual(before);
   });
 
@@ -174,7 +179,7 @@ describe("GET /estimate", () => {
     h.ledger.setTier(pk, "established", now); // 50 sats/day
     const d = h.ledger.decide({ requestId: hex64(0xe57), pubkey: pk, kind: 5050, priceMsats: 45 * SAT }, now);
     expect(d.request.decision).toBe("free");
-    const est = await (await estimateAs(sk, "?kind=5050")).json();
+    const est = await json(await estimateAs(sk, "?kind=5050"));
     expect(est).toMatchObject({ usedMsats: 45 * SAT, pendingCount: 1, decision: "partial", absorbMsats: 5 * SAT, chargeMsats: 5 * SAT });
     h.ledger.fail(hex64(0xe57), "test cleanup", Date.now());
   });
@@ -182,14 +187,14 @@ describe("GET /estimate", () => {
   it("answers an unknown, missing or repeated kind with 400 and a clear message", async () => {
     const unknown = await estimateAs(elite, "?kind=5999");
     expect(unknown.status).toBe(400);
-    expect((await unknown.json()).error).toBe("kind 5999 is not served here; served job kinds: 5050, 5100");
+    expect((await json(unknown)).error).toBe("kind 5999 is not served here; served job kinds: 5050, 5100");
     const missing = await estimateAs(elite, "");
     expect(missing.status).toBe(400);
-    expect((await missing.json()).error).toMatch(/query parameter kind is required/);
+    expect((await json(missing)).error).toMatch(/query parameter kind is required/);
     const repeated = await estimateAs(elite, "?kind=5050&kind=5100");
     expect(repeated.status).toBe(400);
     const junk = await estimateAs(elite, "?kind=50x");
-    expect((await junk.json()).error).toBe('kind must be a whole number, got "50x"');
+    expect((await json(junk)).error).toBe('kind must be a whole number, got "50x"');
   });
 });
 
