@@ -1,0 +1,166 @@
+// The gate's whole life cycle over a real relay on 127.0.0.1: free, gated and partial
+// decisions, dev-pay, grants chained by seq/prev, worker errors, expiring offers.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { decodeBolt11 } from "../../src/payments/bolt11.js";
+import { devPay } from "../../src/payments/dev.js";
+import { parseGrantEvent } from "../../src/nostr/grant-event.js";
+import { TestWorker } from "../helpers/worker.js";
+import { Customer, fetchEvents, relayDeletions, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
+
+describe("gate service over a real relay", () => {
+  let relay: EmbeddedRelay;
+  let gate: Gate;
+  let worker: TestWorker;
+  const customers: Customer[] = [];
+
+  beforeAll(async () => {
+    relay = await startEmbeddedRelay();
+    relayDeletions(relay);
+    worker = new TestWorker();
+    gate = await startGate({ relays: [relay.url], workers: [worker.pubkey] });
+    await worker.connect([relay.url]);
+  });
+  afterAll(async () => {
+    for (const c of customers) c.close();
+    worker.close();
+    await gate.stop();
+    await relay.close();
+    gate.tmp.remove();
+  });
+
+  const customer = async () => {
+    const c = await new Customer().connect([relay.url]);
+    customers.push(c);
+    return c;
+  };
+
+  const grantEvents = async () =>
+    (await fetchEvents(relay.url, { kinds: [1985], authors: [gate.pubkey] }))
+      .map((e) => parseGrantEvent(e))
+      .filter((g) => typeof g !== "string")
+      .sort((a, b) => a.seq - b.seq);
+
+  it("serves an elite customer free, then a worker result posts grant #1", async () => {
+    const elite = await customer();
+    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    const req = elite.request(gate.pubkey);
+    await elite.publish(req);
+    const fb = await elite.waitFeedback(req.id, "processing");
+    expect(fb.freeTier).toEqual({ label: "free", absorbedMsats: 10 * SAT, chargeMsats: 0 });
+    expect(fb.event.pubkey).toBe(gate.pubkey);
+    expect(gate.ledger.totals().pendingMsats).toBe(10 * SAT);
+
+    await worker.result(req, { amountMsats: 7 * SAT });
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+    const t = gate.ledger.totals();
+    expect(t).toMatchObject({ absorbedMsats: 7 * SAT, pendingMsats: 0, poolMsats: 10_000 * SAT - 7 * SAT });
+    const grants = await waitForAsync(async () => {
+      const g = await grantEvents();
+      return g.length === 1 ? g : null;
+    }, 8000, "grant #1");
+    const g1 = grants[0]!;
+    expect(g1).toMatchObject({ seq: 1, prevEventId: null, requestId: req.id, absorbedMsats: 7 * SAT, label: "free", tier: "elite" });
+    expect(g1.totals).toEqual(t);
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("gates a new customer with an invoice for the price; dev-pay → processing; result → grant-less settle", async () => {
+    const fresh = await customer();
+    const req = fresh.request(gate.pubkey);
+    await fresh.publish(req);
+    const fb = await fresh.waitFeedback(req.id, "payment-required");
+    expect(fb.amountMsats).toBe(10 * SAT);
+    expect(fb.freeTier).toBeNull();
+    const inv = decodeBolt11(fb.bolt11!);
+    expect(inv.amountMsats).toBe(10 * SAT);
+    expect(gate.ledger.getRequest(req.id)).toMatchObject({ decision: "gate", state: "awaiting-payment", absorbMsats: 0 });
+
+    expect(devPay(gate.ledger.db, fb.bolt11!, Date.now()).status).toBe("paid");
+    const paid = await fresh.waitFeedback(req.id, "processing");
+    expect(paid.freeTier).toBeNull();
+    expect(gate.ledger.getRequest(req.id)).toMatchObject({ state: "processing", paidMsats: 10 * SAT });
+
+    const before = gate.ledger.totals();
+    await worker.result(req);
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+    // Nothing absorbed, so no grant; 10 % of what was paid is credited to the pool.
+    expect(gate.ledger.totals()).toMatchObject({ creditedMsats: before.creditedMsats + SAT, absorbedMsats: before.absorbedMsats });
+    expect(gate.ledger.identity(fresh.pubkey, gate.nowMs()).score).toBe(2);
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("offers an established customer a partial job, honours it when paid, and chains grant #2 to #1", async () => {
+    const est = await customer();
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
+    const req = est.request(gate.pubkey, { kind: 5051 }); // 70 sats, budget 50
+    await est.publish(req);
+    const fb = await est.waitFeedback(req.id, "payment-required");
+    expect(fb.freeTier).toEqual({ label: "partial", absorbedMsats: 50 * SAT, chargeMsats: 20 * SAT });
+    expect(fb.amountMsats).toBe(20 * SAT);
+    expect(decodeBolt11(fb.bolt11!).amountMsats).toBe(20 * SAT);
+
+    expect(devPay(gate.ledger.db, fb.bolt11!, Date.now()).status).toBe("paid");
+    await est.waitFeedback(req.id, "processing");
+    await worker.result(req);
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+
+    const [g1, g2] = await waitForAsync(async () => {
+      const g = await grantEvents();
+      return g.length === 2 ? g : null;
+    }, 8000, "grant #2");
+    expect(g2).toMatchObject({ seq: 2, prevEventId: g1!.event.id, label: "partial", absorbedMsats: 50 * SAT, chargedMsats: 20 * SAT });
+    expect(g2!.totals).toEqual(gate.ledger.totals());
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("voids on a worker's error feedback and restores the pool", async () => {
+    const elite = await customer();
+    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    const before = gate.ledger.totals();
+    const req = elite.request(gate.pubkey);
+    await elite.publish(req);
+    await elite.waitFeedback(req.id, "processing");
+    expect(gate.ledger.totals().poolMsats).toBe(before.poolMsats - 10 * SAT);
+    await worker.error(req, "out of GPU");
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "failed", 8000, "void");
+    expect(gate.ledger.totals()).toEqual(before);
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("voids when the customer deletes the request, but not when someone else does", async () => {
+    const elite = await customer();
+    const other = await customer();
+    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    const before = gate.ledger.totals();
+    const req = elite.request(gate.pubkey);
+    await elite.publish(req);
+    await elite.waitFeedback(req.id, "processing");
+    const { finalizeEvent } = await import("nostr-tools/pure");
+    const del = (sk: Uint8Array) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, sk);
+    await other.publish(del(other.secretKey));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
+    await elite.publish(del(elite.secretKey));
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "failed", 8000, "deletion void");
+    expect(gate.ledger.totals()).toEqual(before);
+  });
+
+  it("expires an unpaid partial offer and returns its reservation", async () => {
+    const est = await customer();
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
+    const before = gate.ledger.totals();
+    const req = est.request(gate.pubkey, { kind: 5051 });
+    await est.publish(req);
+    await est.waitFeedback(req.id, "payment-required");
+    expect(gate.ledger.totals().pendingMsats).toBe(before.pendingMsats + 50 * SAT);
+    // Past the offer (invoiceExpirySec 120): the service's own sweep expires it.
+    gate.advance(121_000);
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "expired", 8000, "expiry");
+    expect(gate.ledger.totals()).toEqual(before);
+    const inv = gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string };
+    await waitFor(() => (gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string }).state === "expired", 4000, "invoice expired");
+    expect(inv).toBeDefined();
+    expect(gate.verify()).toEqual([]);
+  });
+});
