@@ -1,0 +1,30 @@
+import { formatSats } from "../../util/money.js";
+import { UsageError } from "../context.js";
+import { noExtraArgs, printJson, requestIdArg } from "../format.js";
+import type { Command } from "../main.js";
+
+const usage = `Usage: dvm-gate fail REQUEST_ID [--reason TEXT] [--json]
+
+Marks a job failed by hand, as a worker's error feedback would: its reservation is
+voided and every msat of it returns to the pool. Works on a job awaiting payment or
+processing; a job already done, failed or expired is refused and nothing changes.`;
+
+export const command: Command = {
+  name: "fail",
+  summary: "fail REQUEST_ID [--reason TEXT]: void a job's reservation",
+  usage,
+  options: { reason: { type: "string" }, json: { type: "boolean" } },
+  run(ctx, { values, positionals }) {
+    noExtraArgs(positionals, 1, "dvm-gate fail REQUEST_ID [--reason TEXT]");
+    const requestId = requestIdArg(positionals[0]);
+    const reason = typeof values.reason === "string" && values.reason.trim() ? values.reason.trim().slice(0, 200) : "failed by the operator";
+    const result = ctx.ledger().fail(requestId, `operator: ${reason}`, ctx.nowMs());
+    if (result.status === "not_found") throw new UsageError(`fail: no request ${requestId} in ${ctx.cfg.database.path}`);
+    if (result.status === "already_resolved")
+      throw new UsageError(`fail: request ${requestId} is already ${result.request.state}; nothing changed`);
+    const out = { status: result.status, requestId, returnedMsats: result.returnedMsats, reason };
+    if (values.json) printJson(ctx.out, out);
+    else ctx.out(`voided ${requestId}: ${formatSats(result.returnedMsats)} returned to the pool`);
+    return 0;
+  },
+};

@@ -1,0 +1,104 @@
+import { getPublicKey } from "nostr-tools/pure";
+import { nip19 } from "nostr-tools";
+import type { RuntimeConfig } from "../../config/load.js";
+import { GateMetrics } from "../../http/metrics.js";
+import { startHttpServer } from "../../http/server.js";
+import { createPaymentBackend } from "../../payments/index.js";
+import { GateService } from "../../nostr/gate-service.js";
+import { grantSigner } from "../../nostr/grant-event.js";
+import { initFastVerify } from "../../nostr/verify.js";
+import { startDemoWorker } from "../../nostr/demo-worker.js";
+import { UsageError } from "../context.js";
+import { noExtraArgs } from "../format.js";
+import type { Command } from "../main.js";
+import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+
+const usage = `Usage: dvm-gate start [--config FILE] [--json]
+
+Runs the gate: subscribes to the configured relays for job requests (jobs.kinds),
+worker results and errors, and deletions; decides free / partial / gate for each
+request; answers through the outbox; issues and watches invoices; settles, expires and
+publishes grant and pool status events. Stops cleanly on SIGTERM or SIGINT.
+
+With no config file at all it runs the demo: an embedded relay on 127.0.0.1:7777, a
+gate key kept in ./data, the dev wallet, a demo worker for kind 5050 and the HTTP page,
+and prints how to send a first request.
+
+  --json   print one JSON line {"gate", "npub", "relays", "http", "demo"} once running`;
+
+type Closer = () => Promise<void> | void;
+
+export const command: Command = {
+  name: "start",
+  summary: "run the gate service (no config: the demo)",
+  usage,
+  options: { json: { type: "boolean" } },
+  async run(ctx, { values, positionals }) {
+    noExtraArgs(positionals, 0, "dvm-gate start [--config FILE]");
+    const demo = ctx.cfg.sourcePath === null;
+    const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
+    if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
+    const gatePubkey = getPublicKey(secretKey);
+    const log = ctx.log;
+    const closers: Closer[] = [];
+    const closeAll = async () => {
+      for (const c of closers.reverse()) {
+        try {
+          await c();
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, "error while stopping");
+        }
+      }
+    };
+
+    try {
+      await initFastVerify();
+      let cfg: RuntimeConfig = ctx.cfg;
+      if (demo) {
+        const d = await startDemoRelay(cfg, log);
+        cfg = d.cfg;
+        closers.push(() => d.relay.close());
+      }
+      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey) });
+      const backend = createPaymentBackend(cfg, { db: ledger.db, log });
+      closers.push(() => backend.close());
+      const metrics = new GateMetrics({ processMetrics: true });
+      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey });
+      await service.start();
+      closers.push(() => service.stop());
+
+      let httpUrl: string | null = null;
+      if (cfg.http.enabled) {
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey }).catch(async (err: NodeJS.ErrnoException) => {
+          // The demo must come up even when 8080 is taken; a configured port is the operator's call.
+          if (!demo || err.code !== "EADDRINUSE") throw err;
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey });
+        });
+        httpUrl = http.url;
+        closers.push(() => http.close());
+      }
+      if (demo) {
+        const worker = await startDemoWorker({ relayUrls: cfg.nostr.relays, secretKey, gatePubkey, kinds: [DEMO_KIND], log });
+        closers.push(() => worker.close());
+      }
+
+      const info = { gate: gatePubkey, npub: nip19.npubEncode(gatePubkey), relays: cfg.nostr.relays, http: httpUrl, demo };
+      log.info(info, "dvm-gate running");
+      if (values.json) ctx.out(JSON.stringify(info));
+      else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir }));
+      else ctx.out(`dvm-gate running: gate ${info.npub} on ${cfg.nostr.relays.join(", ") || "no relays"}${httpUrl ? `; http ${httpUrl}` : ""}`);
+
+      await new Promise<void>((resolve) => {
+        const done = () => resolve();
+        process.once("SIGTERM", done);
+        process.once("SIGINT", done);
+      });
+      log.info("stopping");
+      await closeAll();
+      return 0;
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,100 @@
+// `npm start` with no config (SPEC §8): everything a first look needs, on loopback and
+// in the data directory — the gate's key (generated once, kept 0600), an embedded relay
+// from a relay library, the dev wallet, a demo worker for kind 5050, and a short guide.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
+import { nip19 } from "nostr-tools";
+import type { Logger } from "pino";
+import type { RuntimeConfig } from "../config/load.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../nostr/embedded-relay.js";
+import { UsageError } from "./context.js";
+
+export const DEMO_KEY_FILE = "gate-key.hex";
+export const DEMO_RELAY_PORT = 7777;
+export const DEMO_KIND = 5050;
+
+export function demoKeyPath(cfg: RuntimeConfig): string {
+  return join(cfg.dataDir, DEMO_KEY_FILE);
+}
+
+/** The demo gate key from the data directory, created (mode 0600) the first time. */
+export function loadOrCreateDemoKey(cfg: RuntimeConfig): Uint8Array {
+  const existing = readDemoKey(cfg);
+  if (existing) return existing;
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const sk = generateSecretKey();
+  writeFileSync(demoKeyPath(cfg), Buffer.from(sk).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  chmodSync(demoKeyPath(cfg), 0o600);
+  return sk;
+}
+
+export function readDemoKey(cfg: RuntimeConfig): Uint8Array | null {
+  const p = demoKeyPath(cfg);
+  if (!existsSync(p)) return null;
+  const hex = readFileSync(p, "utf8").trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new UsageError(`demo key ${p} is not 64 hex characters; delete it to make a new one`);
+  return Uint8Array.from(Buffer.from(hex, "hex"));
+}
+
+/**
+ * The gate's secret key for commands that sign (start, settle): `nostr.secretKey`, or
+ * on the demo defaults the key kept in the data directory.
+ */
+export function gateSecretKey(cfg: RuntimeConfig, opts: { createDemoKey: boolean }): Uint8Array | null {
+  if (cfg.nostr.secretKeyHex) return Uint8Array.from(Buffer.from(cfg.nostr.secretKeyHex, "hex"));
+  if (cfg.sourcePath !== null) return null;
+  return opts.createDemoKey ? loadOrCreateDemoKey(cfg) : readDemoKey(cfg);
+}
+
+export interface DemoRelay {
+  relay: EmbeddedRelay;
+  /** The config with the demo relay as its only relay. */
+  cfg: RuntimeConfig;
+}
+
+/** The embedded relay on 127.0.0.1:7777, or a free port when 7777 is taken. */
+export async function startDemoRelay(cfg: RuntimeConfig, log: Logger): Promise<DemoRelay> {
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const dbPath = join(cfg.dataDir, "relay.sqlite");
+  let relay: EmbeddedRelay;
+  try {
+    relay = await startEmbeddedRelay({ port: DEMO_RELAY_PORT, dbPath });
+  } catch (err) {
+    log.info({ port: DEMO_RELAY_PORT, err: (err as Error).message }, "demo relay port taken; using a free one");
+    relay = await startEmbeddedRelay({ port: 0, dbPath });
+  }
+  return { relay, cfg: { ...cfg, nostr: { ...cfg.nostr, relays: [relay.url] } } };
+}
+
+export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: string | null; dataDir: string }): string {
+  const npub = nip19.npubEncode(o.gatePubkey);
+  return [
+    "",
+    "dvm-gate demo is running (no config file found: embedded defaults, dev wallet, no real money).",
+    "",
+    `  relay   ${o.relayUrl}`,
+    `  gate    ${npub}`,
+    ...(o.httpUrl ? [`  http    ${o.httpUrl}`] : []),
+    `  data    ${resolve(o.dataDir)}   (gate key, ledger, relay events)`,
+    "",
+    "Send a first job (kind 5050, 10 sats) from another terminal:",
+    "",
+    `  npx dvm-gate request --relay ${o.relayUrl} --gate ${npub} --kind ${DEMO_KIND} --input "hello" --wait 120`,
+    "",
+    "A new customer gets an invoice. Pay it with the dev wallet:",
+    "",
+    "  npx dvm-gate dev-pay <the bolt11 it printed>",
+    "",
+    "or give the customer a free tier first (use the npub `request` printed, and --key to reuse it):",
+    "",
+    "  npx dvm-gate identity set-tier <customer npub> elite",
+    "",
+    "Then: npx dvm-gate pool status · npx dvm-gate grants · npx dvm-gate verify. Stop with Ctrl-C.",
+    "",
+  ].join("\n");
+}
+
+export function demoGatePubkey(sk: Uint8Array): string {
+  return getPublicKey(sk);
+}
