@@ -61,6 +61,8 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
   if (read.seed && (read.grants[0]?.seq ?? 1) === 1) balance.push({ atMs: read.seed.seeded_at_ms, poolMsats: read.seed.initial_msats, what: "seed" });
   for (const g of read.grants) balance.push({ atMs: g.createdAtMs, poolMsats: g.totals.poolMsats, what: `grant #${g.seq}` });
   balance.push({ atMs: nowMs, poolMsats: read.totals.poolMsats, what: "now" });
+  // A step line needs time order; processes sharing the file may have clocks a little apart.
+  balance.sort((a, b) => a.atMs - b.atMs);
 
   return {
     gatePubkey,
@@ -155,11 +157,17 @@ export function balanceChart(points: BalancePoint[]): string {
   if (points.length === 0) return `<p class="empty">no data</p>`;
   const minT = Math.min(...points.map((p) => p.atMs));
   const maxT = Math.max(...points.map((p) => p.atMs));
-  const maxV = Math.max(1, ...points.map((p) => p.poolMsats));
+  // The axis spans what the balance did, not 0..max: a pool of 10,000 sats losing
+  // 10 sats a job would otherwise draw a flat line. The labels say where it starts.
+  const values = points.map((p) => p.poolMsats);
+  const spread = Math.max(...values) - Math.min(...values);
+  const padMsats = Math.max(1, Math.ceil(spread / 10_000)) * 1000; // a tenth of the spread, in whole sats
+  const minV = Math.max(0, Math.floor(Math.min(...values) / 1000) * 1000 - padMsats);
+  const maxV = Math.ceil(Math.max(...values) / 1000) * 1000 + padMsats;
   const plotW = CHART.w - CHART.left - CHART.right;
   const plotH = CHART.h - CHART.top - CHART.bottom;
   const x = (ms: number) => CHART.left + (maxT === minT ? plotW : ((ms - minT) / (maxT - minT)) * plotW);
-  const y = (msats: number) => CHART.top + plotH - (msats / maxV) * plotH;
+  const y = (msats: number) => CHART.top + plotH - ((msats - minV) / (maxV - minV)) * plotH;
   const f = (n: number) => n.toFixed(1);
   const line: string[] = [];
   points.forEach((p, i) => {
@@ -174,7 +182,7 @@ export function balanceChart(points: BalancePoint[]): string {
 <line x1="${CHART.left}" y1="${axisY}" x2="${CHART.w - CHART.right}" y2="${axisY}" stroke="#9aa3b2"/>
 <line x1="${CHART.left}" y1="${CHART.top}" x2="${CHART.left}" y2="${axisY}" stroke="#9aa3b2"/>
 <text x="${CHART.left - 6}" y="${CHART.top + 4}" text-anchor="end" font-size="11" fill="#5b6575">${esc(formatSats(maxV))}</text>
-<text x="${CHART.left - 6}" y="${axisY}" text-anchor="end" font-size="11" fill="#5b6575">0</text>
+<text x="${CHART.left - 6}" y="${axisY}" text-anchor="end" font-size="11" fill="#5b6575">${esc(formatSats(minV))}</text>
 <text x="${CHART.left}" y="${CHART.h - 10}" font-size="11" fill="#5b6575">${esc(isoTime(minT))}</text>
 <text x="${CHART.w - CHART.right}" y="${CHART.h - 10}" text-anchor="end" font-size="11" fill="#5b6575">${esc(isoTime(maxT))}</text>
 <polyline points="${line.join(" ")}" fill="none" stroke="#2a6fdb" stroke-width="2"/>

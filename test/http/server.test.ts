@@ -198,6 +198,34 @@ describe("GET /estimate", () => {
   });
 });
 
+describe("GET /estimate behind a proxy (publicBaseUrl)", () => {
+  it("checks the u tag against the public base URL, not the Host header", async () => {
+    const cfg = { ...h.cfg, http: { ...h.cfg.http, port: 0 } };
+    const proxied = await startHttpServer({
+      cfg,
+      ledger: h.ledger,
+      log: pino({ level: "silent" }),
+      metrics: h.metrics,
+      gatePubkey: h.gatePubkey,
+      publicBaseUrl: "https://gate.example.com/",
+    });
+    try {
+      const sk = generateSecretKey();
+      const path = "/estimate?kind=5050";
+      const publicToken = authHeader(signAuthEvent(sk, { url: `https://gate.example.com${path}` }));
+      const ok = await fetch(`${proxied.url}${path}`, { headers: { authorization: publicToken } });
+      expect(ok.status).toBe(200);
+      expect((await json(ok)).pubkey).toBe(getPublicKey(sk));
+      const hostToken = authHeader(signAuthEvent(sk, { url: `${proxied.url}${path}` }));
+      const refused = await fetch(`${proxied.url}${path}`, { headers: { authorization: hostToken } });
+      expect(refused.status).toBe(401);
+      expect((await json(refused)).error).toContain("u tag must be exactly https://gate.example.com/estimate?kind=5050");
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
 describe("GET / (operator page)", () => {
   it("shows a settled job's grant row, decision counts and budgets, under a hash-pinned CSP", async () => {
     h.setGrantSigner(grantSigner(h.gateSecretKey));
