@@ -40,7 +40,7 @@ export interface RuntimeConfig {
     lnbits: { url: string; invoiceKey: string } | null;
     zapProviderPubkey: string | null;
   };
-  http: { enabled: boolean; host: string; port: number };
+  http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
     perIpPerMinute: number;
@@ -249,7 +249,7 @@ export function parseConfig(
         : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
     },
-    http: c.http,
+    http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,
       perIpPerMinute: c.plugin.perIpPerMinute,

@@ -100,6 +100,8 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         host: z.string().min(1).default("127.0.0.1"),
         port: z.number().int().min(0).max(65_535).default(8080),
+        // The URL clients use to reach /estimate when behind a TLS proxy (NIP-98 `u` tag).
+        publicBaseUrl: z.string().url().optional(),
       })
       .strict()
       .prefault({}),
