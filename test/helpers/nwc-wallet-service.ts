@@ -20,6 +20,8 @@ export interface NwcWalletServiceOptions {
   answer?: boolean;
   /** Answer these methods with this NIP-47 error instead. */
   errors?: Record<string, { code: string; message: string }>;
+  /** An older wallet: transactions carry no `state` field (only settled_at once paid). */
+  omitState?: boolean;
 }
 
 export interface WalletInvoice {
@@ -30,6 +32,8 @@ export interface WalletInvoice {
   createdAtSec: number;
   expiresAtSec: number;
   settledAtSec: number | null;
+  /** HTLC held but not settled (NIP-47 state "accepted"). */
+  accepted: boolean;
 }
 
 export interface NwcWalletService {
@@ -40,6 +44,8 @@ export interface NwcWalletService {
   /** Every decrypted request, with the scheme it came in. */
   requests: { method: string; encryption: NwcEncryption; params: Record<string, unknown> }[];
   receivePayment: (paymentHash: string) => Promise<void>;
+  /** The payer's HTLC arrives and is held, not settled. */
+  acceptPayment: (paymentHash: string) => void;
   close: () => Promise<void>;
 }
 
@@ -75,7 +81,7 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
 
   const describeInvoice = (inv: WalletInvoice) => ({
     type: "incoming",
-    state: inv.settledAtSec !== null ? "settled" : nowSec() >= inv.expiresAtSec ? "expired" : "pending",
+    ...(opts.omitState ? {} : { state: inv.settledAtSec !== null ? "settled" : inv.accepted ? "accepted" : nowSec() >= inv.expiresAtSec ? "expired" : "pending" }),
     invoice: inv.bolt11,
     description: inv.description,
     payment_hash: inv.paymentHash,
@@ -113,7 +119,7 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
       const paymentHash = createHash("sha256").update(randomBytes(32)).digest("hex");
       const createdAtSec = nowSec();
       const bolt11 = encodeBolt11({ network: "bcrt", amountMsats, paymentHash, description, createdAtSec, expirySec, nodeSecretKey });
-      const inv: WalletInvoice = { bolt11, paymentHash, amountMsats, description, createdAtSec, expiresAtSec: createdAtSec + expirySec, settledAtSec: null };
+      const inv: WalletInvoice = { bolt11, paymentHash, amountMsats, description, createdAtSec, expiresAtSec: createdAtSec + expirySec, settledAtSec: null, accepted: false };
       invoices.set(paymentHash, inv);
       return respond(req, scheme, { result_type: method, error: null, result: describeInvoice(inv) });
     }
@@ -145,6 +151,11 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
         await publish({ kind: NWC_NOTIFICATION_NIP44_KIND, tags: [["p", clientPubkey]], content: encrypt("nip44_v2", walletSk, clientPubkey, content) });
       if (opts.encryption.includes("nip04"))
         await publish({ kind: NWC_NOTIFICATION_NIP04_KIND, tags: [["p", clientPubkey]], content: encrypt("nip04", walletSk, clientPubkey, content) });
+    },
+    acceptPayment: (paymentHash) => {
+      const inv = invoices.get(paymentHash);
+      if (!inv) throw new Error(`wallet service: no invoice ${paymentHash}`);
+      inv.accepted = true;
     },
     close: async () => {
       (sub as SubCloser | null)?.close();

@@ -72,6 +72,18 @@ describe("NWC backend against a NIP-47 wallet service on a real relay", () => {
     expect(await nwc.lookupInvoice(inv.paymentHash)).toEqual({ state: "settled", amountMsats: 7_000, settledAtMs: settledAtSec * 1000 });
   });
 
+  it("does not believe a held (accepted) payment, nor a wallet that gives no state", async () => {
+    const { svc, nwc } = await setup({ encryption: ["nip44_v2"] });
+    const inv = await nwc.createInvoice(req(4_000));
+    svc.acceptPayment(inv.paymentHash);
+    expect(await nwc.lookupInvoice(inv.paymentHash)).toEqual({ state: "pending" });
+
+    const legacy = await setup({ encryption: ["nip44_v2"], omitState: true });
+    const old = await legacy.nwc.createInvoice(req(4_000));
+    await legacy.svc.receivePayment(old.paymentHash);
+    expect(await legacy.nwc.lookupInvoice(old.paymentHash)).toEqual({ state: "pending" });
+  });
+
   for (const scheme of ["nip44_v2", "nip04"] as const) {
     it(`a payment_received notification (${scheme === "nip44_v2" ? 23197 : 23196}) triggers the hint`, async () => {
       const { svc, nwc } = await setup({ encryption: [scheme] });
