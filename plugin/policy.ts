@@ -25,8 +25,12 @@ export interface PolicyInput {
   sourceInfo: string;
   /** The plugin's clock when the event arrived (injectable for tests). */
   nowMs: number;
-  /** Size of the event as serialized JSON, when the adapter already knows it. */
-  eventBytes?: number;
+  /**
+   * An upper bound on the event's size as serialized JSON, when the adapter knows one
+   * cheaply (strfry's line is longer than the event it carries); lets a size check
+   * skip serializing events that are clearly small.
+   */
+  eventBytesAtMost?: number;
 }
 
 export interface Policy {

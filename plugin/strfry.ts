@@ -11,7 +11,19 @@ import { loadConfig, type RuntimeConfig } from "../src/config/load.js";
 import { buildGatePolicy } from "./gate-policy.js";
 import { LineSplitter, type LineItem } from "./line-splitter.js";
 import { PolicyUnavailableError, reject, type Policy, type PolicyResult, type SourceType } from "./policy.js";
-import { SqliteTierLookup } from "./tier-lookup.js";
+import { CachedTierLookup, SqliteTierLookup } from "./tier-lookup.js";
+
+/** `DVM_GATE_PLUGIN_CACHE_MS`: how long a pubkey's tier and ban are remembered (0 = read every time). */
+export const DEFAULT_CACHE_MS = 1000;
+const MAX_CACHE_MS = 60_000;
+
+export function cacheMsFromEnv(env: NodeJS.ProcessEnv): number {
+  const text = env.DVM_GATE_PLUGIN_CACHE_MS;
+  if (text === undefined || text.trim() === "") return DEFAULT_CACHE_MS;
+  const ms = /^\d{1,5}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!(ms <= MAX_CACHE_MS)) throw new Error(`DVM_GATE_PLUGIN_CACHE_MS: expected whole milliseconds from 0 to ${MAX_CACHE_MS}, got ${JSON.stringify(text)}`);
+  return ms;
+}
 
 /** Far above strfry's own `events.maxEventSize` (64 KiB by default) and the gate's 1 MiB cap. */
 export const MAX_LINE_BYTES = 2 * 1_048_576;
@@ -50,14 +62,14 @@ export class StrfryAdapter {
       return { id: "", ...reject("invalid: input line is not JSON") };
     }
     try {
-      return this.answerRequest(req);
+      return this.answerRequest(req, text.length);
     } catch (err) {
       this.log.error({ err }, "could not answer a request");
       return { id: idOf(req), action: "reject", msg: "error: internal error" };
     }
   }
 
-  private answerRequest(req: unknown): StrfryAnswer | null {
+  private answerRequest(req: unknown, lineChars: number): StrfryAnswer | null {
     if (req === null || typeof req !== "object" || Array.isArray(req)) return { id: "", ...reject("invalid: input is not a JSON object") };
     const r = req as Record<string, unknown>;
     // Older strfry replays recent events as `lookback` on start-up and reads no answer.
@@ -74,6 +86,8 @@ export class StrfryAdapter {
       sourceType: r.sourceType as SourceType,
       sourceInfo: typeof r.sourceInfo === "string" ? r.sourceInfo : "",
       nowMs: this.clock(),
+      // A UTF-16 code unit is at most 3 UTF-8 bytes, and the line holds the whole event.
+      eventBytesAtMost: lineChars * 3,
     });
     return { id, action: result.action, msg: result.msg };
   }
@@ -119,9 +133,12 @@ export function runStrfryPlugin(argv: string[] = process.argv.slice(2), env: Nod
   let log: Logger;
   let policy: Policy;
   let lookup: SqliteTierLookup | null = null;
+  let cacheMs = DEFAULT_CACHE_MS;
   try {
     cfg = loadConfig({ configPath: typeof values.config === "string" ? values.config : undefined, env });
+    cacheMs = cacheMsFromEnv(env);
   } catch (err) {
+    cfg = null;
     log = makePluginLogger("info");
     log.error(`dvm-gate plugin cannot start: ${(err as Error).message}; rejecting every event until the config is fixed`);
     policy = new RefuseAll("error: dvm-gate plugin is misconfigured");
@@ -136,10 +153,11 @@ export function runStrfryPlugin(argv: string[] = process.argv.slice(2), env: Nod
       onStateChange: (ok, detail) => (ok ? l.info(detail) : l.error(`${detail}; rejecting every event until it is readable`)),
     });
     // An unavailable database is reported once per change by the lookup, not per event.
-    policy = buildGatePolicy(cfg, lookup, (err, name) => {
+    policy = buildGatePolicy(cfg, new CachedTierLookup(lookup, cacheMs), (err, name) => {
       if (!(err instanceof PolicyUnavailableError)) l.error({ err, policy: name }, "policy failed; event rejected");
     });
     log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
+    log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (DVM_GATE_PLUGIN_CACHE_MS)`);
     lookup.open(Date.now());
   }
   const adapter = new StrfryAdapter(policy!, () => Date.now(), log!);

@@ -127,3 +127,34 @@ export class PerEventTierLookup implements TierLookup {
     return info;
   }
 }
+
+/**
+ * Remembers answers for `ttlMs`, at most `maxEntries` pubkeys. One SQLite read costs
+ * several microseconds (a read transaction and shared-memory locks per statement), a
+ * noticeable share of strfry's round trip; the price is that a ban or tier change made
+ * by the operator reaches this relay up to `ttlMs` later. `ttlMs = 0` turns it off.
+ */
+export class CachedTierLookup implements TierLookup {
+  private readonly entries = new Map<string, { info: TierInfo; readAtMs: number }>();
+
+  constructor(
+    private readonly inner: TierLookup,
+    readonly ttlMs: number,
+    readonly maxEntries = 10_000,
+  ) {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new Error(`ttlMs must be a whole number ≥ 0, got ${ttlMs}`);
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new Error(`maxEntries must be a positive integer, got ${maxEntries}`);
+  }
+
+  lookup(pubkey: string, nowMs: number): TierInfo {
+    if (this.ttlMs === 0) return this.inner.lookup(pubkey, nowMs);
+    const hit = this.entries.get(pubkey);
+    // A clock that stepped back also counts as stale.
+    if (hit && nowMs >= hit.readAtMs && nowMs - hit.readAtMs < this.ttlMs) return hit.info;
+    const info = this.inner.lookup(pubkey, nowMs);
+    this.entries.delete(pubkey);
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(pubkey, { info, readAtMs: nowMs });
+    return info;
+  }
+}

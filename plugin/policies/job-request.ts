@@ -28,9 +28,11 @@ export class JobRequestPolicy implements Policy {
   call(input: PolicyInput): PolicyResult {
     const ev = input.event;
     if (!this.opts.kinds.has(ev.kind)) return ACCEPT;
-    const bytes = input.eventBytes ?? Buffer.byteLength(JSON.stringify(ev));
-    if (bytes > this.opts.maxRequestBytes)
-      return reject(`invalid: job request is ${bytes} bytes, over this relay's limit of ${this.opts.maxRequestBytes}`);
+    if (input.eventBytesAtMost === undefined || input.eventBytesAtMost > this.opts.maxRequestBytes) {
+      const bytes = Buffer.byteLength(JSON.stringify(ev));
+      if (bytes > this.opts.maxRequestBytes)
+        return reject(`invalid: job request is ${bytes} bytes, over this relay's limit of ${this.opts.maxRequestBytes}`);
+    }
     if (!Array.isArray(ev.tags)) return reject("invalid: tags must be an array");
 
     const nowSec = Math.floor(input.nowMs / 1000);

@@ -9,7 +9,7 @@ import { buildGatePolicy } from "../../plugin/gate-policy.js";
 import { LineSplitter, type LineItem } from "../../plugin/line-splitter.js";
 import { addressKey } from "../../plugin/policies/rate-limit.js";
 import { PolicyPipeline, type Policy, type PolicyInput, type SourceType } from "../../plugin/policy.js";
-import type { TierInfo, TierLookup } from "../../plugin/tier-lookup.js";
+import { CachedTierLookup, type TierInfo, type TierLookup } from "../../plugin/tier-lookup.js";
 import { TokenBuckets } from "../../plugin/token-buckets.js";
 
 class MemoryTiers implements TierLookup {
@@ -128,6 +128,33 @@ describe("rate limits over time (injected clock)", () => {
     // That refusal did not cost the pubkey: it still has its full 6 elsewhere.
     const acts = Array.from({ length: 7 }, (_, i) => policy.call(input(sameAuthor(sk, 5050, sec, i + 1), T0, "IP4", `192.0.2.${60 + i}`)).action);
     expect(acts).toEqual([...Array(6).fill("accept"), "reject"]);
+  });
+});
+
+describe("tier cache", () => {
+  it("serves an answer for less than its lifetime, then reads again, and stays within its size", () => {
+    const inner = new MemoryTiers();
+    const cache = new CachedTierLookup(inner, 1000, 2);
+    inner.set("p1", "trusted");
+    expect(cache.lookup("p1", T0).tier).toBe("trusted");
+    inner.set("p1", "trusted", true);
+    expect(cache.lookup("p1", T0 + 999).banned).toBe(false);
+    expect(cache.lookup("p1", T0 + 1000).banned).toBe(true);
+    // A clock stepping back does not extend an answer's life.
+    inner.set("p1", "new");
+    expect(cache.lookup("p1", T0 + 500).tier).toBe("new");
+    inner.reads = 0;
+    cache.lookup("p2", T0 + 500);
+    cache.lookup("p3", T0 + 500); // evicts p1
+    cache.lookup("p1", T0 + 501);
+    expect(inner.reads).toBe(3);
+  });
+
+  it("reads every time with a lifetime of 0", () => {
+    const inner = new MemoryTiers();
+    const cache = new CachedTierLookup(inner, 0);
+    for (let i = 0; i < 5; i++) cache.lookup("p", T0);
+    expect(inner.reads).toBe(5);
   });
 });
 

@@ -7,11 +7,14 @@ import { ledgerSettings } from "../../src/cli/context.js";
 import { parseConfig } from "../../src/config/load.js";
 import { Ledger } from "../../src/ledger/ledger.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
-import { spawnGatePlugin, strfryLine, type StrfryPluginProcess } from "../helpers/strfry-plugin-process.js";
+import { spawnGatePlugin, strfryLine, type StrfryAnswer, type StrfryPluginProcess } from "../helpers/strfry-plugin-process.js";
+
+type StrfryAnswerLike = Pick<StrfryAnswer, "action" | "msg">;
 
 const JOB_KIND = 5050;
 const RESTRICTED_KIND = 30023;
 const nowSec = () => Math.floor(Date.now() / 1000);
+const NO_CACHE = { DVM_GATE_PLUGIN_CACHE_MS: "0" };
 
 function gateConfig(dbPath: string) {
   return {
@@ -75,7 +78,8 @@ describe("strfry plugin process", () => {
 
   beforeAll(async () => {
     fx = makeFixture();
-    plugin = spawnGatePlugin(fx.configPath);
+    // No tier cache: these tests change tiers and bans between consecutive events.
+    plugin = spawnGatePlugin(fx.configPath, NO_CACHE);
   });
 
   afterAll(async () => {
@@ -267,7 +271,7 @@ describe("strfry plugin process, failing closed", () => {
   it("answers an internal error with reject and error: internal error, logs it on stderr, and keeps serving", async () => {
     const fx = makeFixture();
     fixtures.push(fx);
-    const plugin = spawnGatePlugin(fx.configPath);
+    const plugin = spawnGatePlugin(fx.configPath, NO_CACHE);
     plugins.push(plugin);
     const a = user();
     expect((await plugin.ask(strfryLine(note(a.sk)))).action).toBe("accept");
@@ -311,6 +315,34 @@ describe("strfry plugin process, failing closed", () => {
     } finally {
       later.close();
     }
+  });
+
+  it("applies a ban within its tier cache's lifetime when the cache is on (the default)", async () => {
+    const fx = makeFixture();
+    fixtures.push(fx);
+    const plugin = spawnGatePlugin(fx.configPath, { DVM_GATE_PLUGIN_CACHE_MS: "200" });
+    plugins.push(plugin);
+    const a = user();
+    expect((await plugin.ask(strfryLine(note(a.sk)))).action).toBe("accept");
+    fx.ledger.setBanned(a.pubkey, true, "spam", Date.now());
+    // Bounded wait well past the 200 ms lifetime; asserts the outcome, not the timing.
+    let last: StrfryAnswerLike = { action: "accept" };
+    for (let i = 0; i < 50 && last.action === "accept"; i++) {
+      last = await plugin.ask(strfryLine(note(a.sk)));
+      if (last.action === "accept") await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(last.msg).toBe("blocked: this pubkey is banned by the relay operator");
+    expect(plugin.stderr).toMatch(/at most every 200 ms per pubkey/);
+  });
+
+  it("refuses to guess when DVM_GATE_PLUGIN_CACHE_MS is not a number of milliseconds", async () => {
+    const fx = makeFixture();
+    fixtures.push(fx);
+    const plugin = spawnGatePlugin(fx.configPath, { DVM_GATE_PLUGIN_CACHE_MS: "1s" });
+    plugins.push(plugin);
+    const ev = note(user().sk);
+    expect(await plugin.ask(strfryLine(ev))).toEqual({ id: ev.id, action: "reject", msg: "error: dvm-gate plugin is misconfigured" });
+    expect(plugin.stderr).toMatch(/DVM_GATE_PLUGIN_CACHE_MS: expected whole milliseconds/);
   });
 
   it("rejects every event with a clear error when its config is invalid, and stays up", async () => {
