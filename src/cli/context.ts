@@ -31,6 +31,8 @@ export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
     timeoutSec: cfg.jobs.timeoutSec,
     invoiceExpirySec: cfg.payments.invoiceExpirySec,
     trust: cfg.trust,
+    // LNbits invoices whole sats only: partial charges must come out whole.
+    chargeUnitMsats: cfg.payments.backend === "lnbits" ? 1000 : 1,
   };
 }
 

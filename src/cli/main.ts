@@ -5,6 +5,7 @@ import { ConfigError } from "../config/load.js";
 import { LedgerInputError } from "../ledger/ledger.js";
 import { LedgerBusyError } from "../ledger/db.js";
 import { AmountError } from "../util/money.js";
+import { PaymentBackendError } from "../payments/types.js";
 import { makeContext, UsageError, type CliContext, type CliIO } from "./context.js";
 
 export interface Command {
@@ -99,6 +100,7 @@ function isUserError(err: unknown): boolean {
 
 function describeError(err: unknown): string {
   if (isUserError(err) || err instanceof LedgerBusyError) return (err as Error).message;
+  if (err instanceof PaymentBackendError) return `payment backend: ${err.message}`;
   const e = err as { code?: string; message?: string };
   if (e?.code === "SQLITE_CANTOPEN") return `cannot open the database: ${e.message}`;
   return `internal error: ${e?.message ?? String(err)} (set DVM_GATE_DEBUG=1 for details)`;

@@ -38,6 +38,8 @@ export interface LedgerSettings {
   timeoutSec: number;
   invoiceExpirySec: number;
   trust: TrustSettings;
+  /** See DecisionInputs.chargeUnitMsats (1000 with LNbits). */
+  chargeUnitMsats?: number;
 }
 
 export interface Totals {
@@ -376,6 +378,7 @@ export class Ledger {
         poolMsats,
         pendingCount,
         maxPendingPerPubkey: this.settings.maxPendingPerPubkey,
+        chargeUnitMsats: this.settings.chargeUnitMsats ?? 1,
       });
 
       const state: RequestState =

@@ -14,6 +14,12 @@ export interface DecisionInputs {
   poolMsats: number;
   pendingCount: number;
   maxPendingPerPubkey: number;
+  /**
+   * The smallest unit the payment backend can bill (1 msat; 1000 for LNbits, which
+   * invoices whole sats). A partial offer absorbs a little less so that its charge is a
+   * whole number of these units; never more, so the budget still holds.
+   */
+  chargeUnitMsats?: number;
 }
 
 export type Outcome =
@@ -22,7 +28,7 @@ export type Outcome =
   | { kind: "partial"; absorbMsats: number; chargeMsats: number }
   | { kind: "gate"; absorbMsats: 0; chargeMsats: number; reason: GateReason };
 
-export type GateReason = "no_budget" | "budget_used" | "pool_empty" | "too_many_pending";
+export type GateReason = "no_budget" | "budget_used" | "pool_empty" | "too_many_pending" | "below_charge_unit";
 
 export function decide(i: DecisionInputs): Outcome {
   if (i.banned) return { kind: "blocked", reason: "blocked" };
@@ -33,6 +39,9 @@ export function decide(i: DecisionInputs): Outcome {
   // A job priced at 0 costs nobody anything: served, nothing reserved, nothing granted.
   if (i.priceMsats === 0) return { kind: "free", absorbMsats: 0, chargeMsats: 0 };
   if (absorb === i.priceMsats) return { kind: "free", absorbMsats: absorb, chargeMsats: 0 };
+  const unit = i.chargeUnitMsats ?? 1;
+  const shortfall = (i.priceMsats - absorb) % unit;
+  if (shortfall !== 0) absorb = Math.max(0, absorb - (unit - shortfall));
   if (absorb > 0) return { kind: "partial", absorbMsats: absorb, chargeMsats: i.priceMsats - absorb };
   const reason: GateReason = tooManyPending
     ? "too_many_pending"
@@ -40,6 +49,8 @@ export function decide(i: DecisionInputs): Outcome {
       ? "no_budget"
       : remaining === 0
         ? "budget_used"
-        : "pool_empty";
+        : i.poolMsats === 0
+          ? "pool_empty"
+          : "below_charge_unit";
   return { kind: "gate", absorbMsats: 0, chargeMsats: i.priceMsats, reason };
 }
