@@ -50,6 +50,38 @@ describe("relays and load", () => {
     expect(gate.verify()).toEqual([]);
   });
 
+  it("answers NIP-42 AUTH with the gate key, and publishes to a relay that wants AUTH before EVENTs", async () => {
+    const r = await startEmbeddedRelay({ authHostname: "127.0.0.1" });
+    relays.push(r);
+    const authed: string[] = [];
+    const refusedBeforeAuth: string[] = [];
+    r.relay.register({
+      async handleMessage(ctx: { pubkey?: string; sendMessage: (m: unknown[]) => void }, message: unknown[], next: () => Promise<unknown>) {
+        if (message[0] === "EVENT" && !ctx.pubkey) {
+          const ev = message[1] as { id: string; pubkey: string };
+          // Only the gate's own events are held back: customers publish unauthenticated.
+          if (ev.pubkey === gate?.pubkey) {
+            refusedBeforeAuth.push(ev.id);
+            ctx.sendMessage(["OK", ev.id, false, "auth-required: publish after AUTH"]);
+            return { messageType: "EVENT", success: false };
+          }
+        }
+        const out = await next();
+        if (message[0] === "AUTH" && ctx.pubkey) authed.push(ctx.pubkey);
+        return out;
+      },
+    } as never);
+    gate = await startGate({ relays: [r.url] });
+    const elite = await new Customer().connect([r.url]);
+    customers.push(elite);
+    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    const req = elite.request(gate.pubkey);
+    await elite.publish(req);
+    await elite.waitFeedback(req.id, "processing");
+    expect(authed).toContain(gate.pubkey);
+    expect(authed.every((pk) => pk === gate!.pubkey)).toBe(true);
+  });
+
   it("30 concurrent requests from one established customer (50 sats/day, price 10): exactly 5 free, 25 gated", async () => {
     relays.push(await startEmbeddedRelay());
     const url = relays[0]!.url;
