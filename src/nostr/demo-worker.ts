@@ -4,8 +4,9 @@
 // It is not a model: for text it answers the input reversed, saying it is a demo.
 //
 // Encrypted requests are answered only when the worker holds the key they were
-// encrypted to (the demo's worker key is the gate's key); the result is then encrypted
-// back in the same scheme. Others are skipped and logged.
+// encrypted to (the demo's worker key is the gate's key): it then reads the encrypted
+// go signal, the encrypted job, and encrypts the result back in the same scheme. A
+// worker with another key cannot even see the status of such feedback, so it skips them.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
 import { WebSocket } from "ws";
@@ -126,10 +127,10 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
     if (closed) return;
     const ev = toVerifiedEvent(raw);
     if (!ev || ev.pubkey !== opts.gatePubkey || ev.kind !== 7000) return;
-    if (ev.tags.find((t) => t[0] === "status")?.[1] !== "processing") return;
     const requestId = ev.tags.find((t) => t[0] === "e")?.[1];
     const customer = ev.tags.find((t) => t[0] === "p")?.[1];
-    if (!requestId || !/^[0-9a-f]{64}$/.test(requestId) || !customer) return;
+    if (!requestId || !/^[0-9a-f]{64}$/.test(requestId) || !customer || !/^[0-9a-f]{64}$/.test(customer)) return;
+    if (statusOf(ev, customer) !== "processing") return;
     if (answered.has(requestId)) return;
     if (inFlight >= MAX_IN_FLIGHT) return log.warn({ requestId }, "demo worker busy; go signal dropped");
     remember(requestId);
@@ -137,6 +138,14 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
     answer(requestId, customer)
       .catch((err: unknown) => log.error({ requestId, err: String((err as Error)?.message ?? err) }, "demo worker failed"))
       .finally(() => inFlight--);
+  };
+
+  // Feedback to an encrypted request hides its status in the content (encrypted from the
+  // gate to the customer); a worker holding the gate's key shares that conversation key.
+  const statusOf = (ev: Event, customer: string): string | undefined => {
+    if (!ev.tags.some((t) => t[0] === "encrypted")) return ev.tags.find((t) => t[0] === "status")?.[1];
+    const plain = decryptFrom(ev.content, opts.secretKey, customer);
+    return (plain ? parseTags(plain.plaintext) : null)?.find((t) => t[0] === "status")?.[1];
   };
 
   const sinceSec = Math.floor(Date.now() / 1000) - LOOKBACK_SEC;
