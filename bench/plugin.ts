@@ -2,7 +2,7 @@
 // its plugin on its single writer thread and waits for each answer, so the figure that
 // matters is the round trip per event, one at a time, compared with a plugin that only
 // echoes the id. Both get the same lines; batches alternate so drift hits both alike.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as wasm from "nostr-tools/wasm";
 import type { Event } from "nostr-tools/pure";
@@ -22,7 +22,9 @@ const EVENTS = 20_000;
 // shortcut only.
 const DISTINCT_EVENTS = 2_000;
 const WARMUP = 1_000;
-const BATCH = 1_000;
+// Small alternating batches: a burst of load from elsewhere on the machine then hits
+// both plugins alike instead of one whole phase of one of them.
+const BATCH = 100;
 const HISTORY_IDENTITIES = 100_000;
 const SENDERS = 1_000;
 const ADDRESSES = 5_000;
@@ -66,6 +68,18 @@ function makeLines(events: Event[], seed: number, count: number): string[] {
     lines.push(strfryLine(ev, source, info));
   }
   return lines;
+}
+
+/** User + system CPU a process has used so far, from /proc (Linux), in ms; null elsewhere. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
 }
 
 function percentile(sortedMs: number[], p: number): number {
@@ -141,6 +155,7 @@ async function run(limits: MachineLimits): Promise<BenchFigure[]> {
     const latOurs: number[] = [];
     const latYard: number[] = [];
     const answers = new Map<string, number>();
+    const cpuStart = [cpuMs(ours.child.pid), cpuMs(yardstick.child.pid)];
     let msOurs = 0;
     let msYard = 0;
     for (let from = 0; from < lines.length; from += BATCH) {
@@ -152,6 +167,9 @@ async function run(limits: MachineLimits): Promise<BenchFigure[]> {
       await roundTrips(ours, lines, from, to, latOurs, answers);
       msOurs += performance.now() - t;
     }
+    const cpuEnd = [cpuMs(ours.child.pid), cpuMs(yardstick.child.pid)];
+    const cpuUsPerEvent = (i: 0 | 1) =>
+      cpuStart[i] != null && cpuEnd[i] != null ? ((cpuEnd[i]! - cpuStart[i]!) * 1000) / lines.length : null;
     latOurs.sort((a, b) => a - b);
     latYard.sort((a, b) => a - b);
     const rateOurs = (lines.length * 1000) / msOurs;
@@ -165,7 +183,17 @@ async function run(limits: MachineLimits): Promise<BenchFigure[]> {
         `${HISTORY_IDENTITIES.toLocaleString("en-US")} identities built in ${timings.historyMs} ms, events signed in ${timings.signMs} ms)`,
     );
     console.log(`  answers: ${mix.join(", ")}`);
+    const cpuOurs = cpuUsPerEvent(0);
+    const cpuYard = cpuUsPerEvent(1);
+    const cpuFigures: BenchFigure[] =
+      cpuOurs !== null && cpuYard !== null && cpuOurs > 0
+        ? [
+            { name: "accept-all plugin CPU per event", value: cpuYard, unit: "µs" },
+            { name: "dvm-gate plugin CPU per event", value: cpuOurs, unit: "µs", ratio: cpuYard / cpuOurs, against: "accept-all CPU per event" },
+          ]
+        : [];
     return [
+      ...cpuFigures,
       { name: "accept-all plugin events/s", value: rateYard, unit: "events/s" },
       { name: "accept-all plugin p99", value: percentile(latYard, 0.99), unit: "ms" },
       {
