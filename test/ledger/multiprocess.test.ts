@@ -108,3 +108,23 @@ describe.each(["FULL", "NORMAL"] as const)("%s synchronous: four processes on on
     }
   });
 });
+
+it("creates, migrates and seeds a brand-new file exactly once when four processes open it at the same moment", async () => {
+  const dbPath = tmp.file("fresh/new.sqlite");
+  const pubkeys = customers.map((c) => c.pubkey);
+  const children = Array.from({ length: PROCESSES }, () => startLedgerChild({ mode: "race", dbPath, synchronous: "FULL", settings, pubkeys, ops: 20 }));
+  await Promise.all(children.map((c) => c.ready));
+  for (const c of children) c.proc.stdin!.write("go\n");
+  const reports = await Promise.all(children.map((c) => c.done()));
+  expect(reports.map((r) => r.errors)).toEqual(reports.map(() => ({})));
+
+  const ledger = Ledger.open(dbPath, settings, { nowMs: Date.now() });
+  try {
+    expect(ledger.db.prepare("SELECT COUNT(*) AS n FROM pool").get()).toEqual({ n: 1 });
+    expect(ledger.totals().initialMsats).toBe(settings.poolInitialMsats);
+    expect(ledger.db.prepare("SELECT COUNT(*) AS n FROM requests").get()).toEqual({ n: PROCESSES * 20 });
+    expect(verifyLedger(ledger.db)).toEqual([]);
+  } finally {
+    ledger.close();
+  }
+});
