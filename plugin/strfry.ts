@@ -126,58 +126,63 @@ export function makePluginLogger(level: RuntimeConfig["log"]["level"]): Logger {
   return pino({ name: "dvm-gate-plugin", level }, pino.destination({ fd: 2, sync: true }));
 }
 
-/** The long-lived process strfry starts: stdin lines in, stdout answers out. */
-export function runStrfryPlugin(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): void {
+interface Composed {
+  policy: Policy;
+  log: Logger;
+  close: () => void;
+}
+
+/** Config → logger → read-only database → policy; a config problem yields a refuse-all policy. */
+function compose(argv: string[], env: NodeJS.ProcessEnv): Composed {
   const { values } = parseArgs({ args: argv, options: { config: { type: "string" } }, strict: false });
-  let cfg: RuntimeConfig | null = null;
-  let log: Logger;
-  let policy: Policy;
-  let lookup: SqliteTierLookup | null = null;
-  let cacheMs = DEFAULT_CACHE_MS;
+  let cfg: RuntimeConfig;
+  let cacheMs: number;
   try {
     cfg = loadConfig({ configPath: typeof values.config === "string" ? values.config : undefined, env });
     cacheMs = cacheMsFromEnv(env);
   } catch (err) {
-    cfg = null;
-    log = makePluginLogger("info");
+    const log = makePluginLogger("info");
     log.error(`dvm-gate plugin cannot start: ${(err as Error).message}; rejecting every event until the config is fixed`);
-    policy = new RefuseAll("error: dvm-gate plugin is misconfigured");
+    return { policy: new RefuseAll("error: dvm-gate plugin is misconfigured"), log, close: () => {} };
   }
-  if (cfg) {
-    const l = makePluginLogger(cfg.log.level);
-    log = l;
-    lookup = new SqliteTierLookup({
-      path: cfg.database.path,
-      trust: cfg.trust,
-      busyTimeoutMs: cfg.database.busyTimeoutMs,
-      onStateChange: (ok, detail) => (ok ? l.info(detail) : l.error(`${detail}; rejecting every event until it is readable`)),
-    });
-    // An unavailable database is reported once per change by the lookup, not per event.
-    policy = buildGatePolicy(cfg, new CachedTierLookup(lookup, cacheMs), (err, name) => {
-      if (!(err instanceof PolicyUnavailableError)) l.error({ err, policy: name }, "policy failed; event rejected");
-    });
-    log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
-    log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (DVM_GATE_PLUGIN_CACHE_MS)`);
-    lookup.open(Date.now());
-  }
-  const adapter = new StrfryAdapter(policy!, () => Date.now(), log!);
+  const log = makePluginLogger(cfg.log.level);
+  const lookup = new SqliteTierLookup({
+    path: cfg.database.path,
+    trust: cfg.trust,
+    busyTimeoutMs: cfg.database.busyTimeoutMs,
+    onStateChange: (ok, detail) => (ok ? log.info(detail) : log.error(`${detail}; rejecting every event until it is readable`)),
+  });
+  // An unavailable database is reported once per change by the lookup, not per event.
+  const policy = buildGatePolicy(cfg, new CachedTierLookup(lookup, cacheMs), (err, name) => {
+    if (!(err instanceof PolicyUnavailableError)) log.error({ err, policy: name }, "policy failed; event rejected");
+  });
+  log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
+  log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (DVM_GATE_PLUGIN_CACHE_MS)`);
+  lookup.open(Date.now());
+  return { policy, log, close: () => lookup.close() };
+}
+
+/** The long-lived process strfry starts: stdin lines in, stdout answers out. */
+export function runStrfryPlugin(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): void {
+  const { policy, log, close } = compose(argv, env);
+  const adapter = new StrfryAdapter(policy, () => Date.now(), log);
   const splitter = new LineSplitter(MAX_LINE_BYTES, (item) => {
     const line = adapter.answer(item);
     // Pipes are written synchronously on Linux: each answer is out before the next read.
     if (line !== null) process.stdout.write(line + "\n");
   });
-  const stop = (code: number) => {
-    lookup?.close();
-    process.exit(code);
+  const stop = () => {
+    close();
+    process.exit(0);
   };
   process.stdin.on("data", (chunk: Buffer) => splitter.push(chunk));
   process.stdin.on("end", () => {
     splitter.end();
-    stop(0);
+    stop();
   });
-  process.stdout.on("error", () => stop(0)); // strfry went away (EPIPE)
-  process.on("SIGTERM", () => stop(0));
-  process.on("SIGINT", () => stop(0));
+  process.stdout.on("error", stop); // strfry went away (EPIPE)
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) runStrfryPlugin();
