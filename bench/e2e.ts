@@ -1,0 +1,330 @@
+// End-to-end: signed job requests through a local relay to the gate's signed replies,
+// received back by the customer. Three processes, so each cost lands where it belongs:
+//   relay   node dist/src/nostr/relay-process.js (@nostr-relay/core verifies every event
+//           with pure-JS schnorr, so through it the figure is mostly the relay's);
+//   load    this file run with --e2e-load-child: pre-signs requests, publishes them,
+//           verifies the replies, measures latency;
+//   gate    the real GateService in the bench process itself, whose CPU time
+//           (process.cpuUsage) per answered request is compared with the machine's raw
+//           cost of one verify plus one sign (wasm): the ratio that says how close the
+//           gate comes to the crypto it cannot avoid.
+// Then a second run paced at half the measured rate gives p50/p99 latency, and the relay
+// is measured alone (publish → receive on a subscription) with the same kind of events.
+// Customers are pinned elite and the pool is large, so every decision is free and every
+// reply is a `processing` feedback.
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { BenchFigure, BenchModule, MachineLimits } from "./types.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO_DIST = join(HERE, "..");
+const RELAY_SCRIPT = join(REPO_DIST, "src", "nostr", "relay-process.js");
+
+const CUSTOMERS = 200;
+const WINDOW = 64;
+const SATURATED_MS = 8_000;
+const PACED_MS = 8_000;
+const ECHO_MS = 5_000;
+const WARMUP_REQUESTS = 200;
+/** Pre-signed requests per run: more than any run can send in its time on this kind of machine. */
+const MAX_EVENTS_PER_RUN = 12_000;
+const DRAIN_MS = 5_000;
+const CHILD_TIMEOUT_MS = 60_000;
+
+// ---- messages between the bench and the load child -------------------------------
+
+interface RunCommand {
+  type: "run";
+  mode: "reply" | "echo";
+  relayUrl: string;
+  gatePubkey: string;
+  customerKeysHex: string[];
+  /** Outstanding requests at most (saturated runs). */
+  window: number;
+  /** Requests per second (paced runs); 0 = as fast as the window allows. */
+  ratePerSec: number;
+  durationMs: number;
+  maxEvents: number;
+}
+
+interface RunResult {
+  type: "result";
+  sent: number;
+  received: number;
+  elapsedMs: number;
+  latenciesMs: number[];
+  badReplies: number;
+}
+
+// ---- the bench (parent) ------------------------------------------------------------
+
+export const bench: BenchModule = {
+  title: "End to end: signed job request → local relay → gate → signed reply received (3 processes)",
+  async run(limits: MachineLimits): Promise<BenchFigure[]> {
+    const { GateService } = await import("../src/nostr/gate-service.js");
+    const { parseConfig } = await import("../src/config/load.js");
+    const { ledgerSettings } = await import("../src/cli/context.js");
+    const { Ledger } = await import("../src/ledger/ledger.js");
+    const { grantSigner } = await import("../src/nostr/grant-event.js");
+    const { createPaymentBackend } = await import("../src/payments/index.js");
+    const { initFastVerify } = await import("../src/nostr/verify.js");
+    const { getPublicKey } = await import("nostr-tools/pure");
+    const { pino } = await import("pino");
+
+    const relay = await startRelayProcess(join(limits.workDir, "e2e-relay.sqlite"));
+    const load = fork(fileURLToPath(import.meta.url), ["--e2e-load-child"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    let service: InstanceType<typeof GateService> | null = null;
+    let ledger: InstanceType<typeof Ledger> | null = null;
+    try {
+      if (!(await initFastVerify())) throw new Error("e2e bench: the wasm verifier did not load");
+      const gateSk = randomBytes(32);
+      const gatePubkey = getPublicKey(gateSk);
+      const customerKeysHex = Array.from({ length: CUSTOMERS }, () => randomBytes(32).toString("hex"));
+      const cfg = parseConfig(
+        {
+          nostr: { secretKey: gateSk.toString("hex"), relays: [relay.url] },
+          database: { path: join(limits.workDir, "e2e-gate.sqlite"), synchronous: "FULL" },
+          jobs: { kinds: { "5050": { priceSats: 1 } } },
+          freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1_000_000 }, poolInitialSats: 1_000_000_000, maxPendingPerPubkey: 1000 },
+          http: { enabled: false },
+          log: { level: "warn" },
+        },
+        { env: {} },
+      );
+      const log = pino({ level: "warn" }, pino.destination(2));
+      const nowMs = Date.now();
+      ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs, synchronous: cfg.database.synchronous, grantSigner: grantSigner(gateSk) });
+      for (const hex of customerKeysHex) ledger.setTier(getPublicKey(Buffer.from(hex, "hex")), "elite", nowMs);
+      service = new GateService({ cfg, ledger, backend: createPaymentBackend(cfg, { db: ledger.db, log }), log, metrics: null, secretKey: gateSk });
+      await service.start();
+
+      const base = { relayUrl: relay.url, gatePubkey, customerKeysHex, maxEvents: MAX_EVENTS_PER_RUN };
+      const warm = await runLoad(load, { type: "run", mode: "reply", ...base, window: 20, ratePerSec: 0, durationMs: 20_000, maxEvents: WARMUP_REQUESTS });
+      if (warm.received < WARMUP_REQUESTS)
+        throw new Error(`e2e bench: the gate answered ${warm.received} of ${WARMUP_REQUESTS} warm-up requests; is the service receiving from ${relay.url}?`);
+
+      const cpu0 = process.cpuUsage();
+      const sat = await runLoad(load, { type: "run", mode: "reply", ...base, window: WINDOW, ratePerSec: 0, durationMs: SATURATED_MS });
+      const cpu = process.cpuUsage(cpu0);
+      const satRate = sat.received / (sat.elapsedMs / 1000);
+      const gateCpuMsPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(1, sat.received);
+
+      const halfRate = Math.max(1, Math.floor(satRate / 2));
+      const paced = await runLoad(load, { type: "run", mode: "reply", ...base, window: 100_000, ratePerSec: halfRate, durationMs: PACED_MS });
+
+      await service.stop();
+      service = null;
+      const echo = await runLoad(load, { type: "run", mode: "echo", ...base, window: WINDOW, ratePerSec: 0, durationMs: ECHO_MS });
+      const echoPerSec = echo.received / (echo.elapsedMs / 1000);
+
+      const ceilingMsPerRequest = 1000 / limits.verifyPerSec.wasm + 1000 / limits.signPerSec.wasm;
+      const cpuRatio = ceilingMsPerRequest / gateCpuMsPerRequest;
+      const p = (xs: number[], q: number) => percentile(xs, q);
+      const pacedP99 = p(paced.latenciesMs, 0.99);
+      const lost = sat.sent - sat.received + (paced.sent - paced.received);
+      return [
+        { name: "relay alone: publish → receive (events/s)", value: echoPerSec, unit: "events/s" },
+        {
+          name: "e2e saturated (requests/s)",
+          value: satRate,
+          unit: "req/s",
+          // Each request crosses the relay twice (the request and the gate's reply).
+          ratio: satRate / (echoPerSec / 2),
+          against: "relay alone ÷ 2 (two events per request)",
+        },
+        { name: "e2e saturated p50 latency", value: p(sat.latenciesMs, 0.5), unit: "ms" },
+        { name: "e2e saturated p99 latency", value: p(sat.latenciesMs, 0.99), unit: "ms" },
+        {
+          name: "gate CPU per request (GateService process)",
+          value: gateCpuMsPerRequest,
+          unit: "ms",
+          ratio: cpuRatio,
+          against: `1 verify + 1 sign, wasm (${ceilingMsPerRequest.toFixed(3)} ms)`,
+          target: "≥ 0.7",
+          met: cpuRatio >= 0.7,
+        },
+        { name: "gate capacity on one core (1 / CPU per request)", value: 1000 / gateCpuMsPerRequest, unit: "req/s" },
+        { name: `paced at half load (${halfRate} req/s) p50`, value: p(paced.latenciesMs, 0.5), unit: "ms" },
+        { name: `paced at half load (${halfRate} req/s) p99`, value: pacedP99, unit: "ms", target: "< 50 ms", met: pacedP99 < 50 },
+        { name: "requests without a reply (both runs)", value: lost, unit: "requests" },
+        { name: "replies failing verification", value: sat.badReplies + paced.badReplies, unit: "replies" },
+      ];
+    } finally {
+      if (service) await service.stop().catch(() => {});
+      ledger?.close();
+      load.kill("SIGTERM");
+      relay.child.kill("SIGTERM");
+      await Promise.all([exited(load), exited(relay.child)]);
+    }
+  },
+};
+
+function percentile(xs: number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve();
+    }, 5000);
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+async function startRelayProcess(dbPath: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [RELAY_SCRIPT, "--port", "0", "--db", dbPath], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("e2e bench: the relay process did not start within 10 s")), 10_000);
+    lines.once("line", (l) => {
+      clearTimeout(t);
+      try {
+        resolve((JSON.parse(l) as { url: string }).url);
+      } catch {
+        reject(new Error(`e2e bench: unexpected relay output ${l.slice(0, 200)}`));
+      }
+    });
+    child.once("exit", () => reject(new Error("e2e bench: the relay process exited")));
+  });
+  return { url, child };
+}
+
+function runLoad(child: ChildProcess, cmd: RunCommand): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      cleanup();
+      reject(new Error("e2e bench: the load process did not report in time"));
+    }, CHILD_TIMEOUT_MS);
+    const onMsg = (m: RunResult | { type: "error"; message: string }) => {
+      cleanup();
+      if (m.type === "result") resolve(m);
+      else reject(new Error(`e2e bench load: ${m.message}`));
+    };
+    const onExit = () => {
+      cleanup();
+      reject(new Error("e2e bench: the load process exited"));
+    };
+    const cleanup = () => {
+      clearTimeout(t);
+      child.off("message", onMsg);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMsg);
+    child.on("exit", onExit);
+    child.send(cmd);
+  });
+}
+
+// ---- the load child ----------------------------------------------------------------
+
+async function childMain(): Promise<void> {
+  const wasm = await import("nostr-tools/wasm");
+  const { initNostrWasm } = await import("nostr-wasm");
+  const { WebSocket } = await import("ws");
+  wasm.setNostrWasm(await initNostrWasm());
+
+  process.on("message", (cmd: RunCommand) => {
+    run(cmd).then(
+      (r) => process.send!(r),
+      (err: unknown) => process.send!({ type: "error", message: String((err as Error)?.message ?? err) }),
+    );
+  });
+  process.on("SIGTERM", () => process.exit(0));
+  process.on("disconnect", () => process.exit(0));
+
+  async function run(cmd: RunCommand): Promise<RunResult> {
+    const keys = cmd.customerKeysHex.map((h) => Buffer.from(h, "hex"));
+    const nowSec = Math.floor(Date.now() / 1000);
+    // Signed before the clock starts: signing is the customers' cost, not the system's.
+    const events = Array.from({ length: cmd.maxEvents }, (_, i) =>
+      wasm.finalizeEvent(
+        {
+          kind: 5050,
+          created_at: nowSec,
+          tags: [["i", `e2e ${i} ${randomBytes(4).toString("hex")}`, "text"], ["p", cmd.gatePubkey]],
+          content: "",
+        },
+        keys[i % keys.length]!,
+      ),
+    );
+    const ws = new WebSocket(cmd.relayUrl);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    const sentAt = new Map<string, number>();
+    const latenciesMs: number[] = [];
+    let received = 0;
+    let badReplies = 0;
+    let lastAt = 0;
+    let wake: () => void = () => {};
+    const filter =
+      cmd.mode === "reply" ? { kinds: [7000], authors: [cmd.gatePubkey], since: nowSec - 2 } : { kinds: [5050], "#p": [cmd.gatePubkey], since: nowSec - 2 };
+    ws.send(JSON.stringify(["REQ", "bench", filter]));
+    await new Promise<void>((resolve) => {
+      const onEose = (data: Buffer) => {
+        const m = JSON.parse(data.toString()) as unknown[];
+        if (m[0] === "EOSE") {
+          ws.off("message", onEose);
+          resolve();
+        }
+      };
+      ws.on("message", onEose);
+    });
+    ws.on("message", (data: Buffer) => {
+      const at = performance.now();
+      const m = JSON.parse(data.toString()) as [string, string, { id: string; tags: string[][] }];
+      if (m[0] !== "EVENT") return;
+      const ev = m[2];
+      const key = cmd.mode === "reply" ? ev.tags.find((t) => t[0] === "e")?.[1] : ev.id;
+      const t0 = key ? sentAt.get(key) : undefined;
+      if (t0 === undefined) return;
+      sentAt.delete(key!);
+      if (!wasm.verifyEvent(ev as never)) badReplies++;
+      received++;
+      lastAt = at;
+      latenciesMs.push(at - t0);
+      wake();
+    });
+
+    const start = performance.now();
+    let sent = 0;
+    const send = () => {
+      const ev = events[sent++]!;
+      sentAt.set(ev.id, performance.now());
+      ws.send(JSON.stringify(["EVENT", ev]));
+    };
+    while (sent < events.length && performance.now() - start < cmd.durationMs) {
+      if (cmd.ratePerSec > 0) {
+        const due = Math.min(events.length, Math.floor(((performance.now() - start) / 1000) * cmd.ratePerSec));
+        while (sent < due) send();
+        await new Promise((r) => setTimeout(r, 2));
+      } else {
+        while (sent < events.length && sentAt.size < cmd.window) send();
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    }
+    const drainUntil = performance.now() + DRAIN_MS;
+    while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 10));
+    // Up to the last reply: the rate counts time spent answering, not the drain wait.
+    const elapsedMs = Math.max(1, lastAt - start);
+    ws.close();
+    return { type: "result", sent, received, elapsedMs, latenciesMs, badReplies };
+  }
+}
+
+if (process.argv.includes("--e2e-load-child")) await childMain();
