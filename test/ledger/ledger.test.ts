@@ -285,6 +285,17 @@ describe("history and idempotency", () => {
     expect(verifyLedger(db)).toEqual([]);
   });
 
+  it("refuses to run an async function as a transaction, so no network call can sit between BEGIN and COMMIT", () => {
+    const { ledger } = freshLedger();
+    const before = dump(ledger.db);
+    expect(() =>
+      ledger.tx(async () => {
+        ledger.db.prepare("INSERT INTO credits (amount_msats, source, ref, created_at_ms) VALUES (1, 'operator', 'async', 0)").run();
+      }),
+    ).toThrow(/promise/);
+    expect(dump(ledger.db)).toEqual(before);
+  });
+
   it("resolves a reservation at most once", () => {
     const { ledger } = freshLedger();
     const pk = pubkey(21);
