@@ -13,13 +13,15 @@ import { LineSplitter, type LineItem } from "./line-splitter.js";
 import { PolicyUnavailableError, reject, type Policy, type PolicyResult, type SourceType } from "./policy.js";
 import { CachedTierLookup, SqliteTierLookup } from "./tier-lookup.js";
 
-/** `DVM_GATE_PLUGIN_CACHE_MS`: how long a pubkey's tier and ban are remembered (0 = read every time). */
-export const DEFAULT_CACHE_MS = 1000;
+/**
+ * How long a pubkey's tier and ban are remembered (0 = read every time): config
+ * `plugin.tierCacheMs`, overridden by `DVM_GATE_PLUGIN_CACHE_MS` when set.
+ */
 const MAX_CACHE_MS = 60_000;
 
-export function cacheMsFromEnv(env: NodeJS.ProcessEnv): number {
+export function cacheMsFromEnv(env: NodeJS.ProcessEnv, configuredMs: number): number {
   const text = env.DVM_GATE_PLUGIN_CACHE_MS;
-  if (text === undefined || text.trim() === "") return DEFAULT_CACHE_MS;
+  if (text === undefined || text.trim() === "") return configuredMs;
   const ms = /^\d{1,5}$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!(ms <= MAX_CACHE_MS)) throw new Error(`DVM_GATE_PLUGIN_CACHE_MS: expected whole milliseconds from 0 to ${MAX_CACHE_MS}, got ${JSON.stringify(text)}`);
   return ms;
@@ -139,7 +141,7 @@ function compose(argv: string[], env: NodeJS.ProcessEnv): Composed {
   let cacheMs: number;
   try {
     cfg = loadConfig({ configPath: typeof values.config === "string" ? values.config : undefined, env });
-    cacheMs = cacheMsFromEnv(env);
+    cacheMs = cacheMsFromEnv(env, cfg.plugin.tierCacheMs);
   } catch (err) {
     const log = makePluginLogger("info");
     log.error(`dvm-gate plugin cannot start: ${(err as Error).message}; rejecting every event until the config is fixed`);
@@ -157,7 +159,7 @@ function compose(argv: string[], env: NodeJS.ProcessEnv): Composed {
     if (!(err instanceof PolicyUnavailableError)) log.error({ err, policy: name }, "policy failed; event rejected");
   });
   log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
-  log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (DVM_GATE_PLUGIN_CACHE_MS)`);
+  log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (plugin.tierCacheMs, DVM_GATE_PLUGIN_CACHE_MS)`);
   lookup.open(Date.now());
   return { policy, log, close: () => lookup.close() };
 }

@@ -44,6 +44,7 @@ export interface RuntimeConfig {
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
     perIpPerMinute: number;
+    tierCacheMs: number;
     minTierForKinds: Map<number, Tier>;
   };
   log: { level: ParsedConfig["log"]["level"] };
@@ -253,6 +254,7 @@ export function parseConfig(
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,
       perIpPerMinute: c.plugin.perIpPerMinute,
+      tierCacheMs: c.plugin.tierCacheMs,
       minTierForKinds: new Map(Object.entries(c.plugin.minTierForKinds).map(([k, t]) => [Number(k), t])),
     },
     log: c.log,

@@ -118,6 +118,8 @@ export const configSchema = z
           .strict()
           .prefault({}),
         perIpPerMinute: z.number().int().min(0).default(120),
+        // How long the plugin remembers a pubkey's tier and ban (0 = read every event).
+        tierCacheMs: z.number().int().min(0).max(60_000).default(1000),
         minTierForKinds: z.record(z.string().regex(/^\d{1,5}$/, "must be an event kind"), z.enum(TIERS)).default({}),
       })
       .strict()
