@@ -18,7 +18,7 @@ export interface CliContext extends CliIO {
   log: Logger;
   nowMs: () => number;
   /** Opens the ledger once (creating and seeding the database on first use). */
-  ledger: (opts?: { grantSigner?: GrantSigner }) => Ledger;
+  ledger: (opts?: { grantSigner?: GrantSigner; sweep?: boolean }) => Ledger;
   close: () => void;
 }
 
@@ -65,6 +65,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
           synchronous: cfg.database.synchronous,
           busyTimeoutMs: cfg.database.busyTimeoutMs,
           ...(opts?.grantSigner ? { grantSigner: opts.grantSigner } : {}),
+          ...(opts?.sweep === false ? { sweep: false } : {}),
         });
       }
       return ledger;

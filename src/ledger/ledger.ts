@@ -223,6 +223,8 @@ function toTrust(row: IdentityRow | undefined, nowMs: number): TrustState {
 export interface LedgerOpenOptions extends OpenOptions {
   nowMs: number;
   grantSigner?: GrantSigner;
+  /** Expire what is due while opening (default). `verify` opens without, to look before touching. */
+  sweep?: boolean;
 }
 
 export class Ledger {
@@ -235,7 +237,7 @@ export class Ledger {
   static open(path: string, settings: LedgerSettings, opts: LedgerOpenOptions): Ledger {
     const ledger = new Ledger(openDb(path, opts), settings, opts.grantSigner ?? null);
     ledger.seedPool(opts.nowMs);
-    ledger.expire(opts.nowMs);
+    if (opts.sweep !== false) ledger.expire(opts.nowMs);
     return ledger;
   }
 
@@ -737,6 +739,9 @@ export class Ledger {
   // ---- reading grants -----------------------------------------------------------
 
   grants(opts: { afterSeq?: number; limit?: number; pubkey?: string } = {}): GrantRecord[] {
+    for (const [name, v] of [["limit", opts.limit], ["afterSeq", opts.afterSeq]] as const)
+      if (v !== undefined && (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0))
+        throw new LedgerInputError(`${name}: expected a whole non-negative number, got ${String(v)}`);
     const limit = Math.min(Math.max(1, Math.trunc(opts.limit ?? 100)), 10_000);
     const after = Math.max(0, Math.trunc(opts.afterSeq ?? 0));
     if (opts.pubkey !== undefined) assertHex64(opts.pubkey, "pubkey");

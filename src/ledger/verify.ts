@@ -65,10 +65,13 @@ export function verifyLedger(db: Db): Violation[] {
     );
     if (badResolution)
       v(GUARANTEES.resolveOnce, `reservation ${badResolution.id} is ${badResolution.state} but its resolution is ${badResolution.outcome ?? "missing"} or does not add up`);
-    for (const t of ["credits", "resolutions", "grants", "identity_log"]) {
-      const n = one<{ n: number }>(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '%_no_%'`, t).n;
-      if (n < 2) v(GUARANTEES.resolveOnce, `${t} is no longer protected as append-only`);
-    }
+    const triggers = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name),
+    );
+    for (const t of ["credits", "resolutions", "grants", "identity_log"])
+      if (!triggers.has(`${t}_no_update`) || !triggers.has(`${t}_no_delete`)) v(GUARANTEES.resolveOnce, `${t} is no longer protected as append-only`);
+    for (const t of ["reservations_resolve_once", "reservations_no_delete"])
+      if (!triggers.has(t)) v(GUARANTEES.resolveOnce, `trigger ${t} is missing`);
 
     // 5: one decision per request id, one reservation per request, and they agree.
     const mismatch = one<{ request_id: string } | undefined>(

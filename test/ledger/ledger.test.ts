@@ -388,6 +388,11 @@ describe("history and idempotency", () => {
       expectOnly(tamper(["DROP TRIGGER resolutions_no_update"]), /^4 a reservation resolves at most once/);
     });
 
+    it("the resolve-once trigger on reservations dropped → 4 resolve at most once", () => {
+      expectOnly(tamper(["DROP TRIGGER reservations_resolve_once"]), /^4 a reservation resolves at most once/);
+      expectOnly(tamper(["DROP TRIGGER reservations_no_delete"]), /^4 a reservation resolves at most once/);
+    });
+
     it("a request closed while its reservation stays pending → 5 idempotency", () => {
       const { ledger, path } = withHistory();
       const open = decide(ledger, pubkey(20), 1 * SAT, T0 + 10);
