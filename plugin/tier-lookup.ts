@@ -6,7 +6,8 @@ import type { Statement } from "better-sqlite3";
 import { existsSync } from "node:fs";
 import type { TrustSettings } from "../src/config/load.js";
 import { openDb, type Db } from "../src/ledger/db.js";
-import { effectiveTier, type Tier, type TrustState } from "../src/policy/tiers.js";
+import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "../src/ledger/identity-row.js";
+import { effectiveTier, type Tier } from "../src/policy/tiers.js";
 import { PolicyUnavailableError } from "./policy.js";
 
 export interface TierInfo {
@@ -17,15 +18,6 @@ export interface TierInfo {
 export interface TierLookup {
   /** Throws PolicyUnavailableError when the answer cannot be known (fail closed). */
   lookup(pubkey: string, nowMs: number): TierInfo;
-}
-
-interface IdentityRow {
-  score: number;
-  score_at_ms: number;
-  last_active_ms: number | null;
-  pinned_tier: Tier | null;
-  banned: number;
-  wot_floor: Tier | null;
 }
 
 export interface SqliteTierLookupOptions {
@@ -59,9 +51,7 @@ export class SqliteTierLookup implements TierLookup {
     } else {
       try {
         const db = openDb(path, { readonly: true, busyTimeoutMs: this.opts.busyTimeoutMs });
-        this.byPubkey = db.prepare(
-          "SELECT score, score_at_ms, last_active_ms, pinned_tier, banned, wot_floor FROM identities WHERE pubkey = ?",
-        );
+        this.byPubkey = db.prepare(SELECT_IDENTITY_SQL);
         this.db = db;
         this.lastProblem = null;
         this.opts.onStateChange?.(true, `reading ${path} read-only`);
@@ -80,17 +70,8 @@ export class SqliteTierLookup implements TierLookup {
       if (nowMs - this.lastAttemptMs >= this.reopenIntervalMs) this.open(nowMs);
       if (!this.byPubkey) throw new PolicyUnavailableError("dvm-gate database not available");
     }
-    const row = this.byPubkey.get(pubkey) as IdentityRow | undefined;
     // No row: a pubkey the gate has never seen, which is what tier `new` means.
-    if (!row) return { tier: "new", banned: false };
-    const s: TrustState = {
-      score: row.score,
-      scoreAtMs: row.score_at_ms,
-      lastActiveMs: row.last_active_ms,
-      pinnedTier: row.pinned_tier,
-      banned: row.banned === 1,
-      wotFloor: row.wot_floor,
-    };
+    const s = toTrustState(this.byPubkey.get(pubkey) as IdentityRow | undefined, nowMs);
     return { tier: effectiveTier(s, nowMs, this.opts.trust), banned: s.banned };
   }
 

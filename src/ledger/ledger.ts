@@ -13,7 +13,6 @@ import {
   applyAbuse,
   applySuccess,
   effectiveTier,
-  freshTrustState,
   isTier,
   scoreAt,
   tierForScore,
@@ -23,6 +22,7 @@ import {
 } from "../policy/tiers.js";
 import { assertMsats, isMsats, MAX_MSATS, percentOfMsats } from "../util/money.js";
 import { openDb, withBusyRetry, type Db, type OpenOptions } from "./db.js";
+import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
 
 export const WINDOW_MS = DAY_MS;
 
@@ -179,16 +179,6 @@ interface ReservationRow {
   created_at_ms: number;
   expires_at_ms: number;
 }
-interface IdentityRow {
-  pubkey: string;
-  score: number;
-  score_at_ms: number;
-  last_active_ms: number | null;
-  pinned_tier: Tier | null;
-  banned: number;
-  wot_floor: Tier | null;
-}
-
 function toRequest(r: RequestRow): RequestRecord {
   return {
     requestId: r.request_id,
@@ -205,18 +195,6 @@ function toRequest(r: RequestRow): RequestRecord {
     createdAtMs: r.created_at_ms,
     expiresAtMs: r.expires_at_ms,
     reservationId: r.reservation_id,
-  };
-}
-
-function toTrust(row: IdentityRow | undefined, nowMs: number): TrustState {
-  if (!row) return freshTrustState(nowMs);
-  return {
-    score: row.score,
-    scoreAtMs: row.score_at_ms,
-    lastActiveMs: row.last_active_ms,
-    pinnedTier: row.pinned_tier,
-    banned: row.banned === 1,
-    wotFloor: row.wot_floor,
   };
 }
 
@@ -254,7 +232,7 @@ export class Ledger {
         "SELECT r.*, v.id AS reservation_id FROM requests r LEFT JOIN reservations v ON v.request_id = r.request_id WHERE r.request_id = ?",
       ),
       reservation: q("SELECT * FROM reservations WHERE request_id = ?"),
-      identity: q("SELECT * FROM identities WHERE pubkey = ?"),
+      identity: q(SELECT_IDENTITY_SQL),
       used: q("SELECT COALESCE(SUM(counted_msats), 0) AS used FROM reservations WHERE pubkey = ? AND created_at_ms > ?"),
       pendingCount: q("SELECT COUNT(*) AS n FROM reservations WHERE pubkey = ? AND state = 'pending'"),
       insertRequest: q(
@@ -365,7 +343,7 @@ export class Ledger {
       const existing = this.st.request!.get(req.requestId) as RequestRow | undefined;
       if (existing) return { status: "exists", request: toRequest(existing) } as const;
 
-      const trust = toTrust(this.st.identity!.get(req.pubkey) as IdentityRow | undefined, nowMs);
+      const trust = toTrustState(this.st.identity!.get(req.pubkey) as IdentityRow | undefined, nowMs);
       const tier = effectiveTier(trust, nowMs, this.settings.trust);
       const budgetMsats = this.settings.budgetsMsats[tier];
       const usedMsats = (this.st.used!.get(req.pubkey, nowMs - WINDOW_MS) as { used: number }).used;
@@ -632,7 +610,7 @@ export class Ledger {
   // ---- identities -------------------------------------------------------------
 
   private trustState(pubkey: string, nowMs: number): TrustState {
-    return toTrust(this.st.identity!.get(pubkey) as IdentityRow | undefined, nowMs);
+    return toTrustState(this.st.identity!.get(pubkey) as IdentityRow | undefined, nowMs);
   }
 
   private updateTrust(pubkey: string, nowMs: number, change: (s: TrustState) => TrustState, action: string, detail: string | null): TrustState {
@@ -655,7 +633,7 @@ export class Ledger {
     assertHex64(pubkey, "pubkey");
     assertNow(nowMs);
     const row = this.st.identity!.get(pubkey) as IdentityRow | undefined;
-    const s = toTrust(row, nowMs);
+    const s = toTrustState(row, nowMs);
     const tier = effectiveTier(s, nowMs, this.settings.trust);
     const score = scoreAt(s, nowMs, this.settings.trust);
     return {

@@ -3,7 +3,8 @@
 import Database from "better-sqlite3";
 import { nip19 } from "nostr-tools";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Ledger, LedgerInputError, type LedgerSettings } from "../../src/ledger/ledger.js";
+import { Ledger, LedgerInputError } from "../../src/ledger/ledger.js";
+import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import { MAX_MSATS } from "../../src/util/money.js";
 import { makeTmpDir } from "../helpers/tmp.js";
@@ -11,22 +12,7 @@ import { makeTmpDir } from "../helpers/tmp.js";
 const SAT = 1000;
 const T0 = Date.UTC(2026, 3, 1);
 
-const settings: LedgerSettings = {
-  budgetsMsats: { new: 0, established: 50 * SAT, trusted: 200 * SAT, elite: 1000 * SAT },
-  poolInitialMsats: 10_000 * SAT,
-  poolCreditPct: 10,
-  maxPendingPerPubkey: 3,
-  timeoutSec: 600,
-  invoiceExpirySec: 300,
-  trust: {
-    pointsPerPaidJob: 2,
-    abusePenalty: 5,
-    thresholds: { established: 10, trusted: 50, elite: 200 },
-    decayAfterDays: 30,
-    decayPerDay: 1,
-    wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
-  },
-};
+const settings = testLedgerSettings();
 
 function dump(db: Database.Database): Record<string, unknown[]> {
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[];

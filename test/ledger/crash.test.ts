@@ -4,7 +4,8 @@
 // the file is opened again (Ledger.open sweeps what expired) and verified.
 import { generateSecretKey } from "nostr-tools/pure";
 import { afterAll, afterEach, expect, it } from "vitest";
-import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
+import { Ledger } from "../../src/ledger/ledger.js";
+import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { killAllChildren, startLedgerChild } from "./children.js";
@@ -12,22 +13,7 @@ import { killAllChildren, startLedgerChild } from "./children.js";
 const SAT = 1000;
 const KILLS = 20;
 
-const settings: LedgerSettings = {
-  budgetsMsats: { new: 0, established: 50 * SAT, trusted: 200 * SAT, elite: 1000 * SAT },
-  poolInitialMsats: 2_000 * SAT,
-  poolCreditPct: 10,
-  maxPendingPerPubkey: 3,
-  timeoutSec: 600,
-  invoiceExpirySec: 300,
-  trust: {
-    pointsPerPaidJob: 2,
-    abusePenalty: 5,
-    thresholds: { established: 10, trusted: 50, elite: 200 },
-    decayAfterDays: 30,
-    decayPerDay: 1,
-    wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
-  },
-};
+const settings = testLedgerSettings({ poolInitialMsats: 2_000 * SAT });
 
 const tmp = makeTmpDir("dvm-gate-crash-");
 afterEach(() => killAllChildren());

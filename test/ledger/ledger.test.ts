@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { generateSecretKey, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
+import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import { grantSigner, parseGrantEvent } from "../../src/nostr/grant-event.js";
 import { makeTmpDir } from "../helpers/tmp.js";
@@ -12,25 +13,7 @@ const SAT = 1000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 2, 1, 12);
 
-function settings(over: Partial<LedgerSettings> = {}): LedgerSettings {
-  return {
-    budgetsMsats: { new: 0, established: 50 * SAT, trusted: 200 * SAT, elite: 1000 * SAT },
-    poolInitialMsats: 10_000 * SAT,
-    poolCreditPct: 10,
-    maxPendingPerPubkey: 3,
-    timeoutSec: 600,
-    invoiceExpirySec: 300,
-    trust: {
-      pointsPerPaidJob: 2,
-      abusePenalty: 5,
-      thresholds: { established: 10, trusted: 50, elite: 200 },
-      decayAfterDays: 30,
-      decayPerDay: 1,
-      wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
-    },
-    ...over,
-  };
-}
+const settings = testLedgerSettings;
 
 const tmp = makeTmpDir("dvm-gate-ledger-");
 afterAll(() => tmp.remove());

@@ -3,7 +3,8 @@
 // small enough to run dry. Afterwards every guarantee still holds, no SQLITE_BUSY
 // escaped, and no customer got more than the budget of their tier.
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
+import { Ledger } from "../../src/ledger/ledger.js";
+import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import type { ChildReport } from "../helpers/ledger-child.js";
 import { makeTmpDir } from "../helpers/tmp.js";
@@ -13,22 +14,7 @@ const SAT = 1000;
 const PROCESSES = 4;
 const OPS_PER_PROCESS = 200;
 
-const settings: LedgerSettings = {
-  budgetsMsats: { new: 0, established: 50 * SAT, trusted: 200 * SAT, elite: 1000 * SAT },
-  poolInitialMsats: 300 * SAT,
-  poolCreditPct: 10,
-  maxPendingPerPubkey: 3,
-  timeoutSec: 600,
-  invoiceExpirySec: 300,
-  trust: {
-    pointsPerPaidJob: 2,
-    abusePenalty: 5,
-    thresholds: { established: 10, trusted: 50, elite: 200 },
-    decayAfterDays: 30,
-    decayPerDay: 1,
-    wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
-  },
-};
+const settings = testLedgerSettings({ poolInitialMsats: 300 * SAT });
 
 // 20 customers with tiers pinned up front (so paid jobs cannot move them mid-run), one banned.
 const TIER_OF = ["new", "established", "trusted", "elite"] as const;
