@@ -2,6 +2,8 @@
 // a scripted gate signs the feedback, the real demo worker answers the go signal, and
 // the real executable publishes the request and prints what comes back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { nip19 } from "nostr-tools";
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
@@ -94,6 +96,17 @@ describe("dvm-gate request", () => {
       expect(result).toMatchObject({ type: "result", encrypted: true, content: demoOutput(["secret text"]) });
     });
 
+  it("addresses the demo's gate when there is no config file and no --gate", async () => {
+    const demoDir = tmp.file("demo-cwd");
+    mkdirSync(join(demoDir, "data"), { recursive: true });
+    writeFileSync(join(demoDir, "data", "gate-key.hex"), Buffer.from(gate.secretKey).toString("hex") + "\n");
+    const out = await runDvmGate(["request", "--relay", relay.url, "--input", "demo default", "--json", "--wait", "10"], { cwd: demoDir });
+    expect(out.code).toBe(0);
+    const [req] = jsonLines(out.stdout);
+    expect(req).toMatchObject({ gate: gate.pubkey });
+    expect(gate.requests.some((r) => r.event.id === req!.id)).toBe(true);
+  });
+
   it("exits 1 naming the wait when nothing arrives in time", async () => {
     const out = await request("--input", "silence", "--wait", "1");
     expect(out.code).toBe(1);
@@ -142,7 +155,9 @@ describe("dvm-gate request", () => {
     const noGate = await runDvmGate(["request", "--relay", relay.url], { cwd: tmp.path });
     expect(noGate.code).toBe(2);
     expect(noGate.stderr).toMatch(/no gate: pass --gate/);
-    const noRelay = await runDvmGate(["request", "--gate", gate.pubkey], { cwd: tmp.path });
+    const cfgPath = tmp.file("no-relays.json");
+    writeFileSync(cfgPath, JSON.stringify({ nostr: { relays: [] } }));
+    const noRelay = await runDvmGate(["request", "--config", cfgPath, "--gate", gate.pubkey], { cwd: tmp.path });
     expect(noRelay.code).toBe(2);
     expect(noRelay.stderr).toMatch(/no relay: pass --relay/);
     expect(gate.requests.length).toBe(before);

@@ -3,6 +3,7 @@ import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
 import { parseSatsText } from "../../util/money.js";
 import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../nostr/customer.js";
 import { UsageError } from "../context.js";
+import { DEMO_RELAY_PORT, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
 import { noExtraArgs } from "../format.js";
 
@@ -13,8 +14,10 @@ const usage = `Usage: dvm-gate request [--relay URL]… [--gate NPUB|HEX] [--kin
 Acts as a customer (NIP-90): signs a job request addressed to the gate, publishes it,
 and prints the gate's feedback and the worker's result as they arrive.
 
-  --relay URL          relay to publish to and listen on (repeatable; default nostr.relays)
-  --gate NPUB|HEX      the gate's pubkey (default: the pubkey of the config's nostr.secretKey)
+  --relay URL          relay to publish to and listen on (repeatable; default nostr.relays,
+                       or the demo relay ws://127.0.0.1:7777 when there is no config file)
+  --gate NPUB|HEX      the gate's pubkey (default: the pubkey of the config's nostr.secretKey,
+                       or of the demo's key in the data directory)
   --kind N             job kind 5000–5999 (default 5050)
   --input TEXT         an ["i", TEXT, "text"] input (repeatable)
   --param K=V          a ["param", K, V] tag (repeatable)
@@ -99,7 +102,10 @@ export const command: Command = {
   async run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 0, "dvm-gate request [options] (see --help)");
     const relays = stringList(values.relay).map(relayUrl);
-    const relayUrls = relays.length > 0 ? relays : ctx.cfg.nostr.relays;
+    // On the demo defaults (no config file) the demo's relay and key are the natural target.
+    const demo = ctx.cfg.sourcePath === null;
+    const relayUrls =
+      relays.length > 0 ? relays : ctx.cfg.nostr.relays.length > 0 ? ctx.cfg.nostr.relays : demo ? [`ws://127.0.0.1:${DEMO_RELAY_PORT}`] : [];
     if (relayUrls.length === 0) throw new UsageError("request: no relay: pass --relay URL or set nostr.relays in the config");
 
     let gatePubkey: string;
@@ -109,10 +115,10 @@ export const command: Command = {
       } catch {
         throw new UsageError(`request: --gate: not a pubkey (expected an npub or 64 hex characters): ${JSON.stringify(values.gate.slice(0, 80))}`);
       }
-    } else if (ctx.cfg.nostr.secretKeyHex) {
-      gatePubkey = getPublicKey(Buffer.from(ctx.cfg.nostr.secretKeyHex, "hex"));
     } else {
-      throw new UsageError("request: no gate: pass --gate NPUB (or set nostr.secretKey in the config to use the gate's own key)");
+      const sk = gateSecretKey(ctx.cfg, { createDemoKey: false });
+      if (!sk) throw new UsageError("request: no gate: pass --gate NPUB (or set nostr.secretKey in the config to use the gate's own key)");
+      gatePubkey = getPublicKey(sk);
     }
 
     const kind = intArg(values.kind, "kind", 5000, 5999, 5050);
