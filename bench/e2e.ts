@@ -166,6 +166,11 @@ export const bench: BenchModule = {
         { name: "gate capacity on one core (1 / CPU per request)", value: 1000 / gateCpuMsPerRequest, unit: "req/s" },
         { name: `paced at half load (${halfRate} req/s) p50`, value: p(paced.latenciesMs, 0.5), unit: "ms" },
         { name: `paced at half load (${halfRate} req/s) p99`, value: pacedP99, unit: "ms", target: "< 50 ms", met: pacedP99 < 50 },
+        {
+          name: "paced: replies slower than 50 ms",
+          value: (100 * paced.latenciesMs.filter((ms) => ms > 50).length) / Math.max(1, paced.latenciesMs.length),
+          unit: "%",
+        },
         { name: "requests without a reply (both runs)", value: lost, unit: "requests" },
         { name: "replies failing verification", value: sat.badReplies + paced.badReplies, unit: "replies" },
       ];
