@@ -5,10 +5,10 @@
 // dedupe by event id, so the customer sees each reply once.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
-import WebSocket from "ws";
 import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
+import { SafeWebSocket } from "./intake.js";
 import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "./outbox-store.js";
 
 export interface PublisherOptions {
@@ -26,6 +26,8 @@ export interface PublisherOptions {
   /** At most this many relay connections at once (reply relays come from customers). */
   maxConnections?: number;
   batch?: number;
+  /** How long stop() waits for deliveries in progress. */
+  stopWaitMs?: number;
 }
 
 interface Conn {
@@ -35,6 +37,7 @@ interface Conn {
 
 export class OutboxPublisher {
   private conns = new Map<string, Conn>();
+  private inFlight = new Map<string, Promise<void>>();
   private running = false;
   private stopped = true;
   private wake: (() => void) | null = null;
@@ -42,7 +45,7 @@ export class OutboxPublisher {
   private readonly o: Required<Omit<PublisherOptions, "onPublished">> & Pick<PublisherOptions, "onPublished">;
 
   constructor(opts: PublisherOptions) {
-    this.o = { pollMs: 1000, publishTimeoutMs: 8000, connectTimeoutMs: 8000, idleCloseMs: 60_000, maxConnections: 64, batch: 200, ...opts };
+    this.o = { pollMs: 1000, publishTimeoutMs: 8000, connectTimeoutMs: 8000, idleCloseMs: 60_000, maxConnections: 64, batch: 200, stopWaitMs: 2000, ...opts };
   }
 
   start(): void {
@@ -67,15 +70,15 @@ export class OutboxPublisher {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      let sent = 0;
+      let started = 0;
       try {
-        sent = await this.round();
+        started = this.round();
       } catch (err) {
         this.o.log.error({ err: (err as Error).message }, "publisher round failed");
       }
       this.closeIdle();
       if (this.stopped) break;
-      if (sent > 0) continue;
+      if (started > 0) continue;
       const next = nextDeliveryAtMs(this.o.db);
       const waitMs = next === null ? this.o.pollMs : Math.max(0, Math.min(this.o.pollMs, next - this.o.nowMs()));
       await new Promise<void>((resolve) => {
@@ -87,16 +90,37 @@ export class OutboxPublisher {
       });
       this.wake = null;
     }
+    // Bounded: a relay stuck in its handshake is not worth a slow shutdown; what is
+    // left pending is delivered after the next start.
+    await Promise.race([Promise.all(this.inFlight.values()), new Promise((r) => setTimeout(r, this.o.stopWaitMs).unref())]);
   }
 
-  /** One pass over the due deliveries; returns how many were attempted. */
-  async round(): Promise<number> {
-    const due = dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch);
-    if (due.length === 0) return 0;
+  /**
+   * Starts delivering what is due, one task per relay. A relay still busy (slow, or a
+   * dead address a customer named) is skipped, so it never holds up the others.
+   * Returns how many deliveries were started.
+   */
+  round(): number {
+    const due = dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch * 4).filter((d) => !this.inFlight.has(d.relay));
     const byRelay = new Map<string, DueDelivery[]>();
-    for (const d of due) byRelay.set(d.relay, [...(byRelay.get(d.relay) ?? []), d]);
-    await Promise.all([...byRelay].map(([relay, ds]) => this.deliverTo(relay, ds)));
-    return due.length;
+    let started = 0;
+    for (const d of due) {
+      const list = byRelay.get(d.relay) ?? [];
+      if (list.length >= this.o.batch) continue;
+      list.push(d);
+      byRelay.set(d.relay, list);
+      started++;
+    }
+    for (const [relay, ds] of byRelay) {
+      const task = this.deliverTo(relay, ds)
+        .catch((err) => this.o.log.error({ relay, err: (err as Error).message }, "delivery failed"))
+        .finally(() => {
+          this.inFlight.delete(relay);
+          this.kick();
+        });
+      this.inFlight.set(relay, task);
+    }
+    return started;
   }
 
   private async deliverTo(url: string, ds: DueDelivery[]): Promise<void> {
@@ -161,12 +185,16 @@ export class OutboxPublisher {
     if (this.conns.size >= this.o.maxConnections) this.closeOldest();
     const relay = new AbstractRelay(url, {
       verifyEvent: () => true,
-      websocketImplementation: WebSocket as unknown as typeof globalThis.WebSocket,
+      websocketImplementation: SafeWebSocket as unknown as typeof globalThis.WebSocket,
     });
     relay.publishTimeout = this.o.publishTimeoutMs;
     relay.onnotice = () => {};
     relay.onauth = (t) => this.o.signAuth(t);
     await relay.connect({ timeout: this.o.connectTimeoutMs });
+    if (this.stopped) {
+      safeClose(relay);
+      throw new Error("publisher stopped");
+    }
     this.conns.set(url, { relay, lastUsedMs: this.o.nowMs() });
     return relay;
   }

@@ -21,9 +21,31 @@ export interface SettlementDeps {
   onGrant?: (absorbedMsats: number) => void;
 }
 
-/** Where replies about a request go: our relays plus the ones its `relays` tag named. */
+/**
+ * Where replies about a request go: our relays plus the ones its `relays` tag named.
+ * A customer may not point the gate at loopback or private addresses (its own network)
+ * unless the gate itself runs on such relays (the demo, tests, a private deployment).
+ */
 export function replyRelaysFor(deps: { relays: string[] }, requestRelays: string[]): string[] {
-  return [...new Set([...deps.relays, ...requestRelays])];
+  const local = deps.relays.some(isPrivateRelay);
+  return [...new Set([...deps.relays, ...requestRelays.filter((u) => local || !isPrivateRelay(u))])];
+}
+
+export function isPrivateRelay(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  } catch {
+    return true;
+  }
+  if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".local") || host.endsWith(".internal")) return true;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 0 || a === 10 || a === 127 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+  }
+  if (host.includes(":")) return host === "::" || host === "::1" || /^f[cd]/.test(host) || /^fe[89ab]/.test(host) || host.startsWith("::ffff:");
+  return false;
 }
 
 /** The reply target of a decided request, from what was saved with its decision. */

@@ -71,7 +71,7 @@ export const command: Command = {
       if (cfg.http.enabled) {
         const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
-          if (!demo || err.code !== "EADDRINUSE") throw err;
+          if (!demo || !(err.code === "EADDRINUSE" || /EADDRINUSE/.test(String(err.message)))) throw err;
           return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey });
         });
         httpUrl = http.url;
@@ -88,10 +88,17 @@ export const command: Command = {
       else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir }));
       else ctx.out(`dvm-gate running: gate ${info.npub} on ${cfg.nostr.relays.join(", ") || "no relays"}${httpUrl ? `; http ${httpUrl}` : ""}`);
 
+      // `on`, not `once`: a library's signal-exit style handler re-raises the signal when
+      // it believes it is the last listener, which a self-removing `once` makes it think.
+      let onSignal: () => void = () => {};
       await new Promise<void>((resolve) => {
-        const done = () => resolve();
-        process.once("SIGTERM", done);
-        process.once("SIGINT", done);
+        onSignal = () => resolve();
+        process.on("SIGTERM", onSignal);
+        process.on("SIGINT", onSignal);
+      });
+      closers.unshift(() => {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
       });
       log.info("stopping");
       await closeAll();

@@ -1,0 +1,93 @@
+// The service's small rules (backoff, dedupe window, which reply relays a customer may
+// name) and one end-to-end property of the publisher: a relay that never answers does
+// not hold up replies to the others.
+import { createServer, type Server, type Socket } from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { backoffDelayMs, RecentIds } from "../../src/nostr/intake.js";
+import { isPrivateRelay, replyRelaysFor } from "../../src/nostr/settlement.js";
+import { startEmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { Customer, startGate } from "./harness.js";
+
+describe("reconnect backoff", () => {
+  it("grows exponentially, is capped, and keeps between half and all of each step", () => {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const step = Math.min(60_000, 500 * 2 ** attempt);
+      expect(backoffDelayMs(attempt, 500, 60_000, () => 0)).toBe(step / 2);
+      expect(backoffDelayMs(attempt, 500, 60_000, () => 0.999999)).toBeLessThanOrEqual(step);
+      expect(backoffDelayMs(attempt, 500, 60_000, () => 0.999999)).toBeGreaterThan(step * 0.99);
+    }
+  });
+});
+
+describe("in-memory dedupe window", () => {
+  it("remembers the newest ids only, up to its bound", () => {
+    const r = new RecentIds(3);
+    for (const id of ["a", "b", "c", "d"]) r.add(id);
+    expect(["a", "b", "c", "d"].map((id) => r.has(id))).toEqual([false, true, true, true]);
+  });
+});
+
+describe("reply relays named by a customer", () => {
+  const cases: [string, boolean][] = [
+    ["wss://relay.damus.io", false],
+    ["wss://nos.lol/", false],
+    ["ws://127.0.0.1:7777", true],
+    ["ws://localhost:7777", true],
+    ["ws://10.1.2.3", true],
+    ["ws://172.20.0.5", true],
+    ["ws://172.32.0.5", false],
+    ["ws://192.168.1.1", true],
+    ["ws://169.254.169.254", true],
+    ["ws://[::1]:80", true],
+    ["ws://[fd00::1]", true],
+    ["ws://printer.local", true],
+    ["not a url", true],
+  ];
+  it.each(cases)("%s is private: %s", (url, priv) => {
+    expect(isPrivateRelay(url)).toBe(priv);
+  });
+
+  it("a public gate drops private reply relays; a local one keeps them", () => {
+    const asked = ["wss://relay.example.com", "ws://127.0.0.1:8080", "ws://10.0.0.1"];
+    expect(replyRelaysFor({ relays: ["wss://relay.gate.example"] }, asked)).toEqual(["wss://relay.gate.example", "wss://relay.example.com"]);
+    expect(replyRelaysFor({ relays: ["ws://127.0.0.1:7777"] }, asked)).toEqual(["ws://127.0.0.1:7777", ...asked]);
+  });
+});
+
+describe("publisher", () => {
+  const sockets: Socket[] = [];
+  let tarpit: Server;
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => tarpit?.close(() => r()));
+  });
+
+  it("keeps answering on its relays while a reply relay never completes its handshake", { timeout: 30_000 }, async () => {
+    // Accepts TCP connections and never says a word: a WebSocket handshake to it hangs.
+    tarpit = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => tarpit.listen(0, "127.0.0.1", () => r()));
+    const tarpitUrl = `ws://127.0.0.1:${(tarpit.address() as { port: number }).port}`;
+    const relay = await startEmbeddedRelay();
+    const gate = await startGate({ relays: [relay.url] });
+    const cust = await new Customer().connect([relay.url]);
+    try {
+      gate.ledger.setTier(cust.pubkey, "elite", gate.nowMs());
+      const first = cust.request(gate.pubkey, { input: "1", tags: [["relays", tarpitUrl]] });
+      await cust.publish(first);
+      await cust.waitFeedback(first.id, "processing");
+      const second = cust.request(gate.pubkey, { input: "2" });
+      await cust.publish(second);
+      await cust.waitFeedback(second.id, "processing");
+      // The tarpit delivery is still waiting on its first attempt.
+      const row = gate.ledger.db
+        .prepare("SELECT d.state, d.attempts FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id WHERE o.request_id = ? AND d.relay = ?")
+        .get(first.id, tarpitUrl) as { state: string; attempts: number };
+      expect(row).toEqual({ state: "pending", attempts: 0 });
+    } finally {
+      cust.close();
+      await gate.stop();
+      await relay.close();
+      gate.tmp.remove();
+    }
+  });
+});
