@@ -146,6 +146,30 @@ describe("gate service over a real relay", () => {
     expect(gate.ledger.totals()).toEqual(before);
   });
 
+  it("answers encrypted requests (NIP-44 and NIP-04) with replies encrypted in the same scheme", async () => {
+    const { buildJobRequest } = await import("../../src/nostr/customer.js");
+    const { detectScheme } = await import("../../src/nostr/encryption.js");
+    const elite = await customer();
+    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    const fresh = await customer();
+    const now = Math.floor(Date.now() / 1000);
+    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: ["secret question"], params: [] as [string, string][], relays: [] };
+    const r44 = buildJobRequest({ ...spec, encrypt: "nip44" }, elite.secretKey, now);
+    const r04 = buildJobRequest({ ...spec, encrypt: "nip04" }, fresh.secretKey, now);
+    await elite.publish(r44);
+    await fresh.publish(r04);
+    const f44 = await elite.waitFeedback(r44.id, "processing");
+    const f04 = await fresh.waitFeedback(r04.id, "payment-required");
+    for (const [f, scheme] of [[f44, "nip44"], [f04, "nip04"]] as const) {
+      expect(f.encrypted).toBe(true);
+      expect(detectScheme(f.event.content)).toBe(scheme);
+      // Nothing about the job travels in the clear.
+      expect(f.event.tags.map((t) => t[0]).sort()).toEqual(["e", "encrypted", "expiration", "p"]);
+    }
+    expect(f44.freeTier?.label).toBe("free");
+    expect(decodeBolt11(f04.bolt11!).amountMsats).toBe(10 * SAT);
+  });
+
   it("expires an unpaid partial offer and returns its reservation", async () => {
     const est = await customer();
     gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
