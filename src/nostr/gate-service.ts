@@ -20,6 +20,8 @@ import { OutboxPublisher } from "./publisher.js";
 import { Invoicing } from "./invoicing.js";
 import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.js";
 import { poolStatusTemplate } from "./announce.js";
+import { checkZapReceipt } from "../payments/zap.js";
+import { applyPayment } from "./settlement.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -62,6 +64,7 @@ export interface GateServiceOptions {
 const ERROR_REPLY_TTL_SEC = 3600;
 const FEEDBACK_KIND = 7000;
 const DELETION_KIND = 5;
+const ZAP_RECEIPT_KIND = 9735;
 
 export class GateService {
   readonly gatePubkey: string;
@@ -158,6 +161,8 @@ export class GateService {
       { kinds: this.jobKinds.map((k) => k + 1000), authors: workers, since },
       { kinds: [FEEDBACK_KIND], authors: workers, since },
       { kinds: [DELETION_KIND], since },
+      // Zaps of our payment-required feedback count as payment, from the configured LNURL provider only.
+      ...(this.cfg.payments.zapProviderPubkey ? [{ kinds: [ZAP_RECEIPT_KIND], authors: [this.cfg.payments.zapProviderPubkey], since }] : []),
     ];
   }
 
@@ -239,6 +244,7 @@ export class GateService {
     if (typeof id !== "string" || this.recent.has(id)) return;
     const kind = (ev as { kind?: unknown }).kind;
     if (typeof kind === "number" && kind >= 5000 && kind <= 5999) this.onJobRequest(ev, relay);
+    else if (kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
     else this.onSignal(ev);
     this.recent.add(id);
   }
@@ -251,6 +257,35 @@ export class GateService {
     }
     const out = applySignal(this.settlement, s);
     if (out.signal !== "result" || out.result.status !== "posted") this.schedulePoolStatusIfChanged(out);
+  }
+
+  /**
+   * SPEC §6: a zap receipt for one of our payment-required replies pays the request when
+   * checkZapReceipt accepts it (signer, both signatures, description hash, amount, e tag,
+   * payment hash not used before).
+   */
+  private onZapReceipt(ev: Event): void {
+    const provider = this.cfg.payments.zapProviderPubkey;
+    if (!provider) return;
+    const db = this.ledger.db;
+    // The zapped event is named in the embedded zap request; receipts copy its e tag.
+    const zapped = ev.tags?.find?.((t) => Array.isArray(t) && t[0] === "e")?.[1];
+    if (typeof zapped !== "string") return;
+    const row = db.prepare("SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(zapped) as
+      | { request_id: string }
+      | undefined;
+    if (!row) return;
+    const req = this.ledger.getRequest(row.request_id);
+    if (!req || req.state !== "awaiting-payment") return;
+    const used = (hash: string) =>
+      db.prepare("SELECT 1 FROM requests WHERE payment_ref = ?").get(hash) !== undefined ||
+      db.prepare("SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(hash) !== undefined;
+    const check = checkZapReceipt(ev, { providerPubkey: provider, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
+    if (!check.ok) {
+      this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");
+      return;
+    }
+    applyPayment(this.settlement, { requestId: req.requestId, paymentHash: check.paymentHash, amountMsats: check.amountMsats, atMs: this.nowMs() });
   }
 
   private schedulePoolStatusIfChanged(out: ReturnType<typeof applySignal>): void {

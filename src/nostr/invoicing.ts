@@ -178,9 +178,10 @@ export class Invoicing {
       ledger.db
         .prepare(
           // By the request's state, not the invoice's clock: until the request itself is
-          // swept, a late lookup may still find the invoice paid in time.
+          // swept, a late lookup may still find the invoice paid in time. A request paid
+          // another way (a zap) leaves its invoice open: it is closed here too.
           `UPDATE invoices SET state = 'expired' WHERE state = 'open'
-             AND request_id IN (SELECT request_id FROM requests WHERE state IN ('expired','failed','blocked'))`,
+             AND request_id IN (SELECT request_id FROM requests WHERE state <> 'awaiting-payment')`,
         )
         .run();
       const stale = ledger.db

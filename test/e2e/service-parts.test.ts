@@ -54,6 +54,56 @@ describe("reply relays named by a customer", () => {
   });
 });
 
+describe("zap receipts", () => {
+  it("a zap of the payment-required reply from the configured provider pays the job; a forged one does not", { timeout: 30_000 }, async () => {
+    const { createHash, randomBytes } = await import("node:crypto");
+    const { finalizeEvent, generateSecretKey, getPublicKey } = await import("nostr-tools/pure");
+    const { encodeBolt11 } = await import("../../src/payments/bolt11.js");
+    const provider = generateSecretKey();
+    const relay = await startEmbeddedRelay();
+    const gate = await startGate({ relays: [relay.url], over: { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, zap: { providerPubkey: getPublicKey(provider) } } } });
+    const cust = await new Customer().connect([relay.url]);
+    try {
+      const req = cust.request(gate.pubkey);
+      await cust.publish(req);
+      const fb = await cust.waitFeedback(req.id, "payment-required");
+      const receipt = (signer: Uint8Array) => {
+        const zapRequest = finalizeEvent(
+          { kind: 9734, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["e", fb.event.id], ["p", gate.pubkey], ["amount", "10000"], ["relays", relay.url]] },
+          cust.secretKey,
+        );
+        const description = JSON.stringify(zapRequest);
+        const bolt11 = encodeBolt11({
+          network: "bcrt",
+          amountMsats: 10_000,
+          paymentHash: randomBytes(32).toString("hex"),
+          descriptionHash: createHash("sha256").update(description, "utf8").digest("hex"),
+          createdAtSec: Math.floor(Date.now() / 1000),
+          expirySec: 600,
+          nodeSecretKey: randomBytes(32),
+        });
+        return finalizeEvent(
+          { kind: 9735, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["p", gate.pubkey], ["e", fb.event.id], ["bolt11", bolt11], ["description", description]] },
+          signer,
+        );
+      };
+      // Signed by someone other than the provider: the relay delivers it only if we ask
+      // for that author, so hand it to the service directly, as a lax relay might.
+      gate.service.onEvent(receipt(generateSecretKey()), relay.url);
+      expect(gate.ledger.getRequest(req.id)?.state).toBe("awaiting-payment");
+      await cust.publish(receipt(provider));
+      await cust.waitFeedback(req.id, "processing");
+      expect(gate.ledger.getRequest(req.id)).toMatchObject({ state: "processing", paidMsats: 10_000 });
+      expect(gate.verify()).toEqual([]);
+    } finally {
+      cust.close();
+      await gate.stop();
+      await relay.close();
+      gate.tmp.remove();
+    }
+  });
+});
+
 describe("publisher", () => {
   const sockets: Socket[] = [];
   let tarpit: Server;
