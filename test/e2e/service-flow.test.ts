@@ -111,6 +111,13 @@ describe("gate service over a real relay", () => {
     }, 8000, "grant #2");
     expect(g2).toMatchObject({ seq: 2, prevEventId: g1!.event.id, label: "partial", absorbedMsats: 50 * SAT, chargedMsats: 20 * SAT });
     expect(g2!.totals).toEqual(gate.ledger.totals());
+    // The pool status (kind 30078, replaceable) follows the grants, throttled.
+    const { parsePoolStatus } = await import("../../src/nostr/announce.js");
+    await waitForAsync(async () => {
+      const evs = await fetchEvents(relay.url, { kinds: [30078], authors: [gate.pubkey], "#d": ["dvm-gate/pool"] });
+      const st = evs.map((e) => parsePoolStatus(e)).find((p) => typeof p !== "string");
+      return st && typeof st !== "string" && st.absorbedMsats === g2!.totals.absorbedMsats ? st : null;
+    }, 8000, "pool status after grant #2");
     expect(gate.verify()).toEqual([]);
   });
 
