@@ -12,6 +12,11 @@ export interface OpenOptions {
   synchronous?: "FULL" | "NORMAL";
   busyTimeoutMs?: number;
   readonly?: boolean;
+  /**
+   * Pages of WAL after which a committing writer checkpoints itself (SQLite's default
+   * is 1000). The service raises it and checkpoints in the background (checkpointer.ts).
+   */
+  walAutocheckpointPages?: number;
 }
 
 export class LedgerBusyError extends Error {
@@ -60,6 +65,7 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
   }
   withBusyRetry(() => db.pragma("journal_mode = WAL"));
   db.pragma(`synchronous = ${opts.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
+  if (opts.walAutocheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.trunc(opts.walAutocheckpointPages))}`);
   db.pragma("foreign_keys = ON");
   migrate(db);
   return db;
