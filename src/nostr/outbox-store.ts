@@ -3,7 +3,19 @@
 // by the publisher. All functions are synchronous and expect to run inside a
 // transaction the caller opened (Ledger.tx or a ledger hook), except the readers.
 import type { Event } from "nostr-tools/pure";
+import type { Statement } from "better-sqlite3";
 import type { Db } from "../ledger/db.js";
+
+// Prepared once per connection: these run several times for every request, and
+// preparing each time cost ~5% of the gate's CPU in the end-to-end profile.
+const statements = new WeakMap<Db, Map<string, Statement>>();
+function stmt(db: Db, sql: string): Statement {
+  let byDb = statements.get(db);
+  if (!byDb) statements.set(db, (byDb = new Map()));
+  let st = byDb.get(sql);
+  if (!st) byDb.set(sql, (st = db.prepare(sql)));
+  return st;
+}
 
 export type OutboxPurpose =
   | "feedback-processing"
@@ -28,13 +40,13 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export function saveRequestMeta(db: Db, m: RequestMeta): void {
-  db.prepare(
+  stmt(db, 
     "INSERT OR IGNORE INTO request_meta (request_id, encryption, relay_hint, reply_relays_json, event_json) VALUES (?, ?, ?, ?, ?)",
   ).run(m.requestId, m.encryption, m.relayHint, JSON.stringify(m.replyRelays), m.eventJson);
 }
 
 export function getRequestMeta(db: Db, requestId: string): RequestMeta | null {
-  const r = db.prepare("SELECT * FROM request_meta WHERE request_id = ?").get(requestId) as
+  const r = stmt(db, "SELECT * FROM request_meta WHERE request_id = ?").get(requestId) as
     | { request_id: string; encryption: RequestMeta["encryption"]; relay_hint: string; reply_relays_json: string; event_json: string }
     | undefined;
   return r
@@ -52,13 +64,12 @@ export function enqueue(
   o: { requestId: string | null; purpose: OutboxPurpose; event: Event | null; relays: string[]; nowMs: number },
 ): { id: number; created: boolean } {
   if (o.requestId !== null) {
-    const existing = db.prepare("SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number } | undefined;
+    const existing = stmt(db, "SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number } | undefined;
     if (existing) return { id: existing.id, created: false };
   }
   const relays = [...new Set(o.relays)];
   const id = Number(
-    db
-      .prepare(
+    stmt(db, 
         "INSERT INTO outbox (request_id, purpose, state, event_id, event_json, relays_json, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       )
       .run(o.requestId, o.purpose, o.event ? "ready" : "needs-invoice", o.event?.id ?? null, o.event ? JSON.stringify(o.event) : null, JSON.stringify(relays), o.nowMs, o.nowMs)
@@ -70,20 +81,20 @@ export function enqueue(
 
 /** Gives a `needs-invoice` row its signed event; returns false if it was already filled. */
 export function fillPending(db: Db, outboxId: number, event: Event, nowMs: number): boolean {
-  const row = db.prepare("SELECT state, relays_json FROM outbox WHERE id = ?").get(outboxId) as { state: string; relays_json: string } | undefined;
+  const row = stmt(db, "SELECT state, relays_json FROM outbox WHERE id = ?").get(outboxId) as { state: string; relays_json: string } | undefined;
   if (!row || row.state !== "needs-invoice") return false;
-  db.prepare("UPDATE outbox SET state = 'ready', event_id = ?, event_json = ?, updated_at_ms = ? WHERE id = ?").run(event.id, JSON.stringify(event), nowMs, outboxId);
+  stmt(db, "UPDATE outbox SET state = 'ready', event_id = ?, event_json = ?, updated_at_ms = ? WHERE id = ?").run(event.id, JSON.stringify(event), nowMs, outboxId);
   addDeliveries(db, outboxId, JSON.parse(row.relays_json) as string[], nowMs);
   return true;
 }
 
 /** A reply that will never be sent (e.g. its request expired before an invoice existed). */
 export function abandon(db: Db, outboxId: number, nowMs: number): void {
-  db.prepare("UPDATE outbox SET state = 'abandoned', updated_at_ms = ? WHERE id = ? AND state = 'needs-invoice'").run(nowMs, outboxId);
+  stmt(db, "UPDATE outbox SET state = 'abandoned', updated_at_ms = ? WHERE id = ? AND state = 'needs-invoice'").run(nowMs, outboxId);
 }
 
 function addDeliveries(db: Db, outboxId: number, relays: string[], nowMs: number): void {
-  const ins = db.prepare("INSERT OR IGNORE INTO outbox_delivery (outbox_id, relay, state, attempts, next_attempt_at_ms) VALUES (?, ?, 'pending', 0, ?)");
+  const ins = stmt(db, "INSERT OR IGNORE INTO outbox_delivery (outbox_id, relay, state, attempts, next_attempt_at_ms) VALUES (?, ?, 'pending', 0, ?)");
   for (const r of relays) ins.run(outboxId, r, nowMs);
 }
 
@@ -96,7 +107,7 @@ export interface NeedsInvoice {
 
 export function needingInvoice(db: Db, limit = 100): NeedsInvoice[] {
   return (
-    db.prepare("SELECT id, request_id, purpose, created_at_ms FROM outbox WHERE state = 'needs-invoice' ORDER BY id LIMIT ?").all(limit) as {
+    stmt(db, "SELECT id, request_id, purpose, created_at_ms FROM outbox WHERE state = 'needs-invoice' ORDER BY id LIMIT ?").all(limit) as {
       id: number;
       request_id: string;
       purpose: OutboxPurpose;
@@ -114,8 +125,7 @@ export interface DueDelivery {
 
 export function dueDeliveries(db: Db, nowMs: number, limit = 200): DueDelivery[] {
   return (
-    db
-      .prepare(
+    stmt(db, 
         `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
          WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? ORDER BY d.next_attempt_at_ms LIMIT ?`,
       )
@@ -125,7 +135,7 @@ export function dueDeliveries(db: Db, nowMs: number, limit = 200): DueDelivery[]
 
 /** Earliest pending delivery time, so the publisher can sleep until then. */
 export function nextDeliveryAtMs(db: Db): number | null {
-  const r = db.prepare("SELECT MIN(next_attempt_at_ms) AS t FROM outbox_delivery WHERE state = 'pending'").get() as { t: number | null };
+  const r = stmt(db, "SELECT MIN(next_attempt_at_ms) AS t FROM outbox_delivery WHERE state = 'pending'").get() as { t: number | null };
   return r.t;
 }
 
@@ -134,19 +144,19 @@ export function nextDeliveryAtMs(db: Db): number | null {
  * is retried with capped exponential backoff and jitter, at most MAX_DELIVERY_ATTEMPTS times.
  */
 export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number): void {
-  const row = db.prepare("SELECT attempts, state FROM outbox_delivery WHERE outbox_id = ? AND relay = ?").get(outboxId, relay) as
+  const row = stmt(db, "SELECT attempts, state FROM outbox_delivery WHERE outbox_id = ? AND relay = ?").get(outboxId, relay) as
     | { attempts: number; state: string }
     | undefined;
   if (!row || row.state !== "pending") return;
   const attempts = row.attempts + 1;
   if (ok) {
-    db.prepare("UPDATE outbox_delivery SET state = 'ok', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
+    stmt(db, "UPDATE outbox_delivery SET state = 'ok', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
   } else if (attempts >= MAX_DELIVERY_ATTEMPTS) {
-    db.prepare("UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
+    stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
   } else {
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
     const jitter = Math.floor(Math.random() * (backoff / 2));
-    db.prepare("UPDATE outbox_delivery SET attempts = ?, next_attempt_at_ms = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(
+    stmt(db, "UPDATE outbox_delivery SET attempts = ?, next_attempt_at_ms = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(
       attempts,
       nowMs + backoff + jitter,
       message.slice(0, 300),
@@ -154,20 +164,20 @@ export function recordDelivery(db: Db, outboxId: number, relay: string, ok: bool
       relay,
     );
   }
-  const open = db.prepare("SELECT COUNT(*) AS n FROM outbox_delivery WHERE outbox_id = ? AND state = 'pending'").get(outboxId) as { n: number };
-  if (open.n === 0) db.prepare("UPDATE outbox SET state = 'done', updated_at_ms = ? WHERE id = ? AND state = 'ready'").run(nowMs, outboxId);
+  const open = stmt(db, "SELECT COUNT(*) AS n FROM outbox_delivery WHERE outbox_id = ? AND state = 'pending'").get(outboxId) as { n: number };
+  if (open.n === 0) stmt(db, "UPDATE outbox SET state = 'done', updated_at_ms = ? WHERE id = ? AND state = 'ready'").run(nowMs, outboxId);
 }
 
 // ---- intake bookkeeping -------------------------------------------------------
 
 export function getCursorSec(db: Db, relay: string): number | null {
-  const r = db.prepare("SELECT since_sec FROM relay_cursors WHERE relay = ?").get(relay) as { since_sec: number } | undefined;
+  const r = stmt(db, "SELECT since_sec FROM relay_cursors WHERE relay = ?").get(relay) as { since_sec: number } | undefined;
   return r ? r.since_sec : null;
 }
 
 /** Only moves forward. */
 export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: number): void {
-  db.prepare(
+  stmt(db, 
     `INSERT INTO relay_cursors (relay, since_sec, updated_at_ms) VALUES (?, ?, ?)
      ON CONFLICT(relay) DO UPDATE SET since_sec = MAX(since_sec, excluded.since_sec), updated_at_ms = excluded.updated_at_ms`,
   ).run(relay, sinceSec, nowMs);
@@ -175,5 +185,5 @@ export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: nu
 
 /** True the first time an event id is seen (dedupe across relays and restarts). */
 export function markSeen(db: Db, eventId: string, kind: number, nowMs: number): boolean {
-  return db.prepare("INSERT OR IGNORE INTO seen_events (event_id, kind, seen_at_ms) VALUES (?, ?, ?)").run(eventId, kind, nowMs).changes === 1;
+  return stmt(db, "INSERT OR IGNORE INTO seen_events (event_id, kind, seen_at_ms) VALUES (?, ?, ?)").run(eventId, kind, nowMs).changes === 1;
 }
