@@ -87,6 +87,7 @@ export class GateService {
   private timers: NodeJS.Timeout[] = [];
   private unhint: (() => void) | null = null;
   private poolStatusAtMs = 0;
+  private poolStatusSec = 0;
   private poolStatusTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   private started = false;
@@ -396,7 +397,11 @@ export class GateService {
       const now = this.nowMs();
       this.ledger.tx(() => {
         const t = this.ledger.totals();
-        const ev = signEvent(poolStatusTemplate(t, this.cfg.freeTier.budgetsMsats as Record<Tier, number>, Math.floor(now / 1000)), this.secretKey);
+        // Replaceable: relays keep the newest created_at (ties go to the lowest id), so each
+        // status must be strictly newer than the last or a stale one could win.
+        const createdAtSec = Math.max(Math.floor(now / 1000), this.poolStatusSec + 1);
+        this.poolStatusSec = createdAtSec;
+        const ev = signEvent(poolStatusTemplate(t, this.cfg.freeTier.budgetsMsats as Record<Tier, number>, createdAtSec), this.secretKey);
         enqueue(this.ledger.db, { requestId: null, purpose: "pool-status", event: ev, relays: this.relays, nowMs: now });
       });
       this.publisher.kick();
