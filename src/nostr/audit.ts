@@ -237,7 +237,7 @@ export class RelayFetchError extends Error {
  */
 export async function fetchAuditEvents(opts: FetchAuditOptions): Promise<{ events: Event[]; truncated: boolean }> {
   const { AbstractRelay } = await import("nostr-tools/abstract-relay");
-  const { WebSocket } = await import("ws");
+  const { websocketImplementation } = await import("./ws.js");
   const pageSize = opts.pageSize ?? 500;
   const maxEvents = opts.maxEvents ?? 200_000;
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -245,7 +245,7 @@ export async function fetchAuditEvents(opts: FetchAuditOptions): Promise<{ event
   let truncated = false;
 
   for (const url of opts.relayUrls) {
-    const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation: WebSocket as never });
+    const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation });
     try {
       await relay.connect({ timeout: timeoutMs }).catch((err: unknown) => {
         throw new RelayFetchError(`cannot connect to ${url}: ${String((err as Error)?.message ?? err)}`);

@@ -4,7 +4,7 @@
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
-import { WebSocket } from "ws";
+import { websocketImplementation } from "./ws.js";
 import { decryptFrom, encryptFor, type EncryptionScheme } from "./encryption.js";
 import { toVerifiedEvent } from "./verify.js";
 
@@ -173,7 +173,7 @@ export async function runRequest(opts: RunRequestOptions): Promise<CustomerSessi
   try {
     await Promise.all(
       opts.relayUrls.map(async (url) => {
-        const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation: WebSocket as never });
+        const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation });
         relays.push(relay);
         try {
           await relay.connect({ timeout: opts.connectTimeoutMs ?? 5000 });

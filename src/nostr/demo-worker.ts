@@ -9,7 +9,7 @@
 // worker with another key cannot even see the status of such feedback, so it skips them.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
-import { WebSocket } from "ws";
+import { websocketImplementation } from "./ws.js";
 import type { Logger } from "pino";
 import { decryptFrom, encryptFor } from "./encryption.js";
 import { toVerifiedEvent } from "./verify.js";
@@ -49,7 +49,7 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
 
   if (opts.relayUrls.length === 0) throw new Error("demo worker: no relay to listen on");
   const relays = opts.relayUrls.map(
-    (url) => new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation: WebSocket as never, enableReconnect: true }),
+    (url) => new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation, enableReconnect: true }),
   );
   const connected = await Promise.allSettled(relays.map((r) => r.connect({ timeout: 5000 })));
   const failed = connected.findIndex((c) => c.status === "rejected");

@@ -7,7 +7,7 @@
 import { AbstractRelay, type Subscription } from "nostr-tools/abstract-relay";
 import type { Filter } from "nostr-tools/filter";
 import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
-import WebSocket from "ws";
+import { websocketImplementation } from "./ws.js";
 import type { Logger } from "pino";
 
 export interface IntakeOptions {
@@ -34,18 +34,7 @@ export interface IntakeOptions {
   cursorFlushMs?: number;
 }
 
-/**
- * `ws` with an error listener that is never removed. nostr-tools drops its own handlers
- * before closing a socket that is still connecting (connect timeout, close()), and `ws`
- * then emits "closed before the connection was established" to nobody, which Node turns
- * into an uncaught exception: one hanging relay would crash the service.
- */
-export class SafeWebSocket extends WebSocket {
-  constructor(url: string | URL, protocols?: string | string[]) {
-    super(url, protocols);
-    this.on("error", () => {});
-  }
-}
+export { SafeWebSocket } from "./ws.js";
 
 /** Bounded set of recently handled ids: cheap dedupe before any crypto or SQL. */
 export class RecentIds {
@@ -177,7 +166,7 @@ export class RelayIntake {
     const relay = new AbstractRelay(st.url, {
       // Handlers verify what they use (and answer invalid requests), so the socket layer does not.
       verifyEvent: () => true,
-      websocketImplementation: SafeWebSocket as unknown as typeof globalThis.WebSocket,
+      websocketImplementation: websocketImplementation,
       enablePing: true,
     });
     relay.onnotice = (msg) => this.o.log.debug({ relay: st.url, msg: msg.slice(0, 200) }, "relay notice");

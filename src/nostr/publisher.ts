@@ -8,7 +8,7 @@ import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
-import { SafeWebSocket } from "./intake.js";
+import { websocketImplementation } from "./ws.js";
 import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "./outbox-store.js";
 
 export interface PublisherOptions {
@@ -185,7 +185,7 @@ export class OutboxPublisher {
     if (this.conns.size >= this.o.maxConnections) this.closeOldest();
     const relay = new AbstractRelay(url, {
       verifyEvent: () => true,
-      websocketImplementation: SafeWebSocket as unknown as typeof globalThis.WebSocket,
+      websocketImplementation: websocketImplementation,
     });
     relay.publishTimeout = this.o.publishTimeoutMs;
     relay.onnotice = () => {};

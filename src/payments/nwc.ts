@@ -6,7 +6,7 @@
 // One long-lived subscription carries every answer and notification for our key;
 // requests wait for their answer (matched by the `e` tag) with a bounded timeout.
 import type { Logger } from "pino";
-import { WebSocket } from "ws";
+import { websocketImplementation } from "../nostr/ws.js";
 import { nip04, nip44, nip47 } from "nostr-tools";
 import { AbstractSimplePool, type SubCloser } from "nostr-tools/abstract-pool";
 import { finalizeEvent, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
@@ -97,7 +97,7 @@ export class NwcBackend implements PaymentBackend {
     this.log = opts.log;
     this.pool = new AbstractSimplePool({
       verifyEvent,
-      websocketImplementation: WebSocket as never,
+      websocketImplementation,
       maxWaitForConnection: this.connectTimeoutMs,
       enableReconnect: true,
     });

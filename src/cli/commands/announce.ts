@@ -1,6 +1,6 @@
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey } from "nostr-tools/pure";
-import { WebSocket } from "ws";
+import { websocketImplementation } from "../../nostr/ws.js";
 import { announcementTemplate } from "../../nostr/announce.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
@@ -71,7 +71,7 @@ export const command: Command = {
 };
 
 async function publishOnce(url: string, event: Parameters<AbstractRelay["publish"]>[0]): Promise<{ url: string; ok: boolean; message: string }> {
-  const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation: WebSocket as never });
+  const relay = new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation });
   try {
     await relay.connect({ timeout: 5000 });
     const message = await relay.publish(event);

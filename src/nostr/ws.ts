@@ -1,0 +1,18 @@
+// The WebSocket every relay connection of ours uses (Node 20 has no global one).
+import WebSocket from "ws";
+
+/**
+ * `ws` with an error listener that is never removed. nostr-tools drops its own handlers
+ * before closing a socket that is still connecting (connect timeout, close()), and `ws`
+ * then emits "closed before the connection was established" to nobody, which Node turns
+ * into an uncaught exception: one hanging relay would crash the process.
+ */
+export class SafeWebSocket extends WebSocket {
+  constructor(url: string | URL, protocols?: string | string[]) {
+    super(url, protocols);
+    this.on("error", () => {});
+  }
+}
+
+/** For nostr-tools' `websocketImplementation` options. */
+export const websocketImplementation = SafeWebSocket as unknown as typeof globalThis.WebSocket;
