@@ -40,6 +40,17 @@ export async function startEmbeddedRelay(opts: EmbeddedRelayOptions = {}): Promi
     filterResultCacheTtl: 0,
   } as never);
   for (const p of opts.plugins ?? []) relay.register(p);
+  // @nostr-relay/core 0.0.40 applies a kind 5 deletion but neither stores nor broadcasts
+  // it, so subscribers (the gate listening for cancellations) would never see one. Real
+  // relays such as strfry pass them on; so does ours, once the library accepted it.
+  relay.register({
+    async handleMessage(_ctx: unknown, message: unknown[], next: () => Promise<unknown>) {
+      const result = (await next()) as { success?: boolean } | undefined;
+      const ev = message[0] === "EVENT" ? (message[1] as { kind?: number }) : null;
+      if (ev?.kind === 5 && result?.success === true) await relay.broadcast(ev as never);
+      return result;
+    },
+  } as never);
 
   const wss = new WebSocketServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? 0, maxPayload: opts.maxMessageBytes ?? 1_048_576 });
   await new Promise<void>((resolve, reject) => {

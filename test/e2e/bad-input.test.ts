@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
 import { encryptFor } from "../../src/nostr/encryption.js";
 import { TestWorker } from "../helpers/worker.js";
-import { Customer, fetchEvents, relayDeletions, sleep, startGate, waitForAsync, type Gate } from "./harness.js";
+import { Customer, fetchEvents, sleep, startGate, waitForAsync, type Gate } from "./harness.js";
 
 interface Row {
   name: string;
@@ -38,7 +38,6 @@ describe("bad input through the relay to the running service", () => {
 
   beforeAll(async () => {
     relay = await startEmbeddedRelay();
-    relayDeletions(relay);
     worker = new TestWorker();
     gate = await startGate({ relays: [relay.url], workers: [worker.pubkey] });
     await worker.connect([relay.url]);

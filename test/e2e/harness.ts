@@ -193,22 +193,6 @@ export async function waitFor<T>(probe: () => T | undefined | null | false, time
   }
 }
 
-/**
- * @nostr-relay/core 0.0.40 applies kind 5 deletions but neither stores nor broadcasts
- * them, so subscribers never see one. Real relays (strfry) do; this makes the test relay
- * pass them on too.
- */
-export function relayDeletions(r: EmbeddedRelay): void {
-  r.relay.register({
-    async handleMessage(_ctx: unknown, message: unknown[], next: () => Promise<unknown>) {
-      const result = await next();
-      const ev = message[0] === "EVENT" ? (message[1] as { kind?: number }) : null;
-      if (ev && ev.kind === 5) await r.relay.broadcast(ev as never);
-      return result;
-    },
-  } as never);
-}
-
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,7 +6,7 @@ import { decodeBolt11 } from "../../src/payments/bolt11.js";
 import { devPay } from "../../src/payments/dev.js";
 import { parseGrantEvent } from "../../src/nostr/grant-event.js";
 import { TestWorker } from "../helpers/worker.js";
-import { Customer, fetchEvents, relayDeletions, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
+import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
 
 describe("gate service over a real relay", () => {
   let relay: EmbeddedRelay;
@@ -16,7 +16,6 @@ describe("gate service over a real relay", () => {
 
   beforeAll(async () => {
     relay = await startEmbeddedRelay();
-    relayDeletions(relay);
     worker = new TestWorker();
     gate = await startGate({ relays: [relay.url], workers: [worker.pubkey] });
     await worker.connect([relay.url]);
