@@ -18,7 +18,7 @@ export interface CliContext extends CliIO {
   log: Logger;
   nowMs: () => number;
   /** Opens the ledger once (creating and seeding the database on first use). */
-  ledger: (opts?: { grantSigner?: GrantSigner; sweep?: boolean }) => Ledger;
+  ledger: (opts?: { grantSigner?: GrantSigner; sweep?: boolean; backgroundCheckpointMs?: number }) => Ledger;
   close: () => void;
 }
 
@@ -66,6 +66,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
           busyTimeoutMs: cfg.database.busyTimeoutMs,
           ...(opts?.grantSigner ? { grantSigner: opts.grantSigner } : {}),
           ...(opts?.sweep === false ? { sweep: false } : {}),
+          ...(opts?.backgroundCheckpointMs !== undefined ? { backgroundCheckpointMs: opts.backgroundCheckpointMs } : {}),
         });
       }
       return ledger;

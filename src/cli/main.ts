@@ -6,6 +6,7 @@ import { LedgerInputError } from "../ledger/ledger.js";
 import { LedgerBusyError } from "../ledger/db.js";
 import { AmountError } from "../util/money.js";
 import { PaymentBackendError } from "../payments/types.js";
+import { HttpListenError } from "../http/server.js";
 import { makeContext, UsageError, type CliContext, type CliIO } from "./context.js";
 import { command as announceCmd } from "./commands/announce.js";
 import { command as auditCmd } from "./commands/audit.js";
@@ -113,6 +114,7 @@ function isUserError(err: unknown): boolean {
 function describeError(err: unknown): string {
   if (isUserError(err) || err instanceof LedgerBusyError) return (err as Error).message;
   if (err instanceof PaymentBackendError) return `payment backend: ${err.message}`;
+  if (err instanceof HttpListenError) return err.message;
   const e = err as { code?: string; message?: string };
   if (e?.code === "SQLITE_CANTOPEN") return `cannot open the database: ${e.message}`;
   return `internal error: ${e?.message ?? String(err)} (set DVM_GATE_DEBUG=1 for details)`;

@@ -56,7 +56,7 @@ export interface TrustSettings {
   thresholds: { established: number; trusted: number; elite: number };
   decayAfterDays: number;
   decayPerDay: number;
-  wot: { anchors: string[]; followFloor: Tier; rankProvider: string | null; rankFloors: { minRank: number; tier: Tier }[] };
+  wot: { anchors: string[]; followFloor: Tier; rankProvider: string | null; rankFloors: { minRank: number; tier: Tier }[]; refreshSec: number };
 }
 
 export interface LoadOptions {
@@ -238,6 +238,7 @@ export function parseConfig(
         followFloor: c.trust.wot.followFloor,
         rankProvider: c.trust.wot.rankProvider ? pubkeyToHex(c.trust.wot.rankProvider) : null,
         rankFloors: c.trust.wot.rankFloors,
+        refreshSec: c.trust.wot.refreshSec,
       },
     },
     payments: {

@@ -78,6 +78,8 @@ export const configSchema = z
             followFloor: z.enum(TIERS).default("established"),
             rankProvider: pubkeyText.optional(),
             rankFloors: z.array(z.object({ minRank: z.number().int().min(0).max(100), tier: z.enum(TIERS) }).strict()).default([]),
+            // How often the service re-reads the anchors' and provider's events.
+            refreshSec: z.number().int().min(60).max(7 * 86_400).default(900),
           })
           .strict()
           .prefault({}),

@@ -44,6 +44,16 @@ interface Ctx {
 
 type Route = (ctx: Ctx) => Promise<void> | void;
 
+/** The port is taken or not ours to bind: an operator's problem, said in one line. */
+export class HttpListenError extends Error {
+  override name = "HttpListenError";
+  readonly code: string | undefined;
+  constructor(host: string, port: number, cause: NodeJS.ErrnoException) {
+    super(`http: cannot listen on ${host}:${port}: ${cause.code ?? cause.message} (set http.port, or http.enabled false)`);
+    this.code = cause.code;
+  }
+}
+
 export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { cfg, ledger, log, metrics } = opts;
   const clock = opts.nowMs ?? Date.now;
@@ -136,8 +146,7 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   });
 
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) =>
-      reject(new Error(`http: cannot listen on ${cfg.http.host}:${cfg.http.port}: ${err.code ?? err.message}`));
+    const onError = (err: NodeJS.ErrnoException) => reject(new HttpListenError(cfg.http.host, cfg.http.port, err));
     server.once("error", onError);
     server.listen(cfg.http.port, cfg.http.host, () => {
       server.off("error", onError);

@@ -7,9 +7,11 @@
 // provider's own events are read, and an anchor's or provider's own key is never lifted
 // by its own list.
 import type { Filter } from "nostr-tools/filter";
-import { SimplePool } from "nostr-tools/pool";
+import { AbstractSimplePool } from "nostr-tools/abstract-pool";
+import { websocketImplementation } from "./ws.js";
 import { verifyEvent, type Event } from "nostr-tools/pure";
-import type { TrustSettings } from "../config/load.js";
+import type { Logger } from "pino";
+import type { RuntimeConfig, TrustSettings } from "../config/load.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { maxTier, type Tier } from "../policy/tiers.js";
 
@@ -85,7 +87,8 @@ export async function refreshWotFloors(
 ): Promise<{ events: number; floors: number; set: number; cleared: number } | null> {
   const filters = wotFilters(settings);
   if (filters.length === 0 || relays.length === 0) return null;
-  const pool = new SimplePool();
+  // Signatures are checked in computeWotFloors, on fresh copies; the pool need not.
+  const pool = new AbstractSimplePool({ verifyEvent: () => true, websocketImplementation, maxWaitForConnection: opts.maxWaitMs ?? 5_000 });
   try {
     const events: Event[] = [];
     for (const f of filters) events.push(...(await pool.querySync(relays, f, { maxWait: opts.maxWaitMs ?? 5_000 })));
@@ -95,4 +98,34 @@ export async function refreshWotFloors(
   } finally {
     pool.close(relays);
   }
+}
+
+/**
+ * Refreshes the floors at start and every `trust.wot.refreshSec` while the service runs.
+ * Returns null when no anchor or rank provider is configured. A failed refresh keeps
+ * the floors already cached (logged), so a relay outage never lowers anyone's tier.
+ */
+export function startWotRefresh(
+  ledger: Ledger,
+  cfg: RuntimeConfig,
+  log: Logger,
+  nowMs: () => number,
+): { stop: () => Promise<void> } | null {
+  const settings = cfg.trust.wot;
+  if (wotFilters(settings).length === 0 || cfg.nostr.relays.length === 0) return null;
+  let running: Promise<void> = Promise.resolve();
+  const once = () => {
+    running = refreshWotFloors(ledger, cfg.nostr.relays, settings, nowMs)
+      .then((r) => log.info({ wot: r }, "web-of-trust floors refreshed"))
+      .catch((err: Error) => log.warn({ err: err.message }, "web-of-trust refresh failed; keeping the cached floors"));
+  };
+  once();
+  const timer = setInterval(once, settings.refreshSec * 1000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

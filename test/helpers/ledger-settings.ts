@@ -17,7 +17,7 @@ export function testLedgerSettings(over: Partial<LedgerSettings> = {}): LedgerSe
       thresholds: { established: 10, trusted: 50, elite: 200 },
       decayAfterDays: 30,
       decayPerDay: 1,
-      wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
+      wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [], refreshSec: 900 },
     },
     ...over,
   };

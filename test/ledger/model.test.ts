@@ -67,7 +67,7 @@ function settingsFor(rng: Rng): LedgerSettings {
       thresholds: { established: 4, trusted: 10, elite: 20 },
       decayAfterDays: rng.pick([0, 2, 30]),
       decayPerDay: 1,
-      wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [] },
+      wot: { anchors: [], followFloor: "established", rankProvider: null, rankFloors: [], refreshSec: 900 },
     },
   };
 }

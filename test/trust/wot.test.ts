@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { useWebSocketImplementation as useWsForPool } from "nostr-tools/pool";
 import { Relay, useWebSocketImplementation } from "nostr-tools/relay";
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event } from "nostr-tools/pure";
 import { parseConfig } from "../../src/config/load.js";
@@ -15,7 +14,6 @@ import { computeWotFloors, refreshWotFloors } from "../../src/nostr/wot.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
 
 useWebSocketImplementation(WebSocket);
-useWsForPool(WebSocket);
 
 const NOW_MS = Math.floor(Date.now() / 1000) * 1000;
 const key = () => {

@@ -8,6 +8,7 @@ import { GateService } from "../../nostr/gate-service.js";
 import { grantSigner } from "../../nostr/grant-event.js";
 import { initFastVerify } from "../../nostr/verify.js";
 import { startDemoWorker } from "../../nostr/demo-worker.js";
+import { startWotRefresh } from "../../nostr/wot.js";
 import { UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
@@ -40,7 +41,23 @@ export const command: Command = {
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
     const gatePubkey = getPublicKey(secretKey);
     const log = ctx.log;
-    const closers: Closer[] = [];
+    // Signals are caught from the first moment: one that arrives while relays, wallet
+    // and HTTP are still starting is honoured (graceful stop) once they are up, instead
+    // of killing the process half-started with the default action.
+    let stopRequested = false;
+    let wake: () => void = () => {};
+    const onSignal = () => {
+      stopRequested = true;
+      wake();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    const closers: Closer[] = [
+      () => {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      },
+    ];
     const closeAll = async () => {
       for (const c of closers.reverse()) {
         try {
@@ -59,7 +76,8 @@ export const command: Command = {
         cfg = d.cfg;
         closers.push(() => d.relay.close());
       }
-      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey) });
+      // The service checkpoints the WAL off the decision path (docs/BENCHMARKS.md).
+      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey), backgroundCheckpointMs: 250 });
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
@@ -69,14 +87,17 @@ export const command: Command = {
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey }).catch(async (err: NodeJS.ErrnoException) => {
+        const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
-          if (!demo || !(err.code === "EADDRINUSE" || /EADDRINUSE/.test(String(err.message)))) throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey });
+          if (!demo || err.code !== "EADDRINUSE") throw err;
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl });
         });
         httpUrl = http.url;
         closers.push(() => http.close());
       }
+      const wot = startWotRefresh(ledger, cfg, log, () => ctx.nowMs());
+      if (wot) closers.push(wot.stop);
       if (demo) {
         const worker = await startDemoWorker({ relayUrls: cfg.nostr.relays, secretKey, gatePubkey, kinds: [DEMO_KIND], log });
         closers.push(() => worker.close());
@@ -88,17 +109,9 @@ export const command: Command = {
       else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir }));
       else ctx.out(`dvm-gate running: gate ${info.npub} on ${cfg.nostr.relays.join(", ") || "no relays"}${httpUrl ? `; http ${httpUrl}` : ""}`);
 
-      // `on`, not `once`: a library's signal-exit style handler re-raises the signal when
-      // it believes it is the last listener, which a self-removing `once` makes it think.
-      let onSignal: () => void = () => {};
       await new Promise<void>((resolve) => {
-        onSignal = () => resolve();
-        process.on("SIGTERM", onSignal);
-        process.on("SIGINT", onSignal);
-      });
-      closers.unshift(() => {
-        process.off("SIGTERM", onSignal);
-        process.off("SIGINT", onSignal);
+        wake = resolve;
+        if (stopRequested) resolve();
       });
       log.info("stopping");
       await closeAll();
