@@ -5,7 +5,7 @@ import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult } from "../ledger/ledger.js";
 import { enqueue, getRequestMeta } from "./outbox-store.js";
-import { processingFeedback, encryptTemplateFor, type ReplyTarget } from "./feedback.js";
+import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "./feedback.js";
 import { signEvent } from "./verify.js";
 import type { SettlementSignal } from "./job-events.js";
 
@@ -157,6 +157,35 @@ export function applyPayment(
       deps.ledger.db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ? AND state <> 'paid'").run(now, p.paymentHash),
     );
     deps.log.warn({ request: p.requestId, paymentHash: p.paymentHash, status: result.status }, "payment for a request that cannot take it: refund by hand");
+  }
+  return result;
+}
+
+/**
+ * The operator fails a job (`dvm-gate fail`): the reservation is voided and the customer
+ * is told with `error` feedback, queued in the same transaction. (A worker's own error
+ * feedback and a customer's deletion need no word from us: the customer already knows.)
+ */
+export function failJob(deps: SettlementDeps, requestId: string, reason: string): FailResult {
+  const now = deps.nowMs();
+  const result = deps.ledger.fail(requestId, `operator: ${reason}`, now, (db, r) => {
+    if (r.status !== "voided") return;
+    const meta = getRequestMeta(db, requestId);
+    const target: ReplyTarget = {
+      requestId,
+      customer: r.request.pubkey,
+      relayHint: meta?.relayHint ?? "",
+      encryption: meta?.encryption ?? "none",
+      // The reply is about a finished matter: let relays drop it after a day.
+      expiresAtSec: Math.ceil(now / 1000) + 86_400,
+    };
+    const tpl = errorFeedback(target, `job failed: ${reason}`, Math.floor(now / 1000));
+    const ev = signEvent(encryptTemplateFor(tpl, target, deps.secretKey), deps.secretKey);
+    enqueue(db, { requestId, purpose: "feedback-error", event: ev, relays: replyRelaysFor(deps, meta?.replyRelays ?? []), nowMs: now });
+  });
+  if (result.status === "voided") {
+    deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "failed by the operator: voided, customer told");
+    deps.onQueued();
   }
   return result;
 }

@@ -148,7 +148,11 @@ describe("settle and fail", () => {
 
       const f = cli(["fail", b.id, "--reason", "operator test", "--json", "--config", configPath], gate.tmp.path);
       expect(f.code, f.err).toBe(0);
-      expect(JSON.parse(f.out)).toMatchObject({ status: "voided", returnedMsats: 10 * SAT });
+      expect(JSON.parse(f.out)).toMatchObject({ status: "voided", returnedMsats: 10 * SAT, customerNotified: true });
+      // The customer hears of it: error feedback queued by the CLI, published by the service.
+      const told = await cust.waitFeedback(b.id, "error", 10_000);
+      expect(told.event.pubkey).toBe(gate.pubkey);
+      expect(told.text).toBe("job failed: operator test");
       expect(cli(["fail", b.id, "--config", configPath], gate.tmp.path).code).toBe(2);
       expect(gate.ledger.totals()).toMatchObject({ pendingMsats: 0, absorbedMsats: 4 * SAT });
       expect(gate.verify()).toEqual([]);

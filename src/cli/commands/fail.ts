@@ -2,11 +2,14 @@ import { formatSats } from "../../util/money.js";
 import { UsageError } from "../context.js";
 import { noExtraArgs, printJson, requestIdArg } from "../format.js";
 import type { Command } from "../main.js";
+import { failJob } from "../../nostr/settlement.js";
+import { gateSecretKey } from "../demo.js";
 
 const usage = `Usage: dvm-gate fail REQUEST_ID [--reason TEXT] [--json]
 
 Marks a job failed by hand, as a worker's error feedback would: its reservation is
-voided and every msat of it returns to the pool. Works on a job awaiting payment or
+voided and every msat of it returns to the pool, and (with the gate's key) the
+customer gets \`error\` feedback saying so, published by the running service. Works on a job awaiting payment or
 processing; a job already done, failed or expired is refused and nothing changes.`;
 
 export const command: Command = {
@@ -18,13 +21,22 @@ export const command: Command = {
     noExtraArgs(positionals, 1, "dvm-gate fail REQUEST_ID [--reason TEXT]");
     const requestId = requestIdArg(positionals[0]);
     const reason = typeof values.reason === "string" && values.reason.trim() ? values.reason.trim().slice(0, 200) : "failed by the operator";
-    const result = ctx.ledger().fail(requestId, `operator: ${reason}`, ctx.nowMs());
+    const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: false });
+    // With the gate's key the customer is told (error feedback via the outbox); without
+    // it the reservation is still voided, and the output says nobody was told.
+    const result = secretKey
+      ? failJob({ ledger: ctx.ledger(), log: ctx.log, secretKey, relays: ctx.cfg.nostr.relays, nowMs: ctx.nowMs, onQueued: () => {} }, requestId, reason)
+      : ctx.ledger().fail(requestId, `operator: ${reason}`, ctx.nowMs());
     if (result.status === "not_found") throw new UsageError(`fail: no request ${requestId} in ${ctx.cfg.database.path}`);
     if (result.status === "already_resolved")
       throw new UsageError(`fail: request ${requestId} is already ${result.request.state}; nothing changed`);
-    const out = { status: result.status, requestId, returnedMsats: result.returnedMsats, reason };
+    const out = { status: result.status, requestId, returnedMsats: result.returnedMsats, reason, customerNotified: secretKey !== null };
     if (values.json) printJson(ctx.out, out);
-    else ctx.out(`voided ${requestId}: ${formatSats(result.returnedMsats)} returned to the pool`);
+    else
+      ctx.out(
+        `voided ${requestId}: ${formatSats(result.returnedMsats)} returned to the pool` +
+          (secretKey ? "; error feedback queued for the customer" : "; the customer was not told (no nostr.secretKey to sign with)"),
+      );
     return 0;
   },
 };
