@@ -281,7 +281,7 @@ export class GateService {
     const used = (hash: string) =>
       db.prepare("SELECT 1 FROM requests WHERE payment_ref = ?").get(hash) !== undefined ||
       db.prepare("SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(hash) !== undefined;
-    const check = checkZapReceipt(ev, { providerPubkey: provider, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
+    const check = checkZapReceipt(ev, { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
     if (!check.ok) {
       this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");
       return;

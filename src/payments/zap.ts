@@ -1,14 +1,16 @@
 // NIP-57 zap receipts (kind 9735) as evidence of payment for a feedback event. A receipt
 // is only a claim by the LNURL provider, so every check peers skip is made here: the
 // signer is the configured provider, both signatures verify, the invoice commits to the
-// zap request, the amount covers the charge, the zap is for our event, and the payment
-// hash is spent once.
+// zap request, the amount covers the charge, the zap paid the gate (not some other user
+// of the same provider) for our event, and the payment hash is spent once.
 import { createHash } from "node:crypto";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import { decodeBolt11 } from "./bolt11.js";
 
 export interface ZapExpectation {
   providerPubkey: string;
+  /** Who must have been paid: the gate. A custodial provider signs receipts for all its users. */
+  recipientPubkey: string;
   feedbackEventId: string;
   chargeMsats: number;
 }
@@ -56,6 +58,12 @@ export function checkZapReceipt(receipt: unknown, expect: ZapExpectation, paymen
   // NIP-57: the LNURL server must refuse a zap request whose amount tag differs from the invoice.
   const requested = tagValue(zr, "amount");
   if (requested !== undefined && requested !== String(invoice.amountMsats)) return fail("zap request amount tag does not match the bolt11 amount");
+
+  // One provider key signs receipts for every user of a custodial LNURL service: without
+  // this, a customer could zap their own address there, tagged with our feedback event.
+  const zp = zr.tags.filter((t) => t[0] === "p");
+  if (zp.length !== 1 || zp[0]![1] !== expect.recipientPubkey) return fail("zap request is not addressed to the gate (p tag)");
+  if (tagValue(r, "p") !== expect.recipientPubkey) return fail("zap receipt is not addressed to the gate (p tag)");
 
   const eTags = zr.tags.filter((t) => t[0] === "e");
   if (eTags.length !== 1 || eTags[0]![1] !== expect.feedbackEventId) return fail("zap request is not for this feedback event (e tag)");

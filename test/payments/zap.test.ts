@@ -26,6 +26,8 @@ interface Build {
   /** The bolt11 commits to this text instead of the real description. */
   hashedDescription?: string;
   paymentHash?: string;
+  /** Who the zap pays (p tag of the request and the receipt); the gate by default. */
+  recipient?: string;
 }
 
 function buildReceipt(b: Build = {}): { receipt: Event; paymentHash: string } {
@@ -35,7 +37,7 @@ function buildReceipt(b: Build = {}): { receipt: Event; paymentHash: string } {
       kind: 9734,
       created_at: nowSec,
       content: "",
-      tags: [["p", gatePk], ["e", b.eventId ?? feedbackEventId], ["amount", String(amountMsats)], ["relays", "ws://127.0.0.1:1"]],
+      tags: [["p", b.recipient ?? gatePk], ["e", b.eventId ?? feedbackEventId], ["amount", String(amountMsats)], ["relays", "ws://127.0.0.1:1"]],
     },
     zapperSk,
   );
@@ -56,14 +58,14 @@ function buildReceipt(b: Build = {}): { receipt: Event; paymentHash: string } {
       kind: 9735,
       created_at: nowSec,
       content: "",
-      tags: [["p", gatePk], ["e", b.eventId ?? feedbackEventId], ["P", zapperPk], ["bolt11", bolt11], ["description", description]],
+      tags: [["p", b.recipient ?? gatePk], ["e", b.eventId ?? feedbackEventId], ["P", zapperPk], ["bolt11", bolt11], ["description", description]],
     },
     b.signer ?? providerSk,
   );
   return { receipt, paymentHash };
 }
 
-const expectation = { providerPubkey: providerPk, feedbackEventId, chargeMsats: CHARGE_MSATS };
+const expectation = { providerPubkey: providerPk, recipientPubkey: gatePk, feedbackEventId, chargeMsats: CHARGE_MSATS };
 const neverUsed = () => false;
 
 function reasonOf(receipt: unknown, used: (h: string) => boolean = neverUsed): string {
@@ -79,6 +81,12 @@ describe("checkZapReceipt", () => {
     const r = checkZapReceipt(receipt, expectation, (h) => (seen.push(h), false));
     expect(r).toEqual({ ok: true, paymentHash, amountMsats: CHARGE_MSATS + 1000, zapper: zapperPk });
     expect(seen).toEqual([paymentHash]);
+  });
+
+  it("refuses a zap that paid someone else at the same provider, even tagged with our feedback event", () => {
+    // A custodial provider signs receipts for all its users: the customer zaps itself.
+    const { receipt } = buildReceipt({ recipient: zapperPk });
+    expect(reasonOf(receipt)).toMatch(/not addressed to the gate/);
   });
 
   it("refuses a receipt signed by anyone but the configured provider", () => {
