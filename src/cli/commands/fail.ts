@@ -9,8 +9,13 @@ const usage = `Usage: dvm-gate fail REQUEST_ID [--reason TEXT] [--json]
 
 Marks a job failed by hand, as a worker's error feedback would: its reservation is
 voided and every msat of it returns to the pool, and (with the gate's key) the
-customer gets \`error\` feedback saying so, published by the running service. Works on a job awaiting payment or
-processing; a job already done, failed or expired is refused and nothing changes.`;
+customer gets \`error\` feedback saying so, published by the running service.
+Works on a job awaiting payment or processing; a job already done, failed or
+expired is refused and nothing changes.
+
+  --reason TEXT   why (at most 200 characters), kept in the ledger and sent to the
+                  customer; default "failed by the operator"
+  --json          print {"status", "requestId", "returnedMsats", "reason", "customerNotified"}`;
 
 export const command: Command = {
   name: "fail",

@@ -5,12 +5,13 @@ import { noExtraArgs, printJson, pubkeyArg } from "../format.js";
 import { nip19 } from "nostr-tools";
 
 const usage = `Usage:
-  dvm-gate identity show PUBKEY [--json]       tier, score, budget and usage
+  dvm-gate identity show PUBKEY                tier, score, budget and usage
   dvm-gate identity set-tier PUBKEY TIER       pin a tier (${TIERS.join("|")}), or "auto" to unpin
   dvm-gate identity ban PUBKEY [--reason TEXT] block every request from PUBKEY
   dvm-gate identity unban PUBKEY
 
-PUBKEY is an npub or 64 hex characters.`;
+PUBKEY is an npub or 64 hex characters. Every subcommand prints the customer's view
+afterwards (budget in msats per rolling 24 h); --json prints it as one JSON object.`;
 
 export const command: Command = {
   name: "identity",

@@ -4,14 +4,15 @@ import type { Command } from "../main.js";
 import { msatsLine, noExtraArgs, printJson } from "../format.js";
 
 const usage = `Usage:
-  dvm-gate pool status [--json]    the generosity pool's totals
-  dvm-gate pool credit SATS        add SATS (whole sats) to the pool
+  dvm-gate pool status [--json]                      the generosity pool's totals
+  dvm-gate pool credit SATS [--note TEXT] [--json]   add SATS (whole sats, more than 0) to the pool
 
+--note TEXT is kept with the credit in the ledger; --json prints the totals after it.
 Totals always satisfy initial + credited = pool + pending + absorbed.`;
 
 export const command: Command = {
   name: "pool",
-  summary: "pool status [--json] | pool credit SATS",
+  summary: "pool status [--json] | pool credit SATS [--json]",
   usage,
   options: { json: { type: "boolean" }, note: { type: "string" } },
   run(ctx, { values, positionals }) {
