@@ -67,6 +67,9 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
   db.pragma(`synchronous = ${opts.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
   if (opts.walAutocheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.trunc(opts.walAutocheckpointPages))}`);
   db.pragma("foreign_keys = ON");
+  // 64 MiB of page cache (SQLite's default is 2 MiB): with a million identities and
+  // grants, the indexes a decision walks stay in memory instead of being re-read.
+  db.pragma("cache_size = -65536");
   migrate(db);
   return db;
 }
