@@ -33,6 +33,7 @@ export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
     trust: cfg.trust,
     // LNbits invoices whole sats only: partial charges must come out whole.
     chargeUnitMsats: cfg.payments.backend === "lnbits" ? 1000 : 1,
+    paymentGraceSec: cfg.payments.paymentGraceSec,
   };
 }
 

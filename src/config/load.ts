@@ -35,6 +35,7 @@ export interface RuntimeConfig {
   payments: {
     backend: "dev" | "nwc" | "lnbits";
     invoiceExpirySec: number;
+    paymentGraceSec: number;
     devEnabled: boolean;
     nwcUri: string | null;
     lnbits: { url: string; invoiceKey: string } | null;
@@ -244,6 +245,7 @@ export function parseConfig(
     payments: {
       backend: c.payments.backend,
       invoiceExpirySec: c.payments.invoiceExpirySec,
+      paymentGraceSec: c.payments.paymentGraceSec,
       devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
       nwcUri: c.payments.nwc ? resolveSecret("payments.nwc.uri", c.payments.nwc.uri, env, baseDir) : null,
       lnbits: c.payments.lnbits

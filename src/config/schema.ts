@@ -90,6 +90,9 @@ export const configSchema = z
       .object({
         backend: z.enum(["dev", "nwc", "lnbits"]).default("dev"),
         invoiceExpirySec: seconds(60, 86_400).default(600),
+        // An unpaid offer stays open this long past its deadline, so a payment made in
+        // time but seen late (service restart, slow backend) is honoured, not lost.
+        paymentGraceSec: seconds(0, 86_400).default(300),
         dev: z.object({ enabled: z.boolean().default(false) }).strict().default({ enabled: false }),
         nwc: z.object({ uri: secretRef }).strict().optional(),
         lnbits: z.object({ url: z.string().url(), invoiceKey: secretRef }).strict().optional(),

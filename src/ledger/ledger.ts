@@ -41,6 +41,11 @@ export interface LedgerSettings {
   trust: TrustSettings;
   /** See DecisionInputs.chargeUnitMsats (1000 with LNbits). */
   chargeUnitMsats?: number;
+  /**
+   * How long past its deadline an unpaid offer stays open, so that a payment made in time
+   * but seen late (the service was down, the backend slow) is still honoured. Default 0.
+   */
+  paymentGraceSec?: number;
 }
 
 export interface Totals {
@@ -289,7 +294,8 @@ export class Ledger {
       ),
       logIdentity: q("INSERT INTO identity_log (pubkey, action, detail, at_ms) VALUES (?, ?, ?, ?)"),
       dueRequests: q(
-        "SELECT request_id FROM requests WHERE state IN ('awaiting-payment','processing') AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?",
+        `SELECT request_id FROM requests WHERE state IN ('awaiting-payment','processing') AND expires_at_ms <= @nowMs
+           AND (state = 'processing' OR expires_at_ms <= @nowMs - @graceMs) ORDER BY expires_at_ms LIMIT @batch`,
       ),
     };
   }
@@ -432,15 +438,23 @@ export class Ledger {
   }
 
   /**
-   * The customer paid `paidMsats` (as confirmed by the payment backend's own lookup).
-   * A partial offer's reservation is extended to the job timeout.
+   * The customer paid `paidMsats` (as confirmed by the payment backend's own lookup) at
+   * `paidAtMs` (default: now). A payment counts if it settled before the offer's deadline,
+   * even when seen later (within the grace); the job's timeout runs from now.
+   * A partial offer's reservation is extended with it.
    */
-  markPaid(requestId: string, paid: { paidMsats: number; paymentRef: string }, nowMs: number, hook?: TxHook<RequestRecord>): PaidResult {
+  markPaid(
+    requestId: string,
+    paid: { paidMsats: number; paymentRef: string; paidAtMs?: number },
+    nowMs: number,
+    hook?: TxHook<RequestRecord>,
+  ): PaidResult {
     assertHex64(requestId, "request id");
     assertInputMsats(paid.paidMsats, "paid amount");
     if (typeof paid.paymentRef !== "string" || paid.paymentRef.length === 0 || paid.paymentRef.length > 200)
       throw new LedgerInputError("payment reference: expected a non-empty string of at most 200 characters");
     assertNow(nowMs);
+    const paidAtMs = paid.paidAtMs === undefined ? nowMs : assertNow(paid.paidAtMs);
     return this.tx(() => {
       const row = this.st.request!.get(requestId) as RequestRow | undefined;
       if (!row) return { status: "not_found" } as const;
@@ -449,7 +463,7 @@ export class Ledger {
         if (row.payment_ref === paid.paymentRef) return { status: "already_paid", request } as const;
         return { status: "not_awaiting_payment", request } as const;
       }
-      if (row.expires_at_ms !== null && row.expires_at_ms <= nowMs) return { status: "expired", request } as const;
+      if (row.expires_at_ms !== null && row.expires_at_ms <= Math.min(paidAtMs, nowMs)) return { status: "expired", request } as const;
       if (paid.paidMsats < row.charge_msats) return { status: "underpaid", request, neededMsats: row.charge_msats } as const;
       const expiresAtMs = nowMs + this.settings.timeoutSec * 1000;
       this.st.setRequestPaid!.run(paid.paidMsats, paid.paymentRef, expiresAtMs, nowMs, requestId);
@@ -473,6 +487,9 @@ export class Ledger {
       const row = this.st.request!.get(requestId) as RequestRow | undefined;
       if (!row) return { status: "not_found" } as const;
       if (row.state !== "processing") return { status: "not_processing", request: toRequest(row) } as const;
+      // Past its deadline the job is expired, whether or not the sweep has run yet: the
+      // outcome must not depend on the sweep's timing.
+      if (row.expires_at_ms !== null && row.expires_at_ms <= nowMs) return { status: "not_processing", request: toRequest(row) } as const;
 
       let absorbedMsats = 0;
       let returnedMsats = 0;
@@ -536,7 +553,8 @@ export class Ledger {
     const total: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
     for (;;) {
       const r = this.tx(() => {
-        const due = this.st.dueRequests!.all(nowMs, batch) as { request_id: string }[];
+        const graceMs = (this.settings.paymentGraceSec ?? 0) * 1000;
+        const due = this.st.dueRequests!.all({ nowMs, graceMs, batch }) as { request_id: string }[];
         const out: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
         for (const { request_id } of due) {
           const res = this.st.reservation!.get(request_id) as ReservationRow | undefined;

@@ -225,7 +225,7 @@ export class GateService {
         const now = this.nowMs();
         await this.invoicing.checkDue(now);
         const r = this.ledger.expire(now);
-        this.invoicing.closeExpired(now);
+        await this.invoicing.closeExpired(now);
         if (r.requestsExpired > 0) {
           this.log.info(r, "expired");
           this.schedulePoolStatus();

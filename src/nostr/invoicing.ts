@@ -33,6 +33,8 @@ interface OpenInvoice {
 export class Invoicing {
   private inFlight = new Set<number>();
   private lookingUp = new Set<string>();
+  /** The last answer for an invoice looked up by closeExpired's final check. */
+  private lastLookup = new Map<string, "pending" | "settled" | "expired" | "failed">();
   private issuing: Promise<void> | null = null;
 
   constructor(private readonly d: InvoicingDeps) {}
@@ -140,14 +142,18 @@ export class Invoicing {
         this.lookingUp.add(r.payment_hash);
         try {
           const st = await this.d.backend.lookupInvoice(r.payment_hash);
+          this.lastLookup.set(r.payment_hash, st.state);
           if (st.state === "settled") {
-            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs));
+            // A node never settles an expired invoice: a backend that does not report the
+            // settle time (LNbits) paid no later than the invoice's expiry.
+            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs), r.expires_at_ms);
             const res = applyPayment(this.d, { requestId: r.request_id, paymentHash: r.payment_hash, amountMsats: st.amountMsats, atMs });
             if (res.status === "paid") paid++;
           } else if (st.state === "expired") {
             this.markExpired(r.payment_hash);
           }
         } catch (err) {
+          this.lastLookup.set(r.payment_hash, "failed");
           this.d.log.warn({ paymentHash: r.payment_hash, err: (err as Error).message }, "invoice lookup failed");
         } finally {
           this.lookingUp.delete(r.payment_hash);
@@ -171,19 +177,30 @@ export class Invoicing {
     if (due.length > 0) await this.checkPayments(due.map((r) => r.payment_hash));
   }
 
-  /** After the expiry sweep: invoices of requests that can no longer be paid, and replies that will never get one. */
-  closeExpired(nowMs: number): void {
+  /**
+   * After the expiry sweep: invoices of requests that can no longer take a payment
+   * (expired, failed, deleted, or paid another way). Each is looked up once more first,
+   * so money that did arrive is seen (and logged for a refund by hand) rather than
+   * silently closed; an invoice whose lookup keeps failing is closed a day after it
+   * expired. Replies still waiting for an invoice that will never be made are abandoned.
+   */
+  async closeExpired(nowMs: number): Promise<void> {
     const { ledger } = this.d;
+    const dead = ledger.db
+      .prepare(
+        `SELECT i.payment_hash, i.expires_at_ms FROM invoices i JOIN requests r ON r.request_id = i.request_id
+         WHERE i.state = 'open' AND r.state <> 'awaiting-payment' LIMIT 200`,
+      )
+      .all() as { payment_hash: string; expires_at_ms: number }[];
+    if (dead.length > 0) await this.checkPayments(dead.map((d) => d.payment_hash));
     ledger.tx(() => {
-      ledger.db
-        .prepare(
-          // By the request's state, not the invoice's clock: until the request itself is
-          // swept, a late lookup may still find the invoice paid in time. A request paid
-          // another way (a zap) leaves its invoice open: it is closed here too.
-          `UPDATE invoices SET state = 'expired' WHERE state = 'open'
-             AND request_id IN (SELECT request_id FROM requests WHERE state <> 'awaiting-payment')`,
-        )
-        .run();
+      const close = ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'");
+      for (const d of dead) {
+        // Still payable: keep watching until the invoice itself expires, so a late
+        // payment is seen. Unanswered lookups: give up a day after its expiry.
+        const answered = this.lastLookup.get(d.payment_hash) === "pending";
+        if ((answered && d.expires_at_ms <= nowMs) || d.expires_at_ms <= nowMs - 86_400_000) close.run(d.payment_hash);
+      }
       const stale = ledger.db
         .prepare(
           `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
@@ -192,6 +209,7 @@ export class Invoicing {
         .all() as { id: number }[];
       for (const s of stale) abandon(ledger.db, s.id, nowMs);
     });
+    for (const d of dead) this.lastLookup.delete(d.payment_hash);
   }
 
   private markExpired(paymentHash: string): void {

@@ -132,7 +132,7 @@ export function applyPayment(
   p: { requestId: string; paymentHash: string; amountMsats: number; atMs: number },
 ): PaidResult {
   const now = deps.nowMs();
-  const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash }, p.atMs, (db, req) => {
+  const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash, paidAtMs: p.atMs }, now, (db, req) => {
     db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ?").run(now, p.paymentHash);
     const meta = getRequestMeta(db, p.requestId);
     const target: ReplyTarget = {

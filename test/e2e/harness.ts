@@ -68,10 +68,12 @@ export async function startGate(opts: {
   tuning?: GateServiceTuning;
   tmp?: TmpDir;
   secretKey?: Uint8Array;
+  /** Start with the service's clock this far ahead of real time (a restart after a deadline). */
+  offsetMs?: number;
 }): Promise<Gate> {
   const tmp = opts.tmp ?? makeTmpDir("dvm-gate-e2e-");
   const cfg = e2eConfig(tmp, opts.relays, opts.over, opts.workers);
-  let offsetMs = 0;
+  let offsetMs = opts.offsetMs ?? 0;
   const nowMs = () => Date.now() + offsetMs;
   const secretKey = opts.secretKey ?? generateSecretKey();
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });

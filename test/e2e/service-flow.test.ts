@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
 import { decodeBolt11 } from "../../src/payments/bolt11.js";
 import { devPay } from "../../src/payments/dev.js";
+import { openDb } from "../../src/ledger/db.js";
 import { parseGrantEvent } from "../../src/nostr/grant-event.js";
 import { TestWorker } from "../helpers/worker.js";
 import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
@@ -184,13 +185,31 @@ describe("gate service over a real relay", () => {
     await est.publish(req);
     await est.waitFeedback(req.id, "payment-required");
     expect(gate.ledger.totals().pendingMsats).toBe(before.pendingMsats + 50 * SAT);
-    // Past the offer (invoiceExpirySec 120): the service's own sweep expires it.
-    gate.advance(121_000);
+    // Past the offer (invoiceExpirySec 120) and its payment grace: the service's own sweep expires it.
+    gate.advance(121_000 + gate.cfg.payments.paymentGraceSec * 1000);
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "expired", 8000, "expiry");
     expect(gate.ledger.totals()).toEqual(before);
     const inv = gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string };
     await waitFor(() => (gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string }).state === "expired", 4000, "invoice expired");
     expect(inv).toBeDefined();
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("honours a payment made before the deadline but first seen after it (the service was down)", async () => {
+    const fresh = await customer();
+    const req = fresh.request(gate.pubkey, {});
+    await fresh.publish(req);
+    const offer = await fresh.waitFeedback(req.id, "payment-required");
+    const { tmp, secretKey, cfg } = gate;
+    await gate.stop();
+    // Paid now, within the 120 s offer, while no service is watching.
+    const db = openDb(cfg.database.path, { synchronous: "NORMAL" });
+    expect(devPay(db, offer.bolt11!, Date.now()).status).toBe("paid");
+    db.close();
+    // The service comes back after the deadline but within the payment grace.
+    gate = await startGate({ relays: [relay.url], workers: [worker.pubkey], tmp, secretKey, offsetMs: 150_000 });
+    await fresh.waitFeedback(req.id, "processing", 10_000);
+    expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
     expect(gate.verify()).toEqual([]);
   });
 });

@@ -256,11 +256,12 @@ export class LedgerModel {
     return this.reservations.find((r) => r.requestId === requestId);
   }
 
-  markPaid(requestId: string, paidMsats: number, paymentRef: string, nowMs: number): { status: string; neededMsats?: number } {
+  markPaid(requestId: string, paidMsats: number, paymentRef: string, nowMs: number, paidAtMs = nowMs): { status: string; neededMsats?: number } {
     const r = this.requests.get(requestId);
     if (!r) return { status: "not_found" };
     if (r.state !== "awaiting-payment") return { status: r.paymentRef === paymentRef ? "already_paid" : "not_awaiting_payment" };
-    if (r.expiresAtMs !== null && r.expiresAtMs <= nowMs) return { status: "expired" };
+    // Paid in time counts, even when seen after the deadline (within the grace).
+    if (r.expiresAtMs !== null && r.expiresAtMs <= Math.min(paidAtMs, nowMs)) return { status: "expired" };
     if (paidMsats < r.chargeMsats) return { status: "underpaid", neededMsats: r.chargeMsats };
     r.state = "processing";
     r.paidMsats = paidMsats;
@@ -277,6 +278,7 @@ export class LedgerModel {
     const r = this.requests.get(requestId);
     if (!r) return { status: "not_found" };
     if (r.state !== "processing") return { status: "not_processing" };
+    if (r.expiresAtMs !== null && r.expiresAtMs <= nowMs) return { status: "not_processing" };
     const res = this.reservationOf(requestId);
     let absorbedMsats = 0;
     let returnedMsats = 0;
@@ -329,7 +331,9 @@ export class LedgerModel {
     const out = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
     for (const r of this.requests.values()) {
       if (r.state !== "awaiting-payment" && r.state !== "processing") continue;
-      if (r.expiresAtMs === null || r.expiresAtMs > nowMs) continue;
+      // An unpaid offer stays open for the payment grace after its deadline; a job does not.
+      const graceMs = r.state === "awaiting-payment" ? (this.s.paymentGraceSec ?? 0) * 1000 : 0;
+      if (r.expiresAtMs === null || r.expiresAtMs + graceMs > nowMs) continue;
       const res = this.reservationOf(r.requestId);
       if (res && res.state === "pending") {
         res.state = "expired";
