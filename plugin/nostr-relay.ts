@@ -5,7 +5,7 @@
 // events that can spend an allowance (the gate's job kinds) are checked, because the
 // library verifies every event again after us and a pure-JS check costs about 1 ms.
 import type { BeforeHandleEventPlugin, BeforeHandleEventResult, Event as RelayEvent } from "@nostr-relay/common";
-import { verifyEvent, type Event } from "nostr-tools";
+import { verifyEvent, type Event } from "nostr-tools/pure";
 import { buildGatePolicy, type GatePolicyConfig } from "./gate-policy.js";
 import type { PipelineErrorSink, Policy } from "./policy.js";
 import type { TierLookup } from "./tier-lookup.js";
@@ -30,10 +30,20 @@ export class NostrRelayGatePlugin implements BeforeHandleEventPlugin {
   }
 
   beforeHandleEvent(event: RelayEvent): BeforeHandleEventResult {
-    // A fresh copy: nostr-tools caches its verdict on the object it is given.
-    const ev = { ...event, tags: event.tags } as Event;
+    // A fresh copy built from the fields: nostr-tools caches its verdict on the object
+    // under a symbol, and object spread would copy that symbol (and the stale verdict).
+    const { id, pubkey, created_at, kind, tags, content, sig } = event;
+    const ev: Event = { id, pubkey, created_at, kind, tags: tags.map((t) => [...t]), content, sig };
     const verify = this.verifyKinds === null || this.verifyKinds.has(ev.kind);
-    if (verify && !verifyEvent(ev)) return { canHandle: false, message: "invalid: bad event id or signature" };
+    let valid = true;
+    if (verify) {
+      try {
+        valid = verifyEvent(ev);
+      } catch {
+        valid = false;
+      }
+    }
+    if (!valid) return { canHandle: false, message: "invalid: bad event id or signature" };
     // The library does not tell plugins the client's address: no per-address limit here.
     const r = this.policy.call({ event: ev, sourceType: "Client", sourceInfo: "", nowMs: this.clock() });
     if (r.action === "accept") return { canHandle: true };

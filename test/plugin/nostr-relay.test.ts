@@ -97,4 +97,15 @@ describe("gate policy in @nostr-relay/core", () => {
     await expect(client.publish(jobRequest(victim, "a"))).resolves.toBeTypeOf("string");
     await expect(client.publish(jobRequest(victim, "b"))).resolves.toBeTypeOf("string");
   });
+
+  it("checks the signature itself even when the event object carries a cached 'valid' verdict", () => {
+    const cfg = parseConfig({ database: { path: tmp.file("gate.sqlite") } }, { env: {} });
+    const plugin = createNostrRelayGatePlugin(cfg, lookup);
+    // finalizeEvent marks its result as verified; altering it afterwards keeps that mark.
+    const altered = finalizeEvent({ kind: 5050, created_at: nowSec(), tags: [["i", "hello", "text"]], content: "" }, generateSecretKey());
+    altered.content = "changed after signing";
+    const r = plugin.beforeHandleEvent(altered as never);
+    expect(r).toEqual({ canHandle: false, message: "invalid: bad event id or signature" });
+  });
 });
+
