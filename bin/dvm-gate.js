@@ -7,3 +7,6 @@ const code = await runCli(process.argv.slice(2), {
   err: (t) => process.stderr.write(t + "\n"),
 });
 process.exitCode = code;
+// The command has stopped everything it started; a library timer that outlives it
+// (nostr-tools leaves some) must not hold the terminal. Exit once stdout is flushed.
+process.stdout.write("", () => process.exit(code));

@@ -64,7 +64,27 @@ export async function startDemoRelay(cfg: RuntimeConfig, log: Logger): Promise<D
     log.info({ port: DEMO_RELAY_PORT, err: (err as Error).message }, "demo relay port taken; using a free one");
     relay = await startEmbeddedRelay({ port: 0, dbPath });
   }
+  // Other commands (request, settle, fail, announce) find the demo relay here, even
+  // when 7777 was taken and another port was used.
+  writeFileSync(join(cfg.dataDir, DEMO_RELAY_FILE), relay.url + "\n");
   return { relay, cfg: { ...cfg, nostr: { ...cfg.nostr, relays: [relay.url] } } };
+}
+
+export const DEMO_RELAY_FILE = "relay-url.txt";
+
+/**
+ * The relays a command publishes to: the configured ones, or on the demo defaults (no
+ * config file, no relays) the demo relay the running `start` bound.
+ */
+export function gateRelays(cfg: RuntimeConfig): string[] {
+  if (cfg.nostr.relays.length > 0 || cfg.sourcePath !== null) return cfg.nostr.relays;
+  try {
+    const url = readFileSync(join(cfg.dataDir, DEMO_RELAY_FILE), "utf8").trim();
+    if (/^wss?:\/\/\S+$/.test(url)) return [url];
+  } catch {
+    /* no demo has run here yet */
+  }
+  return [`ws://127.0.0.1:${DEMO_RELAY_PORT}`];
 }
 
 export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: string | null; dataDir: string }): string {
@@ -86,9 +106,13 @@ export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: st
     "",
     "  npx dvm-gate dev-pay <the bolt11 it printed>",
     "",
-    "or give the customer a free tier first (use the npub `request` printed, and --key to reuse it):",
+    "Or give a customer a free tier first: make a customer key, pin its tier, send with it:",
     "",
-    "  npx dvm-gate identity set-tier <customer npub> elite",
+    "  npx dvm-gate keygen",
+    "  npx dvm-gate identity set-tier <its npub> elite",
+    `  npx dvm-gate request --relay ${o.relayUrl} --gate ${npub} --key <its nsec> --input "hello" --wait 120`,
+    "",
+    "(run these from this folder: the commands find the demo's data in ./data)",
     "",
     "Then: npx dvm-gate pool status · npx dvm-gate grants · npx dvm-gate verify. Stop with Ctrl-C.",
     "",

@@ -14,6 +14,7 @@ export function msatsLine(label: string, msats: number): string {
 /** A pubkey argument: npub or hex, one clear line when it is neither. */
 export function pubkeyArg(text: string | undefined, what = "PUBKEY"): string {
   if (!text) throw new UsageError(`missing ${what} (npub or 64 hex characters)`);
+  if (text.trim().startsWith("nsec1")) throw new UsageError(`${what}: that is a secret key (nsec), not a pubkey; value not shown. Keep it secret.`);
   try {
     return pubkeyToHex(text);
   } catch {

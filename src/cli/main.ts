@@ -73,9 +73,13 @@ export async function globalHelp(): Promise<string> {
 
 export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === "--help" || name === "-h" || name === "help") {
+  if (!name) {
+    io.err("dvm-gate: missing command (run dvm-gate --help)");
+    return 2;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
     io.out(await globalHelp());
-    return name ? 0 : 2;
+    return 0;
   }
   if (name === "--version") {
     io.out("dvm-gate 0.1.0");
@@ -89,7 +93,7 @@ export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv =
     try {
       parsed = parseArgs({ args: rest, options: { ...COMMON_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
     } catch (err) {
-      throw new UsageError(`${name}: ${(err as Error).message.split("\n")[0]}`);
+      throw new UsageError(`${name}: ${describeParseError(err as NodeJS.ErrnoException)}`);
     }
     if (parsed.values.help) {
       io.out(command.usage);
@@ -108,7 +112,28 @@ export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv =
 }
 
 function isUserError(err: unknown): boolean {
-  return err instanceof UsageError || err instanceof ConfigError || err instanceof LedgerInputError || err instanceof AmountError;
+  return (
+    err instanceof UsageError ||
+    err instanceof ConfigError ||
+    err instanceof LedgerInputError ||
+    err instanceof AmountError ||
+    err instanceof HttpListenError
+  );
+}
+
+/** node:util parseArgs speaks of "ambiguous" values and positional "-5"s: say it plainly. */
+function describeParseError(err: NodeJS.ErrnoException): string {
+  const first = (err.message ?? String(err)).split("\n")[0]!;
+  const option = /'(-{1,2}[^' ]+)/.exec(first)?.[1];
+  if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    if (option && /^-\d/.test(option)) return `${option} is not a valid amount or option (amounts are whole numbers ≥ 0)`;
+    return `unknown option ${option ?? first} (see --help)`;
+  }
+  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (/ambiguous/.test(first) && option) return `${option}: expected a whole number ≥ 0 or a value that does not start with "-"`;
+    return first;
+  }
+  return first;
 }
 
 function describeError(err: unknown): string {

@@ -75,6 +75,8 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
         for (const s of subs) s.close();
         resolve(ev);
       };
+      // Our own bound (not nostr-tools' eoseTimeout, whose timer outlives a closed
+      // subscription and kept `start` alive for seconds after Ctrl-C).
       const timer = setTimeout(() => finish(null), FETCH_TIMEOUT_MS);
       for (const relay of relays)
         subs.push(
@@ -86,7 +88,6 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
             oneose: () => {
               if (++eoses === relays.length) finish(null);
             },
-            eoseTimeout: FETCH_TIMEOUT_MS,
           }),
         );
     });

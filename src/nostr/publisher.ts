@@ -166,7 +166,7 @@ export class OutboxPublisher {
         .immediate(),
     );
     for (const r of results) {
-      if (!r.ok) this.o.log.warn({ relay: url, event: r.d.event.id, kind: r.d.event.kind, attempts: r.d.attempts + 1, msg: r.msg.slice(0, 200) }, "publish failed; will retry");
+      if (!r.ok) this.o.log.warn({ relay: url, event: r.d.event.id, kind: r.d.event.kind, attempts: r.d.attempts + 1, relayMessage: r.msg.slice(0, 200) }, "publish failed; will retry");
       else this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");
       this.o.onPublished?.(url, r.ok, r.d);
     }

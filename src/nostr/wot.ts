@@ -84,7 +84,7 @@ export async function refreshWotFloors(
   settings: WotSettings,
   nowMs: () => number,
   opts: { maxWaitMs?: number } = {},
-): Promise<{ events: number; floors: number; set: number; cleared: number } | null> {
+): Promise<{ events: number; floors: number; set: number; cleared: number } | { skipped: string } | null> {
   const filters = wotFilters(settings);
   if (filters.length === 0 || relays.length === 0) return null;
   // Signatures are checked in computeWotFloors, on fresh copies; the pool need not.
@@ -92,6 +92,12 @@ export async function refreshWotFloors(
   try {
     const events: Event[] = [];
     for (const f of filters) events.push(...(await pool.querySync(relays, f, { maxWait: opts.maxWaitMs ?? 5_000 })));
+    // An unreachable relay answers with nothing: replacing the floors with what came
+    // back would lower every vouched-for customer's tier. Refresh only on a full answer.
+    const missing = settings.anchors.filter((a) => !events.some((e) => e.kind === CONTACTS_KIND && e.pubkey === a));
+    if (missing.length > 0) return { skipped: `no contact list from ${missing.length} of ${settings.anchors.length} anchors` };
+    if (settings.rankProvider && settings.rankFloors.length && !events.some((e) => e.kind === TRUSTED_ASSERTION_KIND))
+      return { skipped: "no rank assertions from the provider" };
     const floors = computeWotFloors(events, settings);
     const changed = ledger.replaceWotFloors(floors, "web of trust", nowMs());
     return { events: events.length, floors: floors.size, ...changed };
@@ -116,7 +122,11 @@ export function startWotRefresh(
   let running: Promise<void> = Promise.resolve();
   const once = () => {
     running = refreshWotFloors(ledger, cfg.nostr.relays, settings, nowMs)
-      .then((r) => log.info({ wot: r }, "web-of-trust floors refreshed"))
+      .then((r) =>
+        r && "skipped" in r
+          ? log.warn({ why: r.skipped }, "web-of-trust refresh incomplete; keeping the cached floors")
+          : log.info({ wot: r }, "web-of-trust floors refreshed"),
+      )
       .catch((err: Error) => log.warn({ err: err.message }, "web-of-trust refresh failed; keeping the cached floors"));
   };
   once();

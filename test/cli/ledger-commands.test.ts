@@ -115,7 +115,7 @@ describe("dvm-gate pool", () => {
     const { configPath } = freshConfig();
     expectOk(cli(configPath, "pool", "status")); // create the database first, so the refusals race on nothing
     const cases: [string[], RegExp | undefined][] = [
-      [["pool", "credit", "-5"], undefined],
+      [["pool", "credit", "-5"], /-5 is not a valid amount/],
       [["pool", "credit", "--", "-5"], /whole number of sats/],
       [["pool", "credit", "1.5"], /whole number of sats/],
       [["pool", "credit", "abc"], /whole number of sats/],
@@ -237,6 +237,23 @@ describe("bad command lines and bad config", () => {
   it("refuses an unknown command", () => {
     const { configPath } = freshConfig();
     expectUserError(cli(configPath, "frobnicate"), /unknown command "frobnicate"/);
+  });
+
+  it("refuses no command at all with one line, not the whole help", () => {
+    const { configPath } = freshConfig();
+    expectUserError(cli(configPath), /missing command/);
+  });
+
+  it("refuses extra arguments to verify", () => {
+    const { configPath } = freshConfig();
+    expectUserError(cli(configPath, "verify", "extra"), /unexpected argument "extra"/);
+  });
+
+  it("never echoes a secret key given where a pubkey belongs", () => {
+    const { configPath } = freshConfig();
+    const nsec = nip19.nsecEncode(generateSecretKey());
+    const line = expectUserError(cli(configPath, "identity", "show", nsec), /secret key \(nsec\)/);
+    expect(line).not.toContain(nsec.slice(5));
   });
 
   it("refuses an unknown flag", () => {

@@ -93,10 +93,19 @@ describe("web-of-trust floors", () => {
     await c.publish(contactList(anchor, [], NOW_MS / 1000));
     c.close();
     const r = await refreshWotFloors(ledger, [relay.url], cfg.trust.wot, () => NOW_MS + 1, { maxWaitMs: 2000 });
-    expect(r?.floors).toBe(2); // still ranked 60 and 95 by the provider
+    expect(r && "floors" in r ? r.floors : null).toBe(2); // still ranked 60 and 95 by the provider
     expect(ledger.identity(followed.pk, NOW_MS).tier).toBe("trusted");
     const noRanks = computeWotFloors([contactList(anchor, [], NOW_MS / 1000)], cfg.trust.wot);
     expect(noRanks.size).toBe(0);
+  });
+
+  it("keeps the cached floors when the relays answer with nothing (an outage)", async () => {
+    const before = ledger.identity(ranked.pk, NOW_MS).tier;
+    const dead = "ws://127.0.0.1:9"; // nothing listens on the discard port
+    const r = await refreshWotFloors(ledger, [dead], cfg.trust.wot, () => NOW_MS + 2, { maxWaitMs: 500 });
+    expect(r).toMatchObject({ skipped: expect.stringContaining("no contact list") });
+    expect(ledger.identity(ranked.pk, NOW_MS).tier).toBe(before);
+    expect(before).toBe("elite");
   });
 
   it("ignores events whose signature does not verify", () => {

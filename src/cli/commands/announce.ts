@@ -4,6 +4,7 @@ import { websocketImplementation } from "../../nostr/ws.js";
 import { announcementTemplate } from "../../nostr/announce.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
+import { gateRelays, gateSecretKey } from "../demo.js";
 import { noExtraArgs, printJson } from "../format.js";
 
 const usage = `Usage: dvm-gate announce [--relay URL]… [--name TEXT] [--about TEXT] [--dry-run] [--json]
@@ -32,16 +33,16 @@ export const command: Command = {
   },
   async run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 0, "dvm-gate announce [--relay URL] [--name TEXT] [--about TEXT] [--dry-run] [--json]");
-    const sk = ctx.cfg.nostr.secretKeyHex;
-    if (!sk) throw new UsageError('announce: the gate has no key: set nostr.secretKey in the config (e.g. "env:DVM_GATE_NSEC"; dvm-gate keygen makes one)');
-    const relays = (values.relay as string[] | undefined) ?? ctx.cfg.nostr.relays;
+    const relays = (values.relay as string[] | undefined) ?? gateRelays(ctx.cfg);
     for (const u of relays)
       if (!/^wss?:\/\/[^\s/]+/.test(u)) throw new UsageError(`announce: --relay expects a ws:// or wss:// URL, got ${JSON.stringify(u.slice(0, 80))}`);
+    // nostr.secretKey, or on the demo defaults the demo's key in the data directory.
+    const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: false });
+    if (!secretKey) throw new UsageError('announce: the gate has no key: set nostr.secretKey in the config (e.g. "env:DVM_GATE_NSEC"; dvm-gate keygen makes one)');
     for (const f of ["name", "about"] as const)
       if (typeof values[f] === "string" && (values[f] as string).length > MAX_TEXT) throw new UsageError(`announce: --${f} is longer than ${MAX_TEXT} characters`);
     if (ctx.cfg.jobs.priceMsatsByKind.size === 0) throw new UsageError("announce: no job kinds configured (jobs.kinds)");
 
-    const secretKey = Buffer.from(sk, "hex");
     const gatePubkey = getPublicKey(secretKey);
     const template = announcementTemplate(
       {

@@ -3,7 +3,7 @@ import { UsageError } from "../context.js";
 import { noExtraArgs, printJson, requestIdArg } from "../format.js";
 import type { Command } from "../main.js";
 import { failJob } from "../../nostr/settlement.js";
-import { gateSecretKey } from "../demo.js";
+import { gateRelays, gateSecretKey } from "../demo.js";
 
 const usage = `Usage: dvm-gate fail REQUEST_ID [--reason TEXT] [--json]
 
@@ -30,7 +30,7 @@ export const command: Command = {
     // With the gate's key the customer is told (error feedback via the outbox); without
     // it the reservation is still voided, and the output says nobody was told.
     const result = secretKey
-      ? failJob({ ledger: ctx.ledger(), log: ctx.log, secretKey, relays: ctx.cfg.nostr.relays, nowMs: ctx.nowMs, onQueued: () => {} }, requestId, reason)
+      ? failJob({ ledger: ctx.ledger(), log: ctx.log, secretKey, relays: gateRelays(ctx.cfg), nowMs: ctx.nowMs, onQueued: () => {} }, requestId, reason)
       : ctx.ledger().fail(requestId, `operator: ${reason}`, ctx.nowMs());
     if (result.status === "not_found") throw new UsageError(`fail: no request ${requestId} in ${ctx.cfg.database.path}`);
     if (result.status === "already_resolved")

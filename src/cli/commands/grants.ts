@@ -12,14 +12,15 @@ hash-chained grant log (seq, prev) and the pool totals after it.`,
   options: { json: { type: "boolean" }, after: { type: "string" }, limit: { type: "string" }, pubkey: { type: "string" } },
   run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 0, "dvm-gate grants [--after SEQ] [--limit N] [--pubkey PUBKEY] [--json]");
-    const int = (v: unknown, name: string, dflt: number, max: number) => {
+    const int = (v: unknown, name: string, dflt: number, min: number, max: number) => {
       if (v === undefined) return dflt;
-      if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) > max) throw new UsageError(`grants: --${name} expects a whole number up to ${max}`);
+      if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max)
+        throw new UsageError(`grants: --${name} expects a whole number from ${min} to ${max}`);
       return Number(v);
     };
     const list = ctx.ledger().grants({
-      afterSeq: int(values.after, "after", 0, 999_999_999),
-      limit: int(values.limit, "limit", 100, 10_000),
+      afterSeq: int(values.after, "after", 0, 0, 999_999_999),
+      limit: int(values.limit, "limit", 100, 1, 10_000),
       ...(typeof values.pubkey === "string" ? { pubkey: pubkeyArg(values.pubkey, "--pubkey") } : {}),
     });
     if (values.json) {

@@ -3,7 +3,7 @@ import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
 import { parseSatsText } from "../../util/money.js";
 import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../nostr/customer.js";
 import { UsageError } from "../context.js";
-import { DEMO_RELAY_PORT, gateSecretKey } from "../demo.js";
+import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
 import { noExtraArgs } from "../format.js";
 
@@ -103,9 +103,7 @@ export const command: Command = {
     noExtraArgs(positionals, 0, "dvm-gate request [options] (see --help)");
     const relays = stringList(values.relay).map(relayUrl);
     // On the demo defaults (no config file) the demo's relay and key are the natural target.
-    const demo = ctx.cfg.sourcePath === null;
-    const relayUrls =
-      relays.length > 0 ? relays : ctx.cfg.nostr.relays.length > 0 ? ctx.cfg.nostr.relays : demo ? [`ws://127.0.0.1:${DEMO_RELAY_PORT}`] : [];
+    const relayUrls = relays.length > 0 ? relays : gateRelays(ctx.cfg);
     if (relayUrls.length === 0) throw new UsageError("request: no relay: pass --relay URL or set nostr.relays in the config");
 
     let gatePubkey: string;

@@ -5,7 +5,7 @@ import { formatSats, parseSatsText } from "../../util/money.js";
 import { UsageError } from "../context.js";
 import { noExtraArgs, printJson, requestIdArg } from "../format.js";
 import type { Command } from "../main.js";
-import { gateSecretKey } from "../demo.js";
+import { gateRelays, gateSecretKey } from "../demo.js";
 
 const usage = `Usage: dvm-gate settle REQUEST_ID [--actual-sats N] [--json]
 
@@ -32,7 +32,7 @@ export const command: Command = {
     if (!secretKey) throw new UsageError("settle: the gate's key is needed to sign the grant event (set nostr.secretKey)");
     const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey) });
     const result = settleJob(
-      { ledger, log: ctx.log, secretKey, relays: ctx.cfg.nostr.relays, nowMs: ctx.nowMs, onQueued: () => {} },
+      { ledger, log: ctx.log, secretKey, relays: gateRelays(ctx.cfg), nowMs: ctx.nowMs, onQueued: () => {} },
       requestId,
       actualMsats,
     );

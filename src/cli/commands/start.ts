@@ -81,9 +81,6 @@ export const command: Command = {
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
-      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey });
-      await service.start();
-      closers.push(() => service.stop());
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
@@ -96,6 +93,11 @@ export const command: Command = {
         httpUrl = http.url;
         closers.push(() => http.close());
       }
+      // The service starts after HTTP is listening: a taken port stops start-up before
+      // anything subscribes, publishes or writes.
+      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey });
+      await service.start();
+      closers.push(() => service.stop());
       const wot = startWotRefresh(ledger, cfg, log, () => ctx.nowMs());
       if (wot) closers.push(wot.stop);
       if (demo) {

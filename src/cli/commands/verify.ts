@@ -1,6 +1,6 @@
 import { verifyLedger } from "../../ledger/verify.js";
 import type { Command } from "../main.js";
-import { printJson } from "../format.js";
+import { noExtraArgs, printJson } from "../format.js";
 
 export const command: Command = {
   name: "verify",
@@ -12,7 +12,8 @@ non-negative balances, per-customer 24 h budgets, resolve-at-most-once, request-
 idempotency, database integrity and the grant chain. Exits 0 when all hold, 1 when
 any is broken (each break is named on its own line).`,
   options: { json: { type: "boolean" } },
-  run(ctx, { values }) {
+  run(ctx, { values, positionals }) {
+    noExtraArgs(positionals, 0, "dvm-gate verify [--json]");
     // Look before touching: no expiry sweep on open, so verify reports the file as it is.
     const violations = verifyLedger(ctx.ledger({ sweep: false }).db);
     if (values.json) printJson(ctx.out, { ok: violations.length === 0, violations });
