@@ -53,6 +53,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
   const cfg = loadConfig({ configPath, env });
   const log = makeLogger(cfg);
   let ledger: Ledger | null = null;
+  let openedWithSigner = false;
   const nowMs = () => Date.now();
   return {
     ...io,
@@ -60,7 +61,10 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
     log,
     nowMs,
     ledger: (opts) => {
+      if (ledger && opts?.grantSigner && !openedWithSigner)
+        throw new Error("invariant: the ledger was opened without the grant signer a later caller needs");
       if (!ledger) {
+        openedWithSigner = opts?.grantSigner !== undefined;
         ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), {
           nowMs: nowMs(),
           synchronous: cfg.database.synchronous,

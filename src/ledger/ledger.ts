@@ -606,6 +606,10 @@ export class Ledger {
 
   private recordGrant(res: ReservationRow, req: RequestRow, absorbedMsats: number, nowMs: number): GrantRecord {
     const last = this.st.lastGrant!.get() as { seq: number; event_id: string | null } | undefined;
+    if (last && this.grantSigner && last.event_id === null)
+      throw new Error(`invariant: grant ${last.seq} was recorded unsigned; a signed chain cannot continue from it (dvm-gate verify names it)`);
+    if (last && !this.grantSigner && last.event_id !== null)
+      throw new Error("invariant: this ledger was opened without the gate's key, but the grant chain is signed: open it with a grantSigner to post");
     const base = {
       seq: (last?.seq ?? 0) + 1,
       prevEventId: last ? last.event_id : null,
@@ -616,7 +620,9 @@ export class Ledger {
       label: (req.decision === "partial" ? "partial" : "free") as "free" | "partial",
       tier: res.tier,
       absorbedMsats,
-      chargedMsats: req.paid_msats,
+      // What the offer charged (a customer who overpaid is not "charged" more; the
+      // overpayment is visible in the request's paid amount, not in the public grant).
+      chargedMsats: req.paid_msats > 0 ? req.charge_msats : 0,
       totals: this.totals(),
       createdAtMs: nowMs,
     };

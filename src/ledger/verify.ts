@@ -129,8 +129,16 @@ function checkGrantChain(db: Db, report: (detail: string) => void): void {
     .iterate() as IterableIterator<{ seq: number; prev_event_id: string | null; event_id: string | null; absorbed_msats: number; resolved: number | null }>;
   let expected = 1;
   let prev: string | null = null;
+  let signed = 0;
+  let unsigned = 0;
   for (const g of rows) {
     if (g.seq !== expected) return report(`expected seq ${expected}, found ${g.seq}`);
+    if (g.event_id === null) unsigned++;
+    else signed++;
+    // A chain is signed throughout (the service) or not at all (a ledger used without a
+    // key, as in tests): a mix means a grant nobody can audit, and the next signed grant
+    // cannot name its predecessor.
+    if (signed > 0 && unsigned > 0) return report(`seq ${g.seq}: the chain mixes signed and unsigned grants`);
     if (g.seq > 1 && g.prev_event_id !== prev) return report(`seq ${g.seq} points at ${g.prev_event_id}, previous grant is ${prev}`);
     if (g.resolved !== g.absorbed_msats) return report(`seq ${g.seq} says ${g.absorbed_msats} msats absorbed, its resolution ${g.resolved}`);
     prev = g.event_id;

@@ -336,6 +336,44 @@ describe("history and idempotency", () => {
     expect(verifyLedger(ledger.db)).toEqual([]);
   });
 
+  it("never mixes signed and unsigned grants in one chain, and verify names a mix", () => {
+    const sk = generateSecretKey();
+    const { ledger, path } = freshLedger({}, grantSigner(sk));
+    const pk = pubkey(25);
+    ledger.setTier(pk, "elite", T0);
+    const a = decide(ledger, pk, 1 * SAT, T0);
+    ledger.settle(a.requestId, {}, T0 + 1);
+    const b = decide(ledger, pk, 1 * SAT, T0 + 2);
+    // The same file opened without the gate's key cannot continue the signed chain...
+    const unsigned = Ledger.open(path, settings(), { nowMs: T0 + 3, synchronous: "NORMAL" });
+    opened.push(unsigned);
+    expect(() => unsigned.settle(b.requestId, {}, T0 + 3)).toThrow(/opened without the gate's key/);
+    expect(unsigned.getRequest(b.requestId)?.state).toBe("processing");
+    expect(ledger.grants().map((g) => g.seq)).toEqual([1]);
+    // ...and a chain that starts unsigned cannot be continued signed.
+    const other = freshLedger();
+    other.ledger.setTier(pk, "elite", T0);
+    const c = decide(other.ledger, pk, 1 * SAT, T0);
+    other.ledger.settle(c.requestId, {}, T0 + 1);
+    const d = decide(other.ledger, pk, 1 * SAT, T0 + 2);
+    const signedLater = Ledger.open(other.path, settings(), { nowMs: T0 + 3, synchronous: "NORMAL", grantSigner: grantSigner(sk) });
+    opened.push(signedLater);
+    expect(other.ledger.grants().map((g) => g.eventId)).toEqual([null]);
+    expect(() => signedLater.settle(d.requestId, {}, T0 + 3)).toThrow(/recorded unsigned/);
+    expect(verifyLedger(signedLater.db)).toEqual([]);
+    // A mix made behind the ledger's back is named by verify.
+    ledger.settle(b.requestId, {}, T0 + 4);
+    const raw = new Database(path);
+    try {
+      raw.exec("DROP TRIGGER grants_no_update");
+      raw.exec("UPDATE grants SET event_id = NULL, event_json = NULL WHERE seq = 1");
+      raw.exec("CREATE TRIGGER grants_no_update BEFORE UPDATE ON grants BEGIN SELECT RAISE(ABORT, 'grants is append-only'); END");
+    } finally {
+      raw.close();
+    }
+    expect(verifyLedger(ledger.db).map((v) => `${v.guarantee}: ${v.detail}`)).toEqual([expect.stringMatching(/^grant chain.*mixes signed and unsigned/)]);
+  });
+
   describe("verifyLedger names the broken guarantee after tampering", () => {
     function tamper(sql: string[]): string[] {
       const { ledger, path } = withHistory();

@@ -304,7 +304,7 @@ export class LedgerModel {
         label: r.decision === "partial" ? "partial" : "free",
         tier: res.tier,
         absorbedMsats,
-        chargedMsats: r.paidMsats,
+        chargedMsats: r.paidMsats > 0 ? r.chargeMsats : 0,
         totals: this.totals(),
       };
       this.grants.push(grant);
