@@ -319,12 +319,12 @@ export class GateService {
       return;
     }
     if (!v.ok) {
-      const { event, customer, reason, abuse } = v;
+      const { event, customer, reason, abuse, encryption } = v;
       const answered = this.ledger.tx(() => {
         // Same bad request through several relays: one answer, one penalty.
         if (!markSeen(this.ledger.db, event.id, event.kind, now)) return false;
-        const target: ReplyTarget = { requestId: event.id, customer, relayHint: relay, encryption: "none", expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
-        const ev = signEvent(errorFeedback(target, reason, nowSec), this.secretKey);
+        const target: ReplyTarget = { requestId: event.id, customer, relayHint: relay, encryption, expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
+        const ev = signEvent(encryptTemplateFor(errorFeedback(target, reason, nowSec), target, this.secretKey), this.secretKey);
         enqueue(this.ledger.db, { requestId: event.id, purpose: "feedback-error", event: ev, relays: this.relays, nowMs: now });
         if (abuse) this.ledger.recordAbuse(customer, reason, now);
         return true;

@@ -7,7 +7,7 @@
 // Cheap checks (kind, addressing, time window) run before the signature, the costly one;
 // the signature runs before anything that leads to an answer or a decryption.
 import type { Event, EventTemplate } from "nostr-tools/pure";
-import { decryptFrom, encryptFor, type EncryptionScheme } from "./encryption.js";
+import { decryptFrom, detectScheme, encryptFor, type EncryptionScheme } from "./encryption.js";
 import { eventShapeProblem, isStringArray, toVerifiedEvent, verifyRawSignature } from "./verify.js";
 import { isMsats } from "../util/money.js";
 
@@ -48,7 +48,16 @@ export interface JobRequest {
 export type JobRequestVerdict =
   | { ok: true; request: JobRequest }
   | { ok: false; answer: "ignore"; reason: string }
-  | { ok: false; answer: "error"; reason: string; abuse: boolean; customer: string; event: Event };
+  | {
+      ok: false;
+      answer: "error";
+      reason: string;
+      abuse: boolean;
+      customer: string;
+      event: Event;
+      /** The scheme the error reply must use: an encrypted request's answer is encrypted too. */
+      encryption: "none" | "nip04" | "nip44";
+    };
 
 type Ignore = Extract<JobRequestVerdict, { answer: "ignore" }>;
 type Problem = { reason: string; malformed: boolean };
@@ -70,6 +79,9 @@ export function checkJobRequest(ev: unknown, ctx: JobRequestContext): JobRequest
   if (event === null) return ignore("invalid: bad id or signature");
 
   const addressed = pTagValues(event.tags).includes(ctx.gatePubkey);
+  // The conversation key depends only on the two keys, so even an undecryptable request
+  // can be answered in its own scheme.
+  const encryption = event.tags.some((t) => isStringArray(t) && t[0] === "encrypted") ? (detectScheme(event.content) ?? "none") : "none";
   const fail = (p: Problem): JobRequestVerdict => ({
     ok: false,
     answer: "error",
@@ -78,6 +90,7 @@ export function checkJobRequest(ev: unknown, ctx: JobRequestContext): JobRequest
     abuse: p.malformed && addressed,
     customer: event.pubkey,
     event,
+    encryption,
   });
 
   if (Buffer.byteLength(JSON.stringify(event), "utf8") > ctx.maxRequestBytes) {

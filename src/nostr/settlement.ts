@@ -74,7 +74,10 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
       return { signal: "result", result: settleJob(deps, s.requestId, s.actualMsats, s.requestKind) };
     case "worker-error": {
       const result = deps.ledger.fail(s.requestId, `worker error: ${s.reason}`, deps.nowMs());
-      if (result.status === "voided") deps.log.info({ request: s.requestId, worker: s.worker, returnedMsats: result.returnedMsats }, "worker error: voided");
+      if (result.status === "voided") {
+        deps.log.info({ request: s.requestId, worker: s.worker, returnedMsats: result.returnedMsats }, "worker error: voided");
+        warnIfPaid(deps, result);
+      }
       return { signal: "worker-error", result };
     }
     case "deletion": {
@@ -84,7 +87,10 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
         if (!req) return { requestId, result: { status: "not_found" } as FailResult };
         if (req.pubkey !== s.author) return { requestId, result: { status: "not_the_customer" } as const };
         const result = deps.ledger.fail(requestId, "deleted by the customer", deps.nowMs());
-        if (result.status === "voided") deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "customer deletion: voided");
+        if (result.status === "voided") {
+          deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "customer deletion: voided");
+          warnIfPaid(deps, result);
+        }
         return { requestId, result };
       });
       return { signal: "deletion", results };
@@ -185,7 +191,17 @@ export function failJob(deps: SettlementDeps, requestId: string, reason: string)
   });
   if (result.status === "voided") {
     deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "failed by the operator: voided, customer told");
+    warnIfPaid(deps, result);
     deps.onQueued();
   }
   return result;
+}
+
+/** dvm-gate never sends money: a paid job that will not be done needs a refund by hand. */
+function warnIfPaid(deps: SettlementDeps, result: FailResult): void {
+  if (result.status === "voided" && result.request.paidMsats > 0)
+    deps.log.warn(
+      { request: result.request.requestId, customer: result.request.pubkey, paidMsats: result.request.paidMsats, paymentRef: result.request.paymentRef },
+      "a paid job was voided: refund the customer by hand",
+    );
 }

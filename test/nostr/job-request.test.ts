@@ -114,6 +114,20 @@ function describeWith(verifier: "pure" | "wasm") {
       expectVerdict(checkJobRequest(build(), ctx), want);
     });
 
+    it("tells the caller to answer an encrypted request's error in the request's own scheme", () => {
+      const cases: [Event, string][] = [
+        [encryptedRequest("nip44", '[["param","model"]]', customer, gate.pk), "nip44"], // decrypted, then refused
+        [encryptedRequest("nip04", '[["i",1,"text"]]', customer, gate.pk), "nip04"],
+        [encryptedRequest("nip44", '[["i","hi","text"]]', customer, stranger.pk), "nip44"], // undecryptable
+        [sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["bid", "1"]], content: "" }, customer), "none"],
+      ];
+      for (const [ev, scheme] of cases) {
+        const v = checkJobRequest(ev, ctx);
+        if (v.ok || v.answer !== "error") throw new Error(`expected an error verdict, got ${JSON.stringify(v).slice(0, 100)}`);
+        expect(v.encryption).toBe(scheme);
+      }
+    });
+
     it("accepts a plain request and reads every NIP-90 field", () => {
       const ev = sign(requestTemplate(gate), customer);
       const v = checkJobRequest(ev, ctx);
