@@ -11,7 +11,12 @@ import { PerEventTierLookup, type TierLookup } from "./tier-lookup.js";
 
 export type GatePolicyConfig = Pick<RuntimeConfig, "jobs" | "plugin">;
 
-export function buildGatePolicy(cfg: GatePolicyConfig, tiers: TierLookup, onError?: PipelineErrorSink): Policy {
+export function buildGatePolicy(
+  cfg: GatePolicyConfig,
+  tiers: TierLookup,
+  onError?: PipelineErrorSink,
+  onPubkeyViolation?: (pubkey: string, nowMs: number) => void,
+): Policy {
   const kinds = new Set(cfg.jobs.priceMsatsByKind.keys());
   const perEvent = new PerEventTierLookup(tiers);
   const pipeline = new PolicyPipeline(
@@ -19,7 +24,10 @@ export function buildGatePolicy(cfg: GatePolicyConfig, tiers: TierLookup, onErro
       new JobRequestPolicy({ kinds, maxRequestBytes: cfg.jobs.maxRequestBytes, maxRequestAgeSec: cfg.jobs.maxRequestAgeSec }),
       new BanPolicy(perEvent),
       new MinTierPolicy(cfg.plugin.minTierForKinds, perEvent),
-      new RateLimitPolicy({ kinds, perPubkeyPerMinute: cfg.plugin.perPubkeyPerMinute, perIpPerMinute: cfg.plugin.perIpPerMinute }, perEvent),
+      new RateLimitPolicy(
+        { kinds, perPubkeyPerMinute: cfg.plugin.perPubkeyPerMinute, perIpPerMinute: cfg.plugin.perIpPerMinute, ...(onPubkeyViolation ? { onPubkeyViolation } : {}) },
+        perEvent,
+      ),
     ],
     onError,
   );

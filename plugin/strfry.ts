@@ -8,6 +8,7 @@ import { pino, type Logger } from "pino";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { loadConfig, type RuntimeConfig } from "../src/config/load.js";
+import { AbuseReporter } from "./abuse-reporter.js";
 import { buildGatePolicy } from "./gate-policy.js";
 import { LineSplitter, type LineItem } from "./line-splitter.js";
 import { PolicyUnavailableError, reject, type Policy, type PolicyResult, type SourceType } from "./policy.js";
@@ -154,14 +155,28 @@ function compose(argv: string[], env: NodeJS.ProcessEnv): Composed {
     busyTimeoutMs: cfg.database.busyTimeoutMs,
     onStateChange: (ok, detail) => (ok ? log.info(detail) : log.error(`${detail}; rejecting every event until it is readable`)),
   });
+  const reporter = new AbuseReporter(cfg, log);
   // An unavailable database is reported once per change by the lookup, not per event.
-  const policy = buildGatePolicy(cfg, new CachedTierLookup(lookup, cacheMs), (err, name) => {
-    if (!(err instanceof PolicyUnavailableError)) log.error({ err, policy: name }, "policy failed; event rejected");
-  });
+  const policy = buildGatePolicy(
+    cfg,
+    new CachedTierLookup(lookup, cacheMs),
+    (err, name) => {
+      if (!(err instanceof PolicyUnavailableError)) log.error({ err, policy: name }, "policy failed; event rejected");
+    },
+    reporter.report,
+  );
+  reporter.start();
   log.info({ config: cfg.sourcePath, kinds: [...cfg.jobs.priceMsatsByKind.keys()] }, "dvm-gate strfry plugin starting");
   log.info(`tiers and bans are re-read from the database at most every ${cacheMs} ms per pubkey (plugin.tierCacheMs, DVM_GATE_PLUGIN_CACHE_MS)`);
   lookup.open(Date.now());
-  return { policy, log, close: () => lookup.close() };
+  return {
+    policy,
+    log,
+    close: () => {
+      reporter.stop();
+      lookup.close();
+    },
+  };
 }
 
 /** The long-lived process strfry starts: stdin lines in, stdout answers out. */

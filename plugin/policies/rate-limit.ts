@@ -15,6 +15,8 @@ export interface RateLimitPolicyOptions {
   perIpPerMinute: number;
   /** Most pubkeys and addresses remembered at once (each map). */
   maxKeys?: number;
+  /** Told of each event refused by the per-pubkey limit (the sender, who can be penalised). */
+  onPubkeyViolation?: (pubkey: string, nowMs: number) => void;
 }
 
 export class RateLimitPolicy implements Policy {
@@ -36,8 +38,11 @@ export class RateLimitPolicy implements Policy {
     const now = input.nowMs;
     const tier = this.tiers.lookup(ev.pubkey, now).tier;
     const pubkeyAllowance = this.opts.perPubkeyPerMinute[tier];
-    if (!this.byPubkey.has(ev.pubkey, pubkeyAllowance, now))
+    if (!this.byPubkey.has(ev.pubkey, pubkeyAllowance, now)) {
+      // Only the per-pubkey limit is the sender's own doing; an address limit may be a neighbour's.
+      this.opts.onPubkeyViolation?.(ev.pubkey, now);
       return reject(`rate-limited: at most ${pubkeyAllowance} job requests per minute for trust tier ${tier}`);
+    }
     const address = tier === "new" ? addressKey(input.sourceInfo) : null;
     if (address !== null && !this.byAddress.has(address, this.opts.perIpPerMinute, now))
       return reject(`rate-limited: at most ${this.opts.perIpPerMinute} job requests per minute from new pubkeys at your address`);

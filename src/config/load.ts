@@ -46,6 +46,7 @@ export interface RuntimeConfig {
     perPubkeyPerMinute: Record<Tier, number>;
     perIpPerMinute: number;
     tierCacheMs: number;
+    abuseReportSec: number;
     minTierForKinds: Map<number, Tier>;
   };
   log: { level: ParsedConfig["log"]["level"] };
@@ -258,6 +259,7 @@ export function parseConfig(
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,
       perIpPerMinute: c.plugin.perIpPerMinute,
       tierCacheMs: c.plugin.tierCacheMs,
+      abuseReportSec: c.plugin.abuseReportSec,
       minTierForKinds: new Map(Object.entries(c.plugin.minTierForKinds).map(([k, t]) => [Number(k), t])),
     },
     log: c.log,

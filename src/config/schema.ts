@@ -123,6 +123,9 @@ export const configSchema = z
           .strict()
           .prefault({}),
         perIpPerMinute: z.number().int().min(0).default(120),
+        // Rate-limit violations cost trust (SPEC §5): at most one abuse per pubkey per
+        // this many seconds, written by the plugin off its hot path. 0 turns it off.
+        abuseReportSec: z.number().int().min(0).max(86_400).default(60),
         // How long the plugin remembers a pubkey's tier and ban (0 = read every event).
         tierCacheMs: z.number().int().min(0).max(60_000).default(1000),
         minTierForKinds: z.record(z.string().regex(/^\d{1,5}$/, "must be an event kind"), z.enum(TIERS)).default({}),

@@ -749,6 +749,25 @@ export class Ledger {
     });
   }
 
+  /**
+   * One abuse each for many pubkeys in one transaction (the relay plugin's rate-limit
+   * violations). `attempts` bounds the busy retries: the plugin passes 1 and tries again
+   * on its next round rather than keep a relay's writer thread waiting.
+   */
+  recordAbuseMany(pubkeys: readonly string[], reason: string, nowMs: number, attempts = 8): number {
+    for (const pk of pubkeys) assertHex64(pk, "pubkey");
+    assertNow(nowMs);
+    const why = String(reason).slice(0, 200);
+    return withBusyRetry(
+      () =>
+        this.runImmediate(() => {
+          for (const pk of pubkeys) this.updateTrust(pk, nowMs, (s) => applyAbuse(s, nowMs, this.settings.trust), "abuse", why);
+          return pubkeys.length;
+        }) as number,
+      attempts,
+    );
+  }
+
   /** Abuse lowers the score by the configured penalty (× `times`). */
   recordAbuse(pubkey: string, reason: string, nowMs: number, times = 1): IdentityView {
     assertHex64(pubkey, "pubkey");

@@ -25,6 +25,7 @@ function gateConfig(dbPath: string) {
       perPubkeyPerMinute: { new: 3, established: 6, trusted: 100, elite: 1000 },
       perIpPerMinute: 5,
       minTierForKinds: { [String(RESTRICTED_KIND)]: "trusted" },
+      abuseReportSec: 1,
     },
     log: { level: "info" },
   };
@@ -222,6 +223,14 @@ describe("strfry plugin process", () => {
     const knownResults: string[] = [];
     for (let i = 0; i < 7; i++) knownResults.push((await ask(strfryLine(jobRequest(known.sk, { content: String(i) }), "IP4", `10.2.0.${i}`))).action);
     expect(knownResults).toEqual([...Array(6).fill("accept"), "reject"]);
+
+    // SPEC §5: violations cost trust, written by the plugin off its hot path: one abuse
+    // per pubkey per round (abuseReportSec 1 here), however many events it sent.
+    const scoreOf = (pk: string) => fx.ledger.identity(pk, Date.now()).score;
+    for (let waited = 0; waited < 8000 && (scoreOf(fresh.pubkey) === 0 || scoreOf(known.pubkey) === 0); waited += 100)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(scoreOf(fresh.pubkey)).toBe(-5);
+    expect(scoreOf(known.pubkey)).toBe(-5);
   });
 
   it("rate-limits job requests from new pubkeys per address (IPv6 by /64), but not trusted pubkeys", async () => {
@@ -234,6 +243,11 @@ describe("strfry plugin process", () => {
     const trusted = user();
     fx.ledger.setTier(trusted.pubkey, "trusted", Date.now());
     expect((await ask(strfryLine(jobRequest(trusted.sk), "IP4", "10.3.0.1"))).action).toBe("accept");
+    // An address limit may be a neighbour's doing: it costs the pubkey no trust.
+    const neighbour = user();
+    expect((await ask(strfryLine(jobRequest(neighbour.sk), "IP4", "10.3.0.1"))).msg).toMatch(/at your address/);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(fx.ledger.identity(neighbour.pubkey, Date.now()).score).toBe(0);
 
     const v6: string[] = [];
     for (let i = 1; i <= 6; i++) v6.push((await ask(strfryLine(jobRequest(user().sk), "IP6", `2001:db8:0:7::${i.toString(16)}`))).action);
