@@ -14,7 +14,7 @@ import { checkJobRequest, type JobRequest } from "./job-request.js";
 import { readSettlementSignal } from "./job-events.js";
 import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "./feedback.js";
 import { signEvent } from "./verify.js";
-import { enqueue, getCursorSec, markSeen, saveCursorSec, saveRequestMeta } from "./outbox-store.js";
+import { enqueue, getCursorSec, markSeen, pruneBookkeeping, saveCursorSec, saveRequestMeta } from "./outbox-store.js";
 import { RecentIds, RelayIntake } from "./intake.js";
 import { OutboxPublisher } from "./publisher.js";
 import { Invoicing } from "./invoicing.js";
@@ -218,6 +218,25 @@ export class GateService {
     this.timers.push(t);
   }
 
+  private lastPruneMs = 0;
+
+  /**
+   * Hourly: forget event ids older than any acceptable request (plus a day) and outbox
+   * rows delivered more than a week ago, so the service's bookkeeping stays bounded.
+   * The ledger's own history is never pruned.
+   */
+  private pruneIfDue(now: number): void {
+    if (now - this.lastPruneMs < 3_600_000) return;
+    this.lastPruneMs = now;
+    const r = this.ledger.tx(() =>
+      pruneBookkeeping(this.ledger.db, {
+        seenBeforeMs: now - (this.cfg.jobs.maxRequestAgeSec + 86_400) * 1000,
+        doneBeforeMs: now - 7 * 86_400_000,
+      }),
+    );
+    if (r.seen + r.outbox > 0) this.log.info(r, "pruned old bookkeeping");
+  }
+
   /** Expires what is due (after a last look at its invoices) and closes dead invoices. */
   sweep(): Promise<void> {
     if (!this.sweeping) {
@@ -230,6 +249,7 @@ export class GateService {
           this.log.info(r, "expired");
           this.schedulePoolStatus();
         }
+        this.pruneIfDue(now);
         this.metrics?.setPool(this.ledger.totals());
         for (const relay of this.relays) this.metrics?.relayConnected?.(relay, this.intake.connectedRelays().includes(relay));
       })().finally(() => {

@@ -187,3 +187,24 @@ export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: nu
 export function markSeen(db: Db, eventId: string, kind: number, nowMs: number): boolean {
   return stmt(db, "INSERT OR IGNORE INTO seen_events (event_id, kind, seen_at_ms) VALUES (?, ?, ?)").run(eventId, kind, nowMs).changes === 1;
 }
+
+/**
+ * Keeps the service's bookkeeping bounded: event ids seen longer ago than any event
+ * could still be accepted (older requests are ignored by age anyway), and outbox rows
+ * whose delivery finished long ago. At most `batch` rows of each per call, one short
+ * transaction (the caller's). Returns how many rows went.
+ */
+export function pruneBookkeeping(db: Db, o: { seenBeforeMs: number; doneBeforeMs: number; batch?: number }): { seen: number; outbox: number } {
+  const batch = o.batch ?? 5000;
+  const seen = stmt(db, "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events WHERE seen_at_ms < ? LIMIT ?)").run(o.seenBeforeMs, batch).changes;
+  const ids = (
+    stmt(db, "SELECT id FROM outbox WHERE state IN ('done','abandoned') AND updated_at_ms < ? ORDER BY id LIMIT ?").all(o.doneBeforeMs, batch) as { id: number }[]
+  ).map((r) => r.id);
+  const delDeliveries = stmt(db, "DELETE FROM outbox_delivery WHERE outbox_id = ?");
+  const delOutbox = stmt(db, "DELETE FROM outbox WHERE id = ?");
+  for (const id of ids) {
+    delDeliveries.run(id);
+    delOutbox.run(id);
+  }
+  return { seen, outbox: ids.length };
+}
