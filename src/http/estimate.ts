@@ -55,6 +55,8 @@ export function estimate(ledger: Ledger, cfg: RuntimeConfig, req: { pubkey: stri
     poolMsats,
     pendingCount: id.pendingCount,
     maxPendingPerPubkey,
+    // The same whole-sat rounding the real decision applies with LNbits.
+    chargeUnitMsats: ledger.settings.chargeUnitMsats ?? 1,
   });
   const base = {
     kind: req.kind,
