@@ -43,6 +43,9 @@ export class RecentIds {
   has(id: string): boolean {
     return this.ids.has(id);
   }
+  delete(id: string): void {
+    this.ids.delete(id);
+  }
   add(id: string): void {
     this.ids.set(id, true);
     if (this.ids.size > this.max) {

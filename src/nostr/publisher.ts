@@ -17,6 +17,8 @@ export interface PublisherOptions {
   nowMs: () => number;
   signAuth: (t: EventTemplate) => Promise<VerifiedEvent>;
   onPublished?: (relay: string, ok: boolean, d: DueDelivery) => void;
+  /** Called just before an event goes out, so the caller can recognise it when it comes back. */
+  onSending?: (ev: Event) => void;
   /** Longest sleep between rounds: rows written by other processes (`dvm-gate settle`) are found this late. */
   pollMs?: number;
   publishTimeoutMs?: number;
@@ -42,7 +44,7 @@ export class OutboxPublisher {
   private stopped = true;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly o: Required<Omit<PublisherOptions, "onPublished">> & Pick<PublisherOptions, "onPublished">;
+  private readonly o: Required<Omit<PublisherOptions, "onPublished" | "onSending">> & Pick<PublisherOptions, "onPublished" | "onSending">;
 
   constructor(opts: PublisherOptions) {
     this.o = { pollMs: 1000, publishTimeoutMs: 8000, connectTimeoutMs: 8000, idleCloseMs: 60_000, maxConnections: 64, batch: 200, stopWaitMs: 2000, ...opts };
@@ -137,6 +139,7 @@ export class OutboxPublisher {
   }
 
   private async publishOne(relay: AbstractRelay, ev: Event): Promise<{ ok: boolean; msg: string }> {
+    this.o.onSending?.(ev);
     const attempt = async () => {
       try {
         return { ok: true, msg: (await relay.publish(ev)) || "ok" };
