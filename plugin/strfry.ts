@@ -32,7 +32,6 @@ export function cacheMsFromEnv(env: NodeJS.ProcessEnv, configuredMs: number): nu
 export const MAX_LINE_BYTES = 2 * 1_048_576;
 
 const SOURCE_TYPES: ReadonlySet<string> = new Set<SourceType>(["IP4", "IP6", "Import", "Stream", "Sync", "Stored"]);
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export interface StrfryAnswer {
   id: string;
@@ -41,28 +40,40 @@ export interface StrfryAnswer {
 }
 
 export class StrfryAdapter {
+  // pino's level is fixed for the life of the process; asking once keeps the log
+  // object off the reject path when debug is off.
+  private readonly debug: boolean;
+
   constructor(
     private readonly policy: Policy,
     private readonly clock: () => number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.debug = log.isLevelEnabled("debug");
+  }
 
   /** The answer line for one input item, or null when strfry expects none. */
   answer(item: LineItem): string | null {
     const a = item.kind === "oversize" ? oversizeAnswer(item.bytes, item.eventId) : this.answerText(item.text);
     if (a === null) return null;
-    if (a.action !== "accept") this.log.debug({ id: a.id, action: a.action, msg: a.msg }, "not accepted");
+    if (a.action === "accept") {
+      // The common answer, built by hand: the id was checked to be 64 hex characters (or
+      // is empty), so nothing in it needs escaping.
+      if (a.id === "" || isHex64(a.id)) return `{"id":"${a.id}","action":"accept","msg":""}`;
+      return JSON.stringify(a);
+    }
+    if (this.debug) this.log.debug({ id: a.id, action: a.action, msg: a.msg }, "not accepted");
     return JSON.stringify(a);
   }
 
   private answerText(text: string): StrfryAnswer | null {
-    // strfry never sends blank lines; a stray one (a human at a terminal) is not a request.
-    if (text.trim() === "") return null;
     let req: unknown;
     try {
       req = JSON.parse(text);
     } catch {
-      return { id: "", ...reject("invalid: input line is not JSON") };
+      // strfry never sends blank lines; a stray one (a human at a terminal) is not a request.
+      if (text.trim() === "") return null;
+      return answerOf("", reject("invalid: input line is not JSON"));
     }
     try {
       return this.answerRequest(req, text.length);
@@ -73,32 +84,51 @@ export class StrfryAdapter {
   }
 
   private answerRequest(req: unknown, lineChars: number): StrfryAnswer | null {
-    if (req === null || typeof req !== "object" || Array.isArray(req)) return { id: "", ...reject("invalid: input is not a JSON object") };
+    if (req === null || typeof req !== "object" || Array.isArray(req)) return answerOf("", reject("invalid: input is not a JSON object"));
     const r = req as Record<string, unknown>;
     // Older strfry replays recent events as `lookback` on start-up and reads no answer.
     if (r.type === "lookback") return null;
-    const id = idOf(req);
-    if (r.type !== "new") return { id, ...reject(`invalid: unknown request type ${JSON.stringify(String(r.type)).slice(0, 40)}`) };
-    if (r.event === null || typeof r.event !== "object" || Array.isArray(r.event)) return { id, ...reject("invalid: request has no event") };
-    const shape = eventShapeProblem(r.event as Record<string, unknown>);
-    if (shape) return { id, ...reject(`invalid: ${shape}`) };
+    const ev = r.event;
+    if (ev === null || typeof ev !== "object" || Array.isArray(ev)) {
+      return answerOf("", reject(r.type !== "new" ? unknownType(r.type) : "invalid: request has no event"));
+    }
+    const e = ev as Record<string, unknown>;
+    // The id is checked once here and reused as the answer's id and as the shape check.
+    const id = typeof e.id === "string" && isHex64(e.id) ? e.id : "";
+    if (r.type !== "new") return answerOf(id, reject(unknownType(r.type)));
+    const shape = eventShapeProblem(e, id !== "");
+    if (shape) return answerOf(id, reject(`invalid: ${shape}`));
     if (typeof r.sourceType !== "string" || !SOURCE_TYPES.has(r.sourceType))
-      return { id, ...reject(`invalid: unknown sourceType ${JSON.stringify(String(r.sourceType)).slice(0, 40)}`) };
+      return answerOf(id, reject(`invalid: unknown sourceType ${JSON.stringify(String(r.sourceType)).slice(0, 40)}`));
     const result = this.policy.call({
-      event: r.event as Event,
+      event: ev as Event,
       sourceType: r.sourceType as SourceType,
       sourceInfo: typeof r.sourceInfo === "string" ? r.sourceInfo : "",
       nowMs: this.clock(),
       // A UTF-16 code unit is at most 3 UTF-8 bytes, and the line holds the whole event.
       eventBytesAtMost: lineChars * 3,
     });
-    return { id, action: result.action, msg: result.msg };
+    return answerOf(id, result);
   }
+}
+
+function answerOf(id: string, r: PolicyResult): StrfryAnswer {
+  return { id, action: r.action, msg: r.msg };
+}
+
+function unknownType(type: unknown): string {
+  return `invalid: unknown request type ${JSON.stringify(String(type)).slice(0, 40)}`;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export function isHex64(s: string): boolean {
+  return HEX64.test(s);
 }
 
 function idOf(req: unknown): string {
   const ev = (req as { event?: { id?: unknown } } | null)?.event;
-  return ev && typeof ev === "object" && typeof ev.id === "string" && HEX64.test(ev.id) ? ev.id : "";
+  return ev && typeof ev === "object" && typeof ev.id === "string" && isHex64(ev.id) ? ev.id : "";
 }
 
 function oversizeAnswer(bytes: number, eventId: string): StrfryAnswer {
@@ -106,9 +136,9 @@ function oversizeAnswer(bytes: number, eventId: string): StrfryAnswer {
 }
 
 /** strfry checked ids and signatures already; this only guards the fields policies read. */
-function eventShapeProblem(ev: Record<string, unknown>): string | null {
-  if (typeof ev.id !== "string" || !HEX64.test(ev.id)) return "event id must be 64 lowercase hex characters";
-  if (typeof ev.pubkey !== "string" || !HEX64.test(ev.pubkey)) return "event pubkey must be 64 lowercase hex characters";
+function eventShapeProblem(ev: Record<string, unknown>, idIsHex64: boolean): string | null {
+  if (!idIsHex64) return "event id must be 64 lowercase hex characters";
+  if (typeof ev.pubkey !== "string" || !isHex64(ev.pubkey)) return "event pubkey must be 64 lowercase hex characters";
   if (typeof ev.kind !== "number" || !Number.isInteger(ev.kind) || ev.kind < 0 || ev.kind > 65_535) return "event kind must be an integer 0–65535";
   if (typeof ev.created_at !== "number" || !Number.isInteger(ev.created_at)) return "event created_at must be a whole number";
   if (!Array.isArray(ev.tags)) return "event tags must be an array";

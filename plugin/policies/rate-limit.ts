@@ -65,6 +65,8 @@ export function addressKey(sourceInfo: string): string | null {
   return groups ? `${groups.slice(0, 4).join(":")}::/64` : sourceInfo;
 }
 
+// Runs for every job request from a `new` pubkey over IPv6; written without per-group
+// regexes and array spreads, which made it the costliest step of such an event.
 function expandIpv6(addr: string): string[] | null {
   const halves = addr.toLowerCase().split("::");
   if (halves.length > 2) return null;
@@ -72,7 +74,30 @@ function expandIpv6(addr: string): string[] | null {
   const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
   const missing = 8 - head.length - tail.length;
   if (missing < 0 || (halves.length === 1 && missing !== 0)) return null;
-  const all = [...head, ...Array<string>(missing).fill("0"), ...tail];
-  if (!all.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return null;
-  return all.map((g) => g.replace(/^0+(?=.)/, ""));
+  const all: string[] = [];
+  for (const g of head) {
+    const n = hexGroup(g);
+    if (n === null) return null;
+    all.push(n);
+  }
+  for (let i = 0; i < missing; i++) all.push("0");
+  for (const g of tail) {
+    const n = hexGroup(g);
+    if (n === null) return null;
+    all.push(n);
+  }
+  return all;
+}
+
+/** One to four lowercase hex digits without their leading zeros ("0" stays), or null. */
+function hexGroup(g: string): string | null {
+  if (g.length < 1 || g.length > 4) return null;
+  let firstNonZero = -1;
+  for (let i = 0; i < g.length; i++) {
+    const c = g.charCodeAt(i);
+    // 0-9 is 48–57, a-f is 97–102.
+    if (c < 48 || (c > 57 && (c < 97 || c > 102))) return null;
+    if (firstNonZero === -1 && c !== 48) firstNonZero = i;
+  }
+  return firstNonZero === -1 ? "0" : g.slice(firstNonZero);
 }
