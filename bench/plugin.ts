@@ -2,7 +2,8 @@
 // its plugin on its single writer thread and waits for each answer, so the figure that
 // matters is the round trip per event, one at a time, compared with a plugin that only
 // echoes the id. Both get the same lines; batches alternate so drift hits both alike.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import * as wasm from "nostr-tools/wasm";
 import type { Event } from "nostr-tools/pure";
@@ -143,11 +144,25 @@ async function prepare(workDir: string) {
   return { configPath, timings, lines: makeLines(events, 17, EVENTS), warmup: makeLines(warmupEvents, 19, WARMUP) };
 }
 
+/**
+ * Both plugins on the same CPU. On this 2-vCPU VM a process woken on the other vCPU
+ * from the bench's driver pays about 3x per round trip; left to the scheduler, which
+ * plugin landed where decided the ratio (0.25 to 1.9 in pinned experiments) more than
+ * the plugins' code did. Pinning both to one CPU compares like with like.
+ */
+const PIN_CPU = existsSync("/usr/bin/taskset") && availableParallelism() > 1 ? "1" : null;
+
+function spawnPlugin(script: string, env: NodeJS.ProcessEnv): StrfryPluginProcess {
+  return PIN_CPU === null
+    ? new StrfryPluginProcess(process.execPath, [script], env)
+    : new StrfryPluginProcess("/usr/bin/taskset", ["-c", PIN_CPU, process.execPath, script], env);
+}
+
 async function run(limits: MachineLimits): Promise<BenchFigure[]> {
   const { configPath, lines, warmup, timings } = await prepare(limits.workDir);
   const root = repoRoot();
-  const ours = new StrfryPluginProcess(join(root, "plugin", "strfry-policy"), [], { ...process.env, DVM_GATE_CONFIG: configPath });
-  const yardstick = new StrfryPluginProcess(join(root, "test", "helpers", "accept-all-plugin.js"), [], { ...process.env });
+  const ours = spawnPlugin(join(root, "plugin", "strfry-policy"), { ...process.env, DVM_GATE_CONFIG: configPath });
+  const yardstick = spawnPlugin(join(root, "test", "helpers", "accept-all-plugin.js"), { ...process.env });
   try {
     const junk: number[] = [];
     await roundTrips(ours, warmup, 0, warmup.length, junk);
@@ -183,6 +198,7 @@ async function run(limits: MachineLimits): Promise<BenchFigure[]> {
         `${HISTORY_IDENTITIES.toLocaleString("en-US")} identities built in ${timings.historyMs} ms, events signed in ${timings.signMs} ms)`,
     );
     console.log(`  answers: ${mix.join(", ")}`);
+    console.log(`  placement: ${PIN_CPU === null ? "left to the scheduler (no taskset)" : `both plugins pinned to CPU ${PIN_CPU} with taskset`}`);
     const cpuOurs = cpuUsPerEvent(0);
     const cpuYard = cpuUsPerEvent(1);
     const cpuFigures: BenchFigure[] =
