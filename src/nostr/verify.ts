@@ -215,7 +215,13 @@ async function loadDirectSecp(): Promise<DirectSecp | null> {
     const key = Buffer.from(sk.buffer, sk.byteOffset, sk.byteLength).toString("hex");
     let k = keypairs.get(key);
     if (k) return k;
-    if (keypairs.size >= 16) throw new Error("secp256k1 wasm: too many signing keys");
+    // The gate signs with one key; anything else (tests, tools) may use many: keep a few.
+    if (keypairs.size >= 16) {
+      const [oldKey, old] = keypairs.entries().next().value!;
+      heap.fill(0, old.kp, old.kp + 96);
+      free(old.kp);
+      keypairs.delete(oldKey);
+    }
     const kp = malloc(96);
     heap.set(sk, pSk);
     const ok = keypairCreate(ctx, kp, pSk) === 1 && keypairPub(ctx, pXonly, 0, kp) === 1;
