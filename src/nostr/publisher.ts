@@ -6,7 +6,6 @@
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import type { Logger } from "pino";
-import type { Statement } from "better-sqlite3";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
 import { websocketImplementation } from "./ws.js";
@@ -104,13 +103,7 @@ export class OutboxPublisher {
    * Returns how many deliveries were started.
    */
   round(): number {
-    // Relays still busy are left out in SQL: under load every decision kicks a round while
-    // the main relay's last batch is in flight, and reading (and parsing) its whole backlog
-    // each time only to drop it cost more than the deliveries themselves.
-    const due =
-      this.inFlight.size === 0
-        ? dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch * 4)
-        : this.dueElsewhere(this.o.nowMs(), this.o.batch * 4);
+    const due = dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch * 4, [...this.inFlight.keys()]);
     const byRelay = new Map<string, DueDelivery[]>();
     let started = 0;
     for (const d of due) {
@@ -130,24 +123,6 @@ export class OutboxPublisher {
       this.inFlight.set(relay, task);
     }
     return started;
-  }
-
-  private dueElsewhereStmt: Statement | null = null;
-
-  /** Like dueDeliveries, without the relays that have a delivery in flight. */
-  private dueElsewhere(nowMs: number, limit: number): DueDelivery[] {
-    this.dueElsewhereStmt ??= this.o.db.prepare(
-      `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
-       WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? AND d.relay NOT IN (SELECT value FROM json_each(?))
-       ORDER BY d.next_attempt_at_ms LIMIT ?`,
-    );
-    const rows = this.dueElsewhereStmt.all(nowMs, JSON.stringify([...this.inFlight.keys()]), limit) as {
-      outbox_id: number;
-      relay: string;
-      attempts: number;
-      event_json: string;
-    }[];
-    return rows.map((r) => ({ outboxId: r.outbox_id, relay: r.relay, attempts: r.attempts, event: JSON.parse(r.event_json) as Event }));
   }
 
   private async deliverTo(url: string, ds: DueDelivery[]): Promise<void> {
