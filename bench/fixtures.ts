@@ -9,6 +9,8 @@ import { DAY_MS } from "../src/policy/tiers.js";
 import { grantTemplate } from "../src/nostr/grant-event.js";
 import type { Tier } from "../src/policy/tiers.js";
 import { HexIds } from "./limits.js";
+import { mulberry32 } from "../test/helpers/prng.js";
+export { mulberry32 };
 
 export interface HistoryOptions {
   identities: number;
@@ -34,17 +36,6 @@ export interface History {
   buildMs: number;
 }
 
-/** Small fast PRNG: the fixture has the same shape (times, skew, mix) on every run. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BATCH = 100_000;
 const KINDS = [5000, 5050, 5100, 5250, 5300];

@@ -7,6 +7,7 @@ import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { LedgerModel, type ModelTier } from "./model.js";
+import { mulberry32 } from "../helpers/prng.js";
 
 const TIERS: ModelTier[] = ["new", "established", "trusted", "elite"];
 const SAT = 1000;
@@ -15,17 +16,6 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** mulberry32: tiny, seedable, good enough to drive test sequences. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Rng {
   float: () => number;
