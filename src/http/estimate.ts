@@ -45,19 +45,7 @@ export function parseKindParam(values: string[], cfg: RuntimeConfig): KindParam 
  */
 export function estimate(ledger: Ledger, cfg: RuntimeConfig, req: { pubkey: string; kind: number; priceMsats: number }, nowMs: number): Estimate {
   const { id, poolMsats } = ledger.db.transaction(() => ({ id: ledger.identity(req.pubkey, nowMs), poolMsats: ledger.totals().poolMsats }))();
-  const maxPendingPerPubkey = cfg.freeTier.maxPendingPerPubkey;
-  const outcome = decide({
-    priceMsats: req.priceMsats,
-    banned: id.banned,
-    tier: id.tier,
-    budgetMsats: id.budgetMsats,
-    usedMsats: id.usedMsats,
-    poolMsats,
-    pendingCount: id.pendingCount,
-    maxPendingPerPubkey,
-    // The same whole-sat rounding the real decision applies with LNbits.
-    chargeUnitMsats: ledger.settings.chargeUnitMsats ?? 1,
-  });
+  // What the decision reads, reported back as it was read.
   const base = {
     kind: req.kind,
     pubkey: req.pubkey,
@@ -67,8 +55,14 @@ export function estimate(ledger: Ledger, cfg: RuntimeConfig, req: { pubkey: stri
     usedMsats: id.usedMsats,
     poolMsats,
     pendingCount: id.pendingCount,
-    maxPendingPerPubkey,
+    maxPendingPerPubkey: cfg.freeTier.maxPendingPerPubkey,
   };
+  const outcome = decide({
+    ...base,
+    banned: id.banned,
+    // The same whole-sat rounding the real decision applies with LNbits.
+    chargeUnitMsats: ledger.settings.chargeUnitMsats ?? 1,
+  });
   switch (outcome.kind) {
     case "blocked":
       return { ...base, decision: "blocked", absorbMsats: 0, chargeMsats: 0, reason: "blocked" };
