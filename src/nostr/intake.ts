@@ -19,6 +19,11 @@ export interface IntakeOptions {
   saveCursorSec: (relay: string, sec: number) => void;
   /** Handles one event (unverified: the handler checks signatures). Must not throw for bad input. */
   onEvent: (ev: Event, relay: string) => void;
+  /**
+   * True for an id already handled: nostr-tools then drops the message before parsing it
+   * (our own replies echoed back, the same request through a second relay).
+   */
+  alreadyHave?: (id: string) => boolean;
   /** Signs NIP-42 AUTH events with the gate key. */
   signAuth: (t: EventTemplate) => Promise<VerifiedEvent>;
   log: Logger;
@@ -87,6 +92,7 @@ export class RelayIntake {
       backoffMaxMs: 60_000,
       connectTimeoutMs: 10_000,
       cursorFlushMs: 1000,
+      alreadyHave: () => false,
       ...opts,
     };
   }
@@ -206,6 +212,7 @@ export class RelayIntake {
     const since = this.sinceFor(st);
     const sub = relay.subscribe(this.o.filters(since), {
       onevent: (ev) => this.handle(st, ev),
+      alreadyHaveEvent: this.o.alreadyHave,
       oneose: () => {
         st.attempt = 0;
         this.o.log.debug({ relay: st.url, since }, "relay caught up");

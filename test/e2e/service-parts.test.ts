@@ -141,3 +141,44 @@ describe("publisher", () => {
     }
   });
 });
+
+describe("intake", () => {
+  it("drops events whose id it already has before handing them on, and hands on the rest", { timeout: 30_000 }, async () => {
+    const { RelayIntake } = await import("../../src/nostr/intake.js");
+    const { finalizeEvent, generateSecretKey } = await import("nostr-tools/pure");
+    const { pino } = await import("pino");
+    const relay = await startEmbeddedRelay();
+    const sk = generateSecretKey();
+    const now = Math.floor(Date.now() / 1000);
+    const evs = [0, 1, 2].map((i) => finalizeEvent({ kind: 5050, created_at: now, tags: [["i", `x${i}`, "text"]], content: "" }, sk));
+    const known = new Set([evs[1]!.id]);
+    const got: string[] = [];
+    const intake = new RelayIntake({
+      relays: [relay.url],
+      filters: (since) => [{ kinds: [5050], since }],
+      loadCursorSec: () => null,
+      saveCursorSec: () => {},
+      onEvent: (ev) => void got.push(ev.id),
+      alreadyHave: (id) => known.has(id),
+      signAuth: async () => {
+        throw new Error("no auth here");
+      },
+      log: pino({ level: "silent" }),
+      nowMs: () => Date.now(),
+    });
+    const cust = await new Customer().connect([relay.url]);
+    try {
+      intake.start();
+      for (const ev of evs) await cust.publish(ev);
+      const until = Date.now() + 10_000;
+      while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // A moment longer: the known one must not trail in after the others.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got.sort()).toEqual([evs[0]!.id, evs[2]!.id].sort());
+    } finally {
+      cust.close();
+      await intake.stop();
+      await relay.close();
+    }
+  });
+});
