@@ -111,9 +111,11 @@ export const bench: BenchModule = {
         throw new Error(`e2e bench: the gate answered ${warm.received} of ${WARMUP_REQUESTS} warm-up requests; is the service receiving from ${relay.url}?`);
 
       const cryptoCpuMs = await verifyPlusSignCpuMs();
+      const profiler = process.env.E2E_PROFILE ? await startProfiler() : null;
       const cpu0 = process.cpuUsage();
       const sat = await runLoad(load, { type: "run", mode: "reply", ...base, window: WINDOW, ratePerSec: 0, durationMs: SATURATED_MS });
       const cpu = process.cpuUsage(cpu0);
+      if (profiler) await profiler.stopInto(process.env.E2E_PROFILE!);
       const satRate = sat.received / (sat.elapsedMs / 1000);
       const gateCpuMsPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(1, sat.received);
 
@@ -183,6 +185,30 @@ export const bench: BenchModule = {
     }
   },
 };
+
+/**
+ * E2E_PROFILE=FILE writes a V8 CPU profile of the bench process (the gate) for the
+ * saturated run only, for Chrome DevTools or any .cpuprofile reader. (`--cpu-prof` would
+ * also profile the limits and the setup, and NODE_OPTIONS does not accept it.)
+ */
+async function startProfiler(): Promise<{ stopInto: (file: string) => Promise<void> }> {
+  const { Session } = await import("node:inspector");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post("Profiler.start");
+  return {
+    stopInto: async (file: string) => {
+      const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
 
 /** CPU ms of one wasm verify (fresh object) plus one wasm sign, over about a second. */
 async function verifyPlusSignCpuMs(): Promise<number> {
