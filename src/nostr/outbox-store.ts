@@ -63,18 +63,19 @@ export function enqueue(
   db: Db,
   o: { requestId: string | null; purpose: OutboxPurpose; event: Event | null; relays: string[]; nowMs: number },
 ): { id: number; created: boolean } {
-  if (o.requestId !== null) {
-    const existing = stmt(db, "SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number } | undefined;
-    if (existing) return { id: existing.id, created: false };
-  }
   const relays = [...new Set(o.relays)];
-  const id = Number(
-    stmt(db, 
-        "INSERT INTO outbox (request_id, purpose, state, event_id, event_json, relays_json, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(o.requestId, o.purpose, o.event ? "ready" : "needs-invoice", o.event?.id ?? null, o.event ? JSON.stringify(o.event) : null, JSON.stringify(relays), o.nowMs, o.nowMs)
-      .lastInsertRowid,
-  );
+  // One statement when the row is new (the usual case); the unique index outbox_once
+  // turns a second call for the same (request, purpose) into a no-op.
+  const ins = stmt(
+    db,
+    `INSERT INTO outbox (request_id, purpose, state, event_id, event_json, relays_json, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (request_id, purpose) WHERE request_id IS NOT NULL DO NOTHING`,
+  ).run(o.requestId, o.purpose, o.event ? "ready" : "needs-invoice", o.event?.id ?? null, o.event ? JSON.stringify(o.event) : null, JSON.stringify(relays), o.nowMs, o.nowMs);
+  if (ins.changes === 0) {
+    const existing = stmt(db, "SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number };
+    return { id: existing.id, created: false };
+  }
+  const id = Number(ins.lastInsertRowid);
   if (o.event) addDeliveries(db, id, relays, o.nowMs);
   return { id, created: true };
 }
@@ -155,28 +156,44 @@ export function nextDeliveryAtMs(db: Db): number | null {
  * is retried with capped exponential backoff and jitter, at most MAX_DELIVERY_ATTEMPTS times.
  */
 export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number): void {
+  const msg = message.slice(0, 300);
+  if (ok) {
+    // The usual answer, in two statements: this delivery ends, and the row is done once none is pending.
+    const ended = stmt(
+      db,
+      "UPDATE outbox_delivery SET state = 'ok', attempts = attempts + 1, last_message = ? WHERE outbox_id = ? AND relay = ? AND state = 'pending'",
+    ).run(msg, outboxId, relay).changes;
+    if (ended === 1) markDoneIfDelivered(db, outboxId, nowMs);
+    return;
+  }
   const row = stmt(db, "SELECT attempts, state FROM outbox_delivery WHERE outbox_id = ? AND relay = ?").get(outboxId, relay) as
     | { attempts: number; state: string }
     | undefined;
   if (!row || row.state !== "pending") return;
   const attempts = row.attempts + 1;
-  if (ok) {
-    stmt(db, "UPDATE outbox_delivery SET state = 'ok', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
-  } else if (attempts >= MAX_DELIVERY_ATTEMPTS) {
-    stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, message.slice(0, 300), outboxId, relay);
+  if (attempts >= MAX_DELIVERY_ATTEMPTS) {
+    stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, msg, outboxId, relay);
+    markDoneIfDelivered(db, outboxId, nowMs);
   } else {
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
     const jitter = Math.floor(Math.random() * (backoff / 2));
     stmt(db, "UPDATE outbox_delivery SET attempts = ?, next_attempt_at_ms = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(
       attempts,
       nowMs + backoff + jitter,
-      message.slice(0, 300),
+      msg,
       outboxId,
       relay,
     );
   }
-  const open = stmt(db, "SELECT COUNT(*) AS n FROM outbox_delivery WHERE outbox_id = ? AND state = 'pending'").get(outboxId) as { n: number };
-  if (open.n === 0) stmt(db, "UPDATE outbox SET state = 'done', updated_at_ms = ? WHERE id = ? AND state = 'ready'").run(nowMs, outboxId);
+}
+
+/** A row whose every delivery has ended (ok or given up) is done. */
+function markDoneIfDelivered(db: Db, outboxId: number, nowMs: number): void {
+  stmt(
+    db,
+    `UPDATE outbox SET state = 'done', updated_at_ms = ? WHERE id = ? AND state = 'ready'
+       AND NOT EXISTS (SELECT 1 FROM outbox_delivery WHERE outbox_id = ? AND state = 'pending')`,
+  ).run(nowMs, outboxId, outboxId);
 }
 
 // ---- intake bookkeeping -------------------------------------------------------
