@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { finalizeEvent, verifiedSymbol, type Event } from "nostr-tools/pure";
-import { activeVerifier, initFastVerify, signEvent, verifyEventWith, verifyRawSignature, verifySignedEvent } from "../../src/nostr/verify.js";
+import { activeVerifier, initFastVerify, meterCrypto, signEvent, verifyEventWith, verifyRawSignature, verifySignedEvent } from "../../src/nostr/verify.js";
 import { flipHex, keys, NOW_SEC, sign, signAny } from "./fixtures.js";
 
 const alice = keys();
@@ -93,5 +93,26 @@ describe("verify", () => {
     const plain = finalizeEvent({ kind: 1, created_at: NOW_SEC, tags: [["t", "a"]], content: "x" }, alice.sk);
     expect(verifyRawSignature({ ...plain })).toBe(true);
     expect(verifyRawSignature({ ...plain, content: "y" })).toBe(false);
+  });
+});
+
+describe("crypto meter (for the end-to-end bench)", () => {
+  it("counts each check and signing while set, with their CPU time, and nothing after it is unset", () => {
+    const k = keys();
+    const m = { verifies: 0, verifyCpuUs: 0, signs: 0, signCpuUs: 0 };
+    meterCrypto(m);
+    try {
+      const a = signEvent({ kind: 1, created_at: NOW_SEC, tags: [], content: "a" }, k.sk);
+      const b = signEvent({ kind: 1, created_at: NOW_SEC, tags: [], content: "b" }, k.sk);
+      expect(verifySignedEvent(a)).toBe(true);
+      expect(verifySignedEvent({ ...b, sig: flipHex(b.sig) })).toBe(false);
+    } finally {
+      meterCrypto(null);
+    }
+    expect({ verifies: m.verifies, signs: m.signs }).toEqual({ verifies: 2, signs: 2 });
+    expect(m.verifyCpuUs).toBeGreaterThanOrEqual(0);
+    expect(m.signCpuUs).toBeGreaterThan(0);
+    signEvent({ kind: 1, created_at: NOW_SEC, tags: [], content: "c" }, k.sk);
+    expect(m.signs).toBe(2);
   });
 });
