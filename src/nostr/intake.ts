@@ -41,6 +41,9 @@ export interface IntakeOptions {
 
 export { SafeWebSocket } from "./ws.js";
 
+/** Pages of stored events read back after a (re)subscription at most (see pageBack). */
+export const MAX_BACKFILL_PAGES = 1000;
+
 /** Bounded set of recently handled ids: cheap dedupe before any crypto or SQL. */
 export class RecentIds {
   private ids = new Map<string, true>();
@@ -74,6 +77,11 @@ interface RelayState {
   timer: NodeJS.Timeout | null;
   cursorSec: number | null;
   savedCursorSec: number | null;
+  /**
+   * While set, events from this second on may still be missing (stored events not yet
+   * paged through): a resubscription starts here and the cursor is not saved.
+   */
+  resumeSinceSec: number | null;
   connected: boolean;
   connects: number;
 }
@@ -101,7 +109,7 @@ export class RelayIntake {
     if (!this.stopped) return;
     this.stopped = false;
     for (const url of new Set(this.o.relays)) {
-      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, connected: false, connects: 0 };
+      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0 };
       st.cursorSec = st.savedCursorSec = this.o.loadCursorSec(url);
       this.states.set(url, st);
       void this.connect(st);
@@ -141,6 +149,8 @@ export class RelayIntake {
 
   private flushCursors(): void {
     for (const st of this.states.values()) {
+      // Mid-backfill the newest event seen says nothing about older ones still to come.
+      if (st.resumeSinceSec !== null) continue;
       if (st.cursorSec !== null && st.cursorSec !== st.savedCursorSec) {
         try {
           this.o.saveCursorSec(st.url, st.cursorSec);
@@ -153,6 +163,7 @@ export class RelayIntake {
   }
 
   private sinceFor(st: RelayState): number {
+    if (st.resumeSinceSec !== null) return st.resumeSinceSec;
     const nowSec = Math.floor(this.o.nowMs() / 1000);
     if (st.cursorSec === null) return Math.max(0, nowSec - this.o.firstSinceAgoSec);
     return Math.max(0, st.cursorSec - this.o.overlapSec);
@@ -210,12 +221,28 @@ export class RelayIntake {
 
   private subscribe(st: RelayState, relay: AbstractRelay, authRetried = false): void {
     const since = this.sinceFor(st);
+    st.resumeSinceSec = since;
+    // Stored events come newest first, and a relay returns at most its limit of them
+    // per filter: the oldest one of this answer is where paging back starts.
+    const stored = new Set<string>();
+    let oldestSec = Infinity;
+    let eosed = false;
     const sub = relay.subscribe(this.o.filters(since), {
-      onevent: (ev) => this.handle(st, ev),
-      alreadyHaveEvent: this.o.alreadyHave,
+      onevent: (ev) => {
+        if (!eosed) {
+          if (typeof ev.id === "string") stored.add(ev.id);
+          if (typeof ev.created_at === "number" && ev.created_at < oldestSec) oldestSec = ev.created_at;
+        }
+        this.handle(st, ev);
+      },
+      // Before EOSE every stored event is parsed, known or not: their times say where to page back from.
+      alreadyHaveEvent: (id) => eosed && this.o.alreadyHave(id),
       oneose: () => {
+        eosed = true;
         st.attempt = 0;
-        this.o.log.debug({ relay: st.url, since }, "relay caught up");
+        this.o.log.debug({ relay: st.url, since, stored: stored.size }, "relay caught up");
+        if (stored.size > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, since, oldestSec, stored, 1);
+        else if (st.relay === relay) st.resumeSinceSec = null;
       },
       onclose: (reason) => {
         if (this.stopped || st.relay !== relay || st.sub !== sub) return;
@@ -244,6 +271,53 @@ export class RelayIntake {
     st.connected = true;
     st.connects++;
     this.o.log.info({ relay: st.url, since }, "subscribed");
+  }
+
+  /**
+   * Pages back through stored events older than the first answer held (REQ with
+   * `until`, inclusive, so the boundary second is asked again and deduped), until a page
+   * brings no event not seen before. Only then may the cursor move on. Events inside one
+   * second beyond the relay's limit cannot be reached this way (NIP-01 has no finer
+   * cursor); MAX_BACKFILL_PAGES bounds a relay that keeps answering.
+   */
+  private pageBack(st: RelayState, relay: AbstractRelay, since: number, untilSec: number, seen: Set<string>, page: number): void {
+    if (this.stopped || st.relay !== relay) return;
+    if (page > MAX_BACKFILL_PAGES || untilSec < since) {
+      if (page > MAX_BACKFILL_PAGES) this.o.log.warn({ relay: st.url, since, untilSec }, "backfill stopped after the page limit; older stored events were not read");
+      st.resumeSinceSec = null;
+      return;
+    }
+    let fresh = 0;
+    let oldestSec = Infinity;
+    let ended = false;
+    const sub = relay.subscribe(
+      this.o.filters(since).map((f) => ({ ...f, until: untilSec })),
+      {
+        onevent: (ev) => {
+          // Handled already in this catch-up (the boundary second comes back on every page).
+          if (typeof ev.id !== "string" || seen.has(ev.id)) return;
+          seen.add(ev.id);
+          fresh++;
+          if (typeof ev.created_at === "number" && ev.created_at < oldestSec) oldestSec = ev.created_at;
+          this.handle(st, ev);
+        },
+        oneose: () => {
+          if (ended) return;
+          ended = true;
+          sub.close();
+          this.o.log.debug({ relay: st.url, page, untilSec, fresh }, "backfill page");
+          if (fresh > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, since, oldestSec, seen, page + 1);
+          else if (st.relay === relay) st.resumeSinceSec = null;
+        },
+        onclose: (reason) => {
+          if (ended) return;
+          ended = true;
+          // Left set: the next subscription on this relay starts from `since` again.
+          this.o.log.warn({ relay: st.url, page, reason: reason.slice(0, 200) }, "backfill page closed by the relay");
+        },
+        eoseTimeout: 30_000,
+      },
+    );
   }
 
   private handle(st: RelayState, ev: Event): void {

@@ -159,4 +159,34 @@ describe("crash and restart", () => {
     expect(n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL")).toBe(20);
     expect(gate.verify()).toEqual([]);
   });
+
+  it("a backlog larger than what the relay returns per filter (100 here) after downtime: every request answered", { timeout: 90_000 }, async () => {
+    // Relays cap what one REQ returns from storage (this library 100 per filter, strfry
+    // 500 by default), newest first; a gate back from downtime must page back to its cursor.
+    const relay = await startEmbeddedRelay();
+    cleanups.push(() => relay.close());
+    const first = await startGate({ relays: [relay.url] });
+    cleanups.push(() => first.tmp.remove());
+    const elite = await new Customer().connect([relay.url]);
+    cleanups.push(() => elite.close());
+    first.ledger.setTier(elite.pubkey, "elite", first.nowMs());
+    // One request while it runs, so that it has saved a cursor.
+    const warm = elite.request(first.pubkey, { input: "before" });
+    await elite.publish(warm);
+    await elite.waitFeedback(warm.id, "processing");
+    await sleep(1200);
+    await first.stop();
+
+    const N = 250;
+    const nowSec = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < N; i++) await elite.publish(elite.request(first.pubkey, { input: `while down ${i}`, createdAt: nowSec - 30 + Math.floor(i / 10) }));
+
+    const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
+    cleanups.push(() => second.stop());
+    const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
+    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
+    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null), 20_000, "every reply delivered");
+    expect(n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL")).toBe(N + 1);
+    expect(second.verify()).toEqual([]);
+  });
 });

@@ -169,6 +169,10 @@ describe("intake", () => {
     const cust = await new Customer().connect([relay.url]);
     try {
       intake.start();
+      // Live events: stored ones (before EOSE) are all parsed, their times drive paging back.
+      const ready = Date.now() + 10_000;
+      while (intake.connectedRelays().length === 0 && Date.now() < ready) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
       for (const ev of evs) await cust.publish(ev);
       const until = Date.now() + 10_000;
       while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
