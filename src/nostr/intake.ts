@@ -43,6 +43,8 @@ export { SafeWebSocket } from "./ws.js";
 
 /** Pages of stored events read back after a (re)subscription at most (see pageBack). */
 export const MAX_BACKFILL_PAGES = 1000;
+/** Events asked for per filter on each page back (relays clamp it to their own maximum). */
+export const BACKFILL_PAGE_LIMIT = 5000;
 
 /** Bounded set of recently handled ids: cheap dedupe before any crypto or SQL. */
 export class RecentIds {
@@ -291,7 +293,8 @@ export class RelayIntake {
     let oldestSec = Infinity;
     let ended = false;
     const sub = relay.subscribe(
-      this.o.filters(since).map((f) => ({ ...f, until: untilSec })),
+      // An explicit limit: relays clamp it to their maximum, usually well above their default.
+      this.o.filters(since).map((f) => ({ ...f, until: untilSec, limit: BACKFILL_PAGE_LIMIT })),
       {
         onevent: (ev) => {
           // Handled already in this catch-up (the boundary second comes back on every page).

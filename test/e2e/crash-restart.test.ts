@@ -179,7 +179,9 @@ describe("crash and restart", () => {
 
     const N = 250;
     const nowSec = Math.floor(Date.now() / 1000);
-    for (let i = 0; i < N; i++) await elite.publish(elite.request(first.pubkey, { input: `while down ${i}`, createdAt: nowSec - 30 + Math.floor(i / 10) }));
+    // 150 of them in one second (more than the relay's default page), the rest 10 a second.
+    const createdAt = (i: number) => (i < 150 ? nowSec - 30 : nowSec - 20 + Math.floor((i - 150) / 10));
+    for (let i = 0; i < N; i++) await elite.publish(elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) }));
 
     const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
     cleanups.push(() => second.stop());
