@@ -186,3 +186,51 @@ describe("intake", () => {
     }
   });
 });
+
+describe("intake catch-up", () => {
+  it("pages back through a stored backlog larger than the relay's page and saves no cursor until it has", { timeout: 30_000 }, async () => {
+    const { RelayIntake } = await import("../../src/nostr/intake.js");
+    const { finalizeEvent, generateSecretKey } = await import("nostr-tools/pure");
+    const { pino } = await import("pino");
+    const relay = await startEmbeddedRelay();
+    const sk = generateSecretKey();
+    const now = Math.floor(Date.now() / 1000);
+    const N = 250;
+    const cust = await new Customer().connect([relay.url]);
+    for (let i = 0; i < N; i++) await cust.publish(finalizeEvent({ kind: 5050, created_at: now - 100 + Math.floor(i / 5), tags: [["i", `b${i}`, "text"]], content: "" }, sk));
+    const handled = new Set<string>();
+    const saves: { sec: number; handled: number }[] = [];
+    const intake = new RelayIntake({
+      relays: [relay.url],
+      filters: (since) => [{ kinds: [5050], since }],
+      loadCursorSec: () => now - 200,
+      saveCursorSec: (_relay, sec) => void saves.push({ sec, handled: handled.size }),
+      onEvent: (ev) => {
+        handled.add(ev.id);
+        // Slow handling, so that the cursor flush timer gets many chances mid-catch-up.
+        const until = performance.now() + 0.5;
+        while (performance.now() < until);
+      },
+      signAuth: async () => {
+        throw new Error("no auth here");
+      },
+      log: pino({ level: "silent" }),
+      nowMs: () => Date.now(),
+      cursorFlushMs: 5,
+    });
+    try {
+      intake.start();
+      const until = Date.now() + 15_000;
+      while ((handled.size < N || saves.length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(handled.size).toBe(N);
+      expect(saves.length).toBeGreaterThan(0);
+      // Every save came after the whole backlog was handled, and names its newest second.
+      expect(saves.filter((s) => s.handled < N)).toEqual([]);
+      expect(saves.at(-1)!.sec).toBe(now - 100 + Math.floor((N - 1) / 5));
+    } finally {
+      cust.close();
+      await intake.stop();
+      await relay.close();
+    }
+  });
+});
