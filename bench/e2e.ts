@@ -91,20 +91,26 @@ export const bench: BenchModule = {
       const gateSk = randomBytes(32);
       const gatePubkey = getPublicKey(gateSk);
       const customerKeysHex = Array.from({ length: CUSTOMERS }, () => randomBytes(32).toString("hex"));
-      const rawConfig = {
-        nostr: { secretKey: gateSk.toString("hex"), relays: [relay.url] },
-        database: { path: join(limits.workDir, "e2e-gate.sqlite"), synchronous: SYNC },
-        jobs: { kinds: { "5050": { priceSats: 1 } } },
-        freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1_000_000 }, poolInitialSats: 1_000_000_000, maxPendingPerPubkey: 1000 },
-        http: { enabled: false },
-        log: { level: "warn" },
-      };
-      const cfg = parseConfig(rawConfig, { env: {} });
       const log = pino({ level: "warn" }, pino.destination(2));
-      const nowMs = Date.now();
-      ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs, synchronous: cfg.database.synchronous, grantSigner: grantSigner(gateSk) });
-      for (const hex of customerKeysHex) ledger.setTier(getPublicKey(Buffer.from(hex, "hex")), "elite", nowMs);
-      service = new GateService({ cfg, ledger, backend: createPaymentBackend(cfg, { db: ledger.db, log }), log, metrics: null, secretKey: gateSk });
+      /** A gate on its own ledger file listening to one relay, every customer pinned elite; not started. */
+      const openGate = (relayUrl: string, dbFile: string) => {
+        const cfg = parseConfig(
+          {
+            nostr: { secretKey: gateSk.toString("hex"), relays: [relayUrl] },
+            database: { path: join(limits.workDir, dbFile), synchronous: SYNC },
+            jobs: { kinds: { "5050": { priceSats: 1 } } },
+            freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1_000_000 }, poolInitialSats: 1_000_000_000, maxPendingPerPubkey: 1000 },
+            http: { enabled: false },
+            log: { level: "warn" },
+          },
+          { env: {} },
+        );
+        const nowMs = Date.now();
+        const l = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs, synchronous: cfg.database.synchronous, grantSigner: grantSigner(gateSk) });
+        for (const hex of customerKeysHex) l.setTier(getPublicKey(Buffer.from(hex, "hex")), "elite", nowMs);
+        return { ledger: l, service: new GateService({ cfg, ledger: l, backend: createPaymentBackend(cfg, { db: l.db, log }), log, metrics: null, secretKey: gateSk }) };
+      };
+      ({ ledger, service } = openGate(relay.url, "e2e-gate.sqlite"));
       await service.start();
 
       const base = { relayUrl: relay.url, gatePubkey, customerKeysHex, maxEvents: MAX_EVENTS_PER_RUN };
@@ -119,10 +125,10 @@ export const bench: BenchModule = {
       if (!profiler) meterCrypto(cryptoIn);
       const sat = await runLoad(load, { type: "run", mode: "reply", ...base, window: WINDOW, ratePerSec: 0, durationMs: SATURATED_MS });
       meterCrypto(null);
-      const cpu = process.cpuUsage(cpu0);
+      const satCpuMs = cpuMsSince(cpu0);
       if (profiler) await profiler.stopInto(process.env.E2E_PROFILE!);
       const satRate = sat.received / (sat.elapsedMs / 1000);
-      const gateCpuMsPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(1, sat.received);
+      const gateCpuMsPerRequest = satCpuMs / Math.max(1, sat.received);
       // The signature work inside the running gate, per answered request (every request
       // here is one verify and one signed reply; requests answered late still count).
       const inGateCryptoMs = (cryptoIn.verifyCpuUs + cryptoIn.signCpuUs) / 1000 / Math.max(1, sat.received);
@@ -158,18 +164,7 @@ export const bench: BenchModule = {
           maxEvents: BACKLOG_REQUESTS,
         });
         if (published.received !== BACKLOG_REQUESTS) throw new Error(`e2e bench: the backlog relay accepted ${published.received} of ${BACKLOG_REQUESTS} requests`);
-        const bcfg = parseConfig(
-          {
-            ...rawConfig,
-            nostr: { ...rawConfig.nostr, relays: [backlogRelay.url] },
-            database: { ...rawConfig.database, path: join(limits.workDir, "e2e-backlog.sqlite") },
-          },
-          { env: {} },
-        );
-        const t0 = Date.now();
-        backlogLedger = Ledger.open(bcfg.database.path, ledgerSettings(bcfg), { nowMs: t0, synchronous: bcfg.database.synchronous, grantSigner: grantSigner(gateSk) });
-        for (const hex of customerKeysHex) backlogLedger.setTier(getPublicKey(Buffer.from(hex, "hex")), "elite", t0);
-        backlogGate = new GateService({ cfg: bcfg, ledger: backlogLedger, backend: createPaymentBackend(bcfg, { db: backlogLedger.db, log }), log, metrics: null, secretKey: gateSk });
+        ({ ledger: backlogLedger, service: backlogGate } = openGate(backlogRelay.url, "e2e-backlog.sqlite"));
         const count = backlogLedger.db.prepare("SELECT (SELECT COUNT(*) FROM requests) AS decided, (SELECT COUNT(*) FROM outbox WHERE request_id IS NOT NULL AND state = 'done') AS done");
         backlogCryptoCpuMs = await verifyPlusSignCpuMs();
         const c0 = process.cpuUsage();
@@ -181,15 +176,13 @@ export const bench: BenchModule = {
           const { decided, done } = count.get() as { decided: number; done: number };
           if (decided >= BACKLOG_REQUESTS && decideMs === 0) {
             decideMs = performance.now() - w0;
-            const c = process.cpuUsage(c0);
-            decideCpuMs = (c.user + c.system) / 1000;
+            decideCpuMs = cpuMsSince(c0);
           }
           if (done >= BACKLOG_REQUESTS) break;
           if (performance.now() - w0 > BACKLOG_TIMEOUT_MS) throw new Error(`e2e bench: the gate caught up with ${decided} decided, ${done} delivered of ${BACKLOG_REQUESTS} in time`);
           await new Promise((r) => setTimeout(r, 50));
         }
-        const c = process.cpuUsage(c0);
-        backlog = { cpuMs: (c.user + c.system) / 1000, decideCpuMs, decideMs, doneMs: performance.now() - w0 };
+        backlog = { cpuMs: cpuMsSince(c0), decideCpuMs, decideMs, doneMs: performance.now() - w0 };
       } finally {
         if (backlogGate) await backlogGate.stop().catch(() => {});
         backlogLedger?.close();
@@ -317,6 +310,12 @@ async function startProfiler(): Promise<{ stopInto: (file: string) => Promise<vo
   };
 }
 
+/** Process CPU time (all threads) since `c0`, in ms. */
+function cpuMsSince(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
 /** CPU ms of one wasm verify (fresh object) plus one wasm sign, over about a second. */
 async function verifyPlusSignCpuMs(): Promise<number> {
   const wasm = await import("nostr-tools/wasm");
@@ -334,8 +333,7 @@ async function verifyPlusSignCpuMs(): Promise<number> {
       wasm.finalizeEvent(tpl(n), sk);
     }
   }
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1000 / n;
+  return cpuMsSince(c0) / n;
 }
 
 function percentile(xs: number[], q: number): number {
