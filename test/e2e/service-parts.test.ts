@@ -1,12 +1,15 @@
 // The service's small rules (backoff, dedupe window, which reply relays a customer may
-// name) and one end-to-end property of the publisher: a relay that never answers does
-// not hold up replies to the others.
+// name), one end-to-end property of the publisher (a relay that never answers does not
+// hold up replies to the others) and two of the intake (ids already handled are dropped
+// unparsed; a stored backlog is paged through before the cursor moves).
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { backoffDelayMs, RecentIds } from "../../src/nostr/intake.js";
+import { finalizeEvent, generateSecretKey } from "nostr-tools/pure";
+import { pino } from "pino";
+import { backoffDelayMs, RecentIds, RelayIntake, type IntakeOptions } from "../../src/nostr/intake.js";
 import { isPrivateRelay, replyRelaysFor } from "../../src/nostr/settlement.js";
 import { startEmbeddedRelay } from "../../src/nostr/embedded-relay.js";
-import { Customer, startGate } from "./harness.js";
+import { Customer, sleep, startGate, waitForAsync } from "./harness.js";
 
 describe("reconnect backoff", () => {
   it("grows exponentially, is capped, and keeps between half and all of each step", () => {
@@ -143,41 +146,39 @@ describe("publisher", () => {
 });
 
 describe("intake", () => {
-  it("drops events whose id it already has before handing them on, and hands on the rest", { timeout: 30_000 }, async () => {
-    const { RelayIntake } = await import("../../src/nostr/intake.js");
-    const { finalizeEvent, generateSecretKey } = await import("nostr-tools/pure");
-    const { pino } = await import("pino");
-    const relay = await startEmbeddedRelay();
-    const sk = generateSecretKey();
-    const now = Math.floor(Date.now() / 1000);
-    const evs = [0, 1, 2].map((i) => finalizeEvent({ kind: 5050, created_at: now, tags: [["i", `x${i}`, "text"]], content: "" }, sk));
-    const known = new Set([evs[1]!.id]);
-    const got: string[] = [];
-    const intake = new RelayIntake({
-      relays: [relay.url],
+  /** An intake of kind 5050 on one relay, its handler and cursor store the test's own. */
+  const intakeOn = (relayUrl: string, o: Pick<IntakeOptions, "onEvent" | "loadCursorSec"> & Partial<IntakeOptions>) =>
+    new RelayIntake({
+      relays: [relayUrl],
       filters: (since) => [{ kinds: [5050], since }],
-      loadCursorSec: () => null,
       saveCursorSec: () => {},
-      onEvent: (ev) => void got.push(ev.id),
-      alreadyHave: (id) => known.has(id),
       signAuth: async () => {
         throw new Error("no auth here");
       },
       log: pino({ level: "silent" }),
       nowMs: () => Date.now(),
+      ...o,
     });
+  const job = (sk: Uint8Array, createdAt: number, input: string) => finalizeEvent({ kind: 5050, created_at: createdAt, tags: [["i", input, "text"]], content: "" }, sk);
+
+  it("drops events whose id it already has before handing them on, and hands on the rest", { timeout: 30_000 }, async () => {
+    const relay = await startEmbeddedRelay();
+    const sk = generateSecretKey();
+    const now = Math.floor(Date.now() / 1000);
+    const evs = [0, 1, 2].map((i) => job(sk, now, `x${i}`));
+    const known = new Set([evs[1]!.id]);
+    const got: string[] = [];
+    const intake = intakeOn(relay.url, { loadCursorSec: () => null, onEvent: (ev) => void got.push(ev.id), alreadyHave: (id) => known.has(id) });
     const cust = await new Customer().connect([relay.url]);
     try {
       intake.start();
       // Live events: stored ones (before EOSE) are all parsed, their times drive paging back.
-      const ready = Date.now() + 10_000;
-      while (intake.connectedRelays().length === 0 && Date.now() < ready) await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 300));
+      await waitForAsync(async () => intake.connectedRelays().length > 0, 10_000, "the intake subscribed");
+      await sleep(300);
       for (const ev of evs) await cust.publish(ev);
-      const until = Date.now() + 10_000;
-      while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await waitForAsync(async () => got.length >= 2, 10_000, "two events handed on");
       // A moment longer: the known one must not trail in after the others.
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       expect(got.sort()).toEqual([evs[0]!.id, evs[2]!.id].sort());
     } finally {
       cust.close();
@@ -185,24 +186,17 @@ describe("intake", () => {
       await relay.close();
     }
   });
-});
 
-describe("intake catch-up", () => {
   it("pages back through a stored backlog larger than the relay's page and saves no cursor until it has", { timeout: 30_000 }, async () => {
-    const { RelayIntake } = await import("../../src/nostr/intake.js");
-    const { finalizeEvent, generateSecretKey } = await import("nostr-tools/pure");
-    const { pino } = await import("pino");
     const relay = await startEmbeddedRelay();
     const sk = generateSecretKey();
     const now = Math.floor(Date.now() / 1000);
     const N = 250;
     const cust = await new Customer().connect([relay.url]);
-    for (let i = 0; i < N; i++) await cust.publish(finalizeEvent({ kind: 5050, created_at: now - 100 + Math.floor(i / 5), tags: [["i", `b${i}`, "text"]], content: "" }, sk));
+    for (let i = 0; i < N; i++) await cust.publish(job(sk, now - 100 + Math.floor(i / 5), `b${i}`));
     const handled = new Set<string>();
     const saves: { sec: number; handled: number }[] = [];
-    const intake = new RelayIntake({
-      relays: [relay.url],
-      filters: (since) => [{ kinds: [5050], since }],
+    const intake = intakeOn(relay.url, {
       loadCursorSec: () => now - 200,
       saveCursorSec: (_relay, sec) => void saves.push({ sec, handled: handled.size }),
       onEvent: (ev) => {
@@ -211,19 +205,12 @@ describe("intake catch-up", () => {
         const until = performance.now() + 0.5;
         while (performance.now() < until);
       },
-      signAuth: async () => {
-        throw new Error("no auth here");
-      },
-      log: pino({ level: "silent" }),
-      nowMs: () => Date.now(),
       cursorFlushMs: 5,
     });
     try {
       intake.start();
-      const until = Date.now() + 15_000;
-      while ((handled.size < N || saves.length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await waitForAsync(async () => handled.size >= N && saves.length > 0, 15_000, "the backlog handled and a cursor saved");
       expect(handled.size).toBe(N);
-      expect(saves.length).toBeGreaterThan(0);
       // Every save came after the whole backlog was handled, and names its newest second.
       expect(saves.filter((s) => s.handled < N)).toEqual([]);
       expect(saves.at(-1)!.sec).toBe(now - 100 + Math.floor((N - 1) / 5));
