@@ -1,6 +1,6 @@
 // End-to-end: signed job requests through a local relay to the gate's signed replies,
 // received back by the customer. Three processes, so each cost lands where it belongs:
-//   relay   node dist/src/nostr/relay-process.js (@nostr-relay/core verifies every event
+//   relay   node dist/src/peers/relay-process.js (@nostr-relay/core verifies every event
 //           with pure-JS schnorr, so through it the figure is mostly the relay's);
 //   load    this file run with --e2e-load-child: pre-signs requests, publishes them,
 //           verifies the replies, measures latency;
@@ -70,13 +70,13 @@ interface RunResult {
 export const bench: BenchModule = {
   title: "End to end: signed job request → local relay → gate → signed reply received (3 processes)",
   async run(limits: MachineLimits): Promise<BenchFigure[]> {
-    const { GateService } = await import("../src/nostr/gate-service.js");
+    const { GateService } = await import("../src/service/gate-service.js");
     const { parseConfig } = await import("../src/config/load.js");
     const { ledgerSettings } = await import("../src/cli/context.js");
     const { Ledger } = await import("../src/ledger/ledger.js");
-    const { grantSigner } = await import("../src/nostr/grant-event.js");
+    const { grantSigner } = await import("../src/events/grant-event.js");
     const { createPaymentBackend } = await import("../src/payments/index.js");
-    const { initFastVerify, meterCrypto } = await import("../src/nostr/verify.js");
+    const { initFastVerify, meterCrypto } = await import("../src/events/verify.js");
     const { getPublicKey } = await import("nostr-tools/pure");
     const { pino } = await import("pino");
 

@@ -6,7 +6,7 @@
 import Database from "better-sqlite3";
 import { MIGRATIONS } from "../src/ledger/schema.js";
 import { DAY_MS } from "../src/policy/tiers.js";
-import { grantTemplate } from "../src/nostr/grant-event.js";
+import { grantTemplate } from "../src/events/grant-event.js";
 import type { Tier } from "../src/policy/tiers.js";
 import { HexIds } from "./limits.js";
 import { mulberry32 } from "../test/helpers/prng.js";

@@ -7,7 +7,7 @@ import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
 import { nip19 } from "nostr-tools";
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../peers/embedded-relay.js";
 import { UsageError } from "./context.js";
 
 export const DEMO_KEY_FILE = "gate-key.hex";

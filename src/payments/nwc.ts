@@ -6,7 +6,7 @@
 // One long-lived subscription carries every answer and notification for our key;
 // requests wait for their answer (matched by the `e` tag) with a bounded timeout.
 import type { Logger } from "pino";
-import { websocketImplementation } from "../nostr/ws.js";
+import { websocketImplementation } from "../relay/ws.js";
 import { nip04, nip44, nip47 } from "nostr-tools";
 import { AbstractSimplePool, type SubCloser } from "nostr-tools/abstract-pool";
 import { finalizeEvent, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nip19 } from "nostr-tools";
 import { generateSecretKey, type Event } from "nostr-tools/pure";
-import { auditGrants, fetchAuditEvents } from "../../src/nostr/audit.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { auditGrants, fetchAuditEvents } from "../../src/peers/audit.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { makeHistory, publishAll, resign, setTag, type History } from "./history.js";
 import { startSloppyRelay } from "./sloppy-relay.js";

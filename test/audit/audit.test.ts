@@ -2,7 +2,7 @@
 // on tampered copies of them: each break is named by the check it breaks.
 import { afterAll, describe, expect, it } from "vitest";
 import { generateSecretKey, type Event } from "nostr-tools/pure";
-import { auditGrants, type AuditCheck } from "../../src/nostr/audit.js";
+import { auditGrants, type AuditCheck } from "../../src/peers/audit.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { HOUR_MS, makeHistory, resign, setTag, T0_MS, type History } from "./history.js";
 

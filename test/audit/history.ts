@@ -7,8 +7,8 @@ import { WebSocket } from "ws";
 import { parseConfig } from "../../src/config/load.js";
 import { ledgerSettings } from "../../src/cli/context.js";
 import { Ledger } from "../../src/ledger/ledger.js";
-import { grantSigner } from "../../src/nostr/grant-event.js";
-import { poolStatusTemplate } from "../../src/nostr/announce.js";
+import { grantSigner } from "../../src/events/grant-event.js";
+import { poolStatusTemplate } from "../../src/events/announce.js";
 import type { Tier } from "../../src/policy/tiers.js";
 import { randomBytes } from "node:crypto";
 

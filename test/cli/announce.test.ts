@@ -5,8 +5,8 @@ import { writeFileSync } from "node:fs";
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { generateSecretKey, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { WebSocket } from "ws";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
-import { ANNOUNCEMENT_D, ANNOUNCEMENT_KIND } from "../../src/nostr/announce.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
+import { ANNOUNCEMENT_D, ANNOUNCEMENT_KIND } from "../../src/events/announce.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { runDvmGate } from "../audit/cli-run.js";
 

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ledgerSettings } from "../../src/cli/context.js";
 import { parseConfig } from "../../src/config/load.js";
 import { Ledger } from "../../src/ledger/ledger.js";
-import { grantSigner } from "../../src/nostr/grant-event.js";
+import { grantSigner } from "../../src/events/grant-event.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -5,7 +5,7 @@
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, generateSecretKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { WebSocket } from "ws";
-import { decryptFrom, encryptFor, type EncryptionScheme } from "../../src/nostr/encryption.js";
+import { decryptFrom, encryptFor, type EncryptionScheme } from "../../src/events/encryption.js";
 
 export type Reply = { status: "processing" | "payment-required" | "error"; info: string; amountMsats?: number; bolt11?: string; freeTier?: string[] };
 

@@ -8,9 +8,9 @@ import { schnorrSign } from "@nostr-relay/common";
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event } from "nostr-tools/pure";
 import WebSocket from "ws";
-import { readFeedback } from "../../src/nostr/feedback.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
-import { encryptFor } from "../../src/nostr/encryption.js";
+import { readFeedback } from "../../src/events/feedback.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
+import { encryptFor } from "../../src/events/encryption.js";
 import { TestWorker } from "../helpers/worker.js";
 import { Customer, fetchEvents, sleep, startGate, waitForAsync, type Gate } from "./harness.js";
 

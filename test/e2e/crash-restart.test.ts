@@ -7,7 +7,7 @@ import { ledgerSettings } from "../../src/cli/context.js";
 import { Ledger } from "../../src/ledger/ledger.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
 import { parseConfig } from "../../src/config/load.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
 import { startRelayProcess, startServiceProcess, writeConfig, type ChildHandle } from "../helpers/service-process.js";
 import { Customer, fetchEvents, sleep, startGate, waitForAsync, type Gate } from "./harness.js";

@@ -8,7 +8,7 @@ import { nip19 } from "nostr-tools";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { REPO_ROOT } from "../helpers/service-process.js";
 import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync } from "./harness.js";
-import { startEmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay } from "../../src/peers/embedded-relay.js";
 
 const BIN = resolve(REPO_ROOT, "bin/dvm-gate.js");
 const cleanEnv = () => {

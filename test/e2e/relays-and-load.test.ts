@@ -1,6 +1,6 @@
 // One request through several relays, and a burst from one customer.
 import { afterEach, describe, expect, it } from "vitest";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
 
 describe("relays and load", () => {

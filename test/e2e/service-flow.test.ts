@@ -1,11 +1,11 @@
 // The gate's whole life cycle over a real relay on 127.0.0.1: free, gated and partial
 // decisions, dev-pay, grants chained by seq/prev, worker errors, expiring offers.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { decodeBolt11 } from "../../src/payments/bolt11.js";
 import { devPay } from "../../src/payments/dev.js";
 import { openDb } from "../../src/ledger/db.js";
-import { parseGrantEvent } from "../../src/nostr/grant-event.js";
+import { parseGrantEvent } from "../../src/events/grant-event.js";
 import { TestWorker } from "../helpers/worker.js";
 import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
 
@@ -112,7 +112,7 @@ describe("gate service over a real relay", () => {
     expect(g2).toMatchObject({ seq: 2, prevEventId: g1!.event.id, label: "partial", absorbedMsats: 50 * SAT, chargedMsats: 20 * SAT });
     expect(g2!.totals).toEqual(gate.ledger.totals());
     // The pool status (kind 30078, replaceable) follows the grants, throttled.
-    const { parsePoolStatus } = await import("../../src/nostr/announce.js");
+    const { parsePoolStatus } = await import("../../src/events/announce.js");
     await waitForAsync(async () => {
       const evs = await fetchEvents(relay.url, { kinds: [30078], authors: [gate.pubkey], "#d": ["dvm-gate/pool"] });
       const st = evs.map((e) => parsePoolStatus(e)).find((p) => typeof p !== "string");
@@ -154,8 +154,8 @@ describe("gate service over a real relay", () => {
   });
 
   it("answers encrypted requests (NIP-44 and NIP-04) with replies encrypted in the same scheme", async () => {
-    const { buildJobRequest } = await import("../../src/nostr/customer.js");
-    const { detectScheme } = await import("../../src/nostr/encryption.js");
+    const { buildJobRequest } = await import("../../src/peers/customer.js");
+    const { detectScheme } = await import("../../src/events/encryption.js");
     const elite = await customer();
     gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
     const fresh = await customer();

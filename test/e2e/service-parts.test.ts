@@ -6,9 +6,9 @@ import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { finalizeEvent, generateSecretKey } from "nostr-tools/pure";
 import { pino } from "pino";
-import { backoffDelayMs, RecentIds, RelayIntake, type IntakeOptions } from "../../src/nostr/intake.js";
-import { isPrivateRelay, replyRelaysFor } from "../../src/nostr/settlement.js";
-import { startEmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { backoffDelayMs, RecentIds, RelayIntake, type IntakeOptions } from "../../src/relay/intake.js";
+import { isPrivateRelay, replyRelaysFor } from "../../src/service/settlement.js";
+import { startEmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { Customer, sleep, startGate, waitForAsync } from "./harness.js";
 
 describe("reconnect backoff", () => {

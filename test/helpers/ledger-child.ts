@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { writeSync } from "node:fs";
 import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
-import { grantSigner } from "../../src/nostr/grant-event.js";
+import { grantSigner } from "../../src/events/grant-event.js";
 
 export interface ChildArgs {
   mode: "race" | "hammer";

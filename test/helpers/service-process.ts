@@ -1,6 +1,6 @@
 // Runs the real `dvm-gate start` (compiled, from bin/) as a child process, so tests can
 // SIGKILL it mid-stream and start it again on the same database; and the embedded relay
-// as its own process (dist/src/nostr/relay-process.js), to kill and restart a relay.
+// as its own process (dist/src/peers/relay-process.js), to kill and restart a relay.
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -70,7 +70,7 @@ export function startServiceProcess(configPath: string, env: NodeJS.ProcessEnv =
 
 /** The embedded relay in its own process on `port` (0: a free one), storing events in `dbPath`. */
 export function startRelayProcess(port: number, dbPath: string): Promise<ChildHandle & { url: string; port: number }> {
-  return runUntilJsonLine([resolve(REPO_ROOT, "dist/src/nostr/relay-process.js"), "--port", String(port), "--db", dbPath], {}).then((h) => ({
+  return runUntilJsonLine([resolve(REPO_ROOT, "dist/src/peers/relay-process.js"), "--port", String(port), "--db", dbPath], {}).then((h) => ({
     ...h,
     url: String(h.info.url),
     port: Number(h.info.port),

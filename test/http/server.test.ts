@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nip19 } from "nostr-tools";
 import { pino } from "pino";
 import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
-import { grantSigner } from "../../src/nostr/grant-event.js";
+import { grantSigner } from "../../src/events/grant-event.js";
 import { startHttpServer } from "../../src/http/server.js";
 import { authHeader, hex64, SAT, signAuthEvent, snapshotTables, startHarness, type Harness } from "./harness.js";
 

@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
 import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { verifyLedger } from "../../src/ledger/verify.js";
-import { grantSigner, parseGrantEvent } from "../../src/nostr/grant-event.js";
+import { grantSigner, parseGrantEvent } from "../../src/events/grant-event.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 
 const SAT = 1000;

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { decodeBolt11 } from "../../src/payments/bolt11.js";
 import { NwcBackend, parseNwcUri } from "../../src/payments/nwc.js";
 import { PaymentBackendError } from "../../src/payments/types.js";

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerSettings } from "../../src/cli/context.js";
 import { parseConfig } from "../../src/config/load.js";
 import { Ledger } from "../../src/ledger/ledger.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { createNostrRelayGatePlugin } from "../../plugin/nostr-relay.js";
 import { SqliteTierLookup } from "../../plugin/tier-lookup.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";

@@ -10,8 +10,8 @@ import { finalizeEvent, generateSecretKey, getPublicKey, type Event } from "nost
 import { parseConfig } from "../../src/config/load.js";
 import { Ledger } from "../../src/ledger/ledger.js";
 import { ledgerSettings } from "../../src/cli/context.js";
-import { computeWotFloors, refreshWotFloors } from "../../src/nostr/wot.js";
-import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/nostr/embedded-relay.js";
+import { computeWotFloors, refreshWotFloors } from "../../src/service/wot.js";
+import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 
 useWebSocketImplementation(WebSocket);
 

@@ -1,7 +1,7 @@
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey } from "nostr-tools/pure";
-import { websocketImplementation } from "../../nostr/ws.js";
-import { announcementTemplate } from "../../nostr/announce.js";
+import { websocketImplementation } from "../../relay/ws.js";
+import { announcementTemplate } from "../../events/announce.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
 import { gateRelays, gateSecretKey } from "../demo.js";

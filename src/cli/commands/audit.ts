@@ -1,5 +1,5 @@
 import { pubkeyToHex } from "../../config/load.js";
-import { auditGrants, fetchAuditEvents, RelayFetchError } from "../../nostr/audit.js";
+import { auditGrants, fetchAuditEvents, RelayFetchError } from "../../peers/audit.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
 import { noExtraArgs, printJson } from "../format.js";

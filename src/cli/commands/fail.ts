@@ -2,7 +2,7 @@ import { formatSats } from "../../util/money.js";
 import { UsageError } from "../context.js";
 import { noExtraArgs, printJson, requestIdArg } from "../format.js";
 import type { Command } from "../main.js";
-import { failJob } from "../../nostr/settlement.js";
+import { failJob } from "../../service/settlement.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 
 const usage = `Usage: dvm-gate fail REQUEST_ID [--reason TEXT] [--json]

@@ -1,7 +1,7 @@
 import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
 import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
 import { parseSatsText } from "../../util/money.js";
-import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../nostr/customer.js";
+import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
 import { UsageError } from "../context.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";

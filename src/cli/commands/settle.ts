@@ -1,6 +1,6 @@
 import { getPublicKey } from "nostr-tools/pure";
-import { grantSigner } from "../../nostr/grant-event.js";
-import { settleJob } from "../../nostr/settlement.js";
+import { grantSigner } from "../../events/grant-event.js";
+import { settleJob } from "../../service/settlement.js";
 import { formatSats, parseSatsText } from "../../util/money.js";
 import { UsageError } from "../context.js";
 import { noExtraArgs, printJson, requestIdArg } from "../format.js";

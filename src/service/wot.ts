@@ -8,7 +8,7 @@
 // by its own list.
 import type { Filter } from "nostr-tools/filter";
 import { AbstractSimplePool } from "nostr-tools/abstract-pool";
-import { websocketImplementation } from "./ws.js";
+import { websocketImplementation } from "../relay/ws.js";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { RuntimeConfig, TrustSettings } from "../config/load.js";

@@ -4,9 +4,9 @@
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
-import { websocketImplementation } from "./ws.js";
-import { decryptFrom, encryptFor, type EncryptionScheme } from "./encryption.js";
-import { toVerifiedEvent } from "./verify.js";
+import { websocketImplementation } from "../relay/ws.js";
+import { decryptFrom, encryptFor, type EncryptionScheme } from "../events/encryption.js";
+import { toVerifiedEvent } from "../events/verify.js";
 
 export const FEEDBACK_KIND = 7000;
 

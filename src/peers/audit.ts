@@ -5,9 +5,9 @@
 import type { Event } from "nostr-tools/pure";
 import type { Totals } from "../ledger/ledger.js";
 import { isTier, type Tier } from "../policy/tiers.js";
-import { GRANT_KIND, GRANT_NAMESPACE, parseGrantEvent, type ParsedGrant } from "./grant-event.js";
-import { parsePoolStatus, POOL_STATUS_D, POOL_STATUS_KIND, type PoolStatus } from "./announce.js";
-import { toVerifiedEvent } from "./verify.js";
+import { GRANT_KIND, GRANT_NAMESPACE, parseGrantEvent, type ParsedGrant } from "../events/grant-event.js";
+import { parsePoolStatus, POOL_STATUS_D, POOL_STATUS_KIND, type PoolStatus } from "../events/announce.js";
+import { toVerifiedEvent } from "../events/verify.js";
 
 export type AuditCheck = "signature" | "chain" | "totals" | "budget" | "format";
 
@@ -237,7 +237,7 @@ export class RelayFetchError extends Error {
  */
 export async function fetchAuditEvents(opts: FetchAuditOptions): Promise<{ events: Event[]; truncated: boolean }> {
   const { AbstractRelay } = await import("nostr-tools/abstract-relay");
-  const { websocketImplementation } = await import("./ws.js");
+  const { websocketImplementation } = await import("../relay/ws.js");
   const pageSize = opts.pageSize ?? 500;
   const maxEvents = opts.maxEvents ?? 200_000;
   const timeoutMs = opts.timeoutMs ?? 10_000;

@@ -9,10 +9,10 @@
 // worker with another key cannot even see the status of such feedback, so it skips them.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
-import { websocketImplementation } from "./ws.js";
+import { websocketImplementation } from "../relay/ws.js";
 import type { Logger } from "pino";
-import { decryptFrom, encryptFor } from "./encryption.js";
-import { toVerifiedEvent } from "./verify.js";
+import { decryptFrom, encryptFor } from "../events/encryption.js";
+import { toVerifiedEvent } from "../events/verify.js";
 
 export interface DemoWorkerOptions {
   relayUrls: string[];

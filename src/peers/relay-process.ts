@@ -1,6 +1,6 @@
 // Runs the embedded relay as its own process (tests kill and restart it; benchmarks
 // measure it apart from the gate). Prints `{"url": …}` on stdout once listening.
-//   node dist/src/nostr/relay-process.js [--port N] [--db FILE] [--auth HOSTNAME]
+//   node dist/src/peers/relay-process.js [--port N] [--db FILE] [--auth HOSTNAME]
 import { parseArgs } from "node:util";
 import { startEmbeddedRelay } from "./embedded-relay.js";
 

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { finalizeEvent, generateSecretKey } from "nostr-tools/pure";
 import { Ledger } from "../../src/ledger/ledger.js";
-import { enqueue, markSeen, pruneBookkeeping, recordDelivery } from "../../src/nostr/outbox-store.js";
+import { enqueue, markSeen, pruneBookkeeping, recordDelivery } from "../../src/ledger/outbox-store.js";
 import { testLedgerSettings } from "../helpers/ledger-settings.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 

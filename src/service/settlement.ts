@@ -4,10 +4,10 @@
 import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult } from "../ledger/ledger.js";
-import { enqueue, getRequestMeta } from "./outbox-store.js";
-import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "./feedback.js";
-import { signEvent } from "./verify.js";
-import type { SettlementSignal } from "./job-events.js";
+import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
+import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
+import { signEvent } from "../events/verify.js";
+import type { SettlementSignal } from "../events/job-events.js";
 
 export interface SettlementDeps {
   ledger: Ledger;

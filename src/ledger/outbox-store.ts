@@ -4,7 +4,7 @@
 // transaction the caller opened (Ledger.tx or a ledger hook), except the readers.
 import type { Event } from "nostr-tools/pure";
 import type { Statement } from "better-sqlite3";
-import type { Db } from "../ledger/db.js";
+import type { Db } from "./db.js";
 
 // Prepared once per connection: these run several times for every request, and
 // preparing each time cost ~5% of the gate's CPU in the end-to-end profile.

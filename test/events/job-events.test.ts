@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EventTemplate } from "nostr-tools/pure";
-import { MAX_DELETED_IDS, readSettlementSignal } from "../../src/nostr/job-events.js";
-import { encryptTemplateFor, errorFeedback, processingFeedback, type ReplyTarget } from "../../src/nostr/feedback.js";
+import { MAX_DELETED_IDS, readSettlementSignal } from "../../src/events/job-events.js";
+import { encryptTemplateFor, errorFeedback, processingFeedback, type ReplyTarget } from "../../src/events/feedback.js";
 import { flipHex, keys, NOW_SEC, sign } from "./fixtures.js";
 
 const gate = keys();

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
 import { websocketImplementation } from "./ws.js";
-import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "./outbox-store.js";
+import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "../ledger/outbox-store.js";
 
 export interface PublisherOptions {
   db: Db;

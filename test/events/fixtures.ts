@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { schnorrSign } from "@nostr-relay/common";
 import { finalizeEvent, generateSecretKey, getPublicKey, type Event, type EventTemplate } from "nostr-tools/pure";
-import type { JobRequestContext } from "../../src/nostr/job-request.js";
+import type { JobRequestContext } from "../../src/events/job-request.js";
 
 export const NOW_SEC = 1_750_000_000;
 export const PRICE_MSATS = 10_000;

@@ -11,9 +11,9 @@
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
-import { abandon, fillPending, getRequestMeta, needingInvoice } from "./outbox-store.js";
-import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "./feedback.js";
-import { signEvent } from "./verify.js";
+import { abandon, fillPending, getRequestMeta, needingInvoice } from "../ledger/outbox-store.js";
+import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
+import { signEvent } from "../events/verify.js";
 import { applyPayment, type SettlementDeps } from "./settlement.js";
 
 /** An invoice with less time than this left on its offer is not worth issuing. */

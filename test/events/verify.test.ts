@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { finalizeEvent, verifiedSymbol, type Event } from "nostr-tools/pure";
-import { activeVerifier, initFastVerify, meterCrypto, signEvent, verifyEventWith, verifyRawSignature, verifySignedEvent } from "../../src/nostr/verify.js";
+import { activeVerifier, initFastVerify, meterCrypto, signEvent, verifyEventWith, verifyRawSignature, verifySignedEvent } from "../../src/events/verify.js";
 import { flipHex, keys, NOW_SEC, sign, signAny } from "./fixtures.js";
 
 const alice = keys();

@@ -7,9 +7,9 @@ import {
   processingFeedback,
   readFeedback,
   type ReplyTarget,
-} from "../../src/nostr/feedback.js";
-import { decryptFrom } from "../../src/nostr/encryption.js";
-import { signEvent, verifySignedEvent } from "../../src/nostr/verify.js";
+} from "../../src/events/feedback.js";
+import { decryptFrom } from "../../src/events/encryption.js";
+import { signEvent, verifySignedEvent } from "../../src/events/verify.js";
 import { keys, NOW_SEC } from "./fixtures.js";
 
 const gate = keys();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Event } from "nostr-tools/pure";
-import { checkJobRequest, jobRequestTemplate, MAX_REPLY_RELAYS, type JobRequestVerdict } from "../../src/nostr/job-request.js";
-import { encryptFor } from "../../src/nostr/encryption.js";
-import { activeVerifier, initFastVerify } from "../../src/nostr/verify.js";
+import { checkJobRequest, jobRequestTemplate, MAX_REPLY_RELAYS, type JobRequestVerdict } from "../../src/events/job-request.js";
+import { encryptFor } from "../../src/events/encryption.js";
+import { activeVerifier, initFastVerify } from "../../src/events/verify.js";
 import { context, flipHex, keys, NOW_SEC, PRICE_MSATS, requestTemplate, sign, signAny, type Keys } from "./fixtures.js";
 
 const gate = keys();
