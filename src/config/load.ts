@@ -6,6 +6,7 @@ import { nip19 } from "nostr-tools";
 import { z } from "zod";
 import { configSchema, MAX_SATS, TIERS, type ParsedConfig, type Tier } from "./schema.js";
 import { satsToMsats } from "../util/money.js";
+import { toBackendConfig, type BackendConfig } from "./backend-schema.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -16,7 +17,7 @@ export interface RuntimeConfig {
   sourcePath: string | null;
   /** Folder for the database, the demo key and other state. */
   dataDir: string;
-  nostr: { secretKeyHex: string | null; relays: string[] };
+  nostr: { secretKeyHex: string | null; relays: string[]; heartbeatSec: number };
   database: { path: string; synchronous: "FULL" | "NORMAL"; busyTimeoutMs: number };
   jobs: {
     priceMsatsByKind: Map<number, number>;
@@ -24,6 +25,9 @@ export interface RuntimeConfig {
     timeoutSec: number;
     maxRequestAgeSec: number;
     maxRequestBytes: number;
+    /** Kinds the gate runs itself (SPEC §11); a kind not here waits for an external worker. */
+    backends: Map<number, BackendConfig>;
+    maxResultBytes: number;
   };
   freeTier: {
     budgetsMsats: Record<Tier, number>;
@@ -209,7 +213,7 @@ export function parseConfig(
   return {
     sourcePath: ctx.sourcePath ?? null,
     dataDir: dirname(dbPath),
-    nostr: { secretKeyHex, relays: c.nostr.relays },
+    nostr: { secretKeyHex, relays: c.nostr.relays, heartbeatSec: c.nostr.heartbeatSec },
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
     jobs: {
       priceMsatsByKind: new Map(Object.entries(c.jobs.kinds).map(([k, v]) => [Number(k), toMsats(v.priceSats)])),
@@ -217,6 +221,14 @@ export function parseConfig(
       timeoutSec: c.jobs.timeoutSec,
       maxRequestAgeSec: c.jobs.maxRequestAgeSec,
       maxRequestBytes: c.jobs.maxRequestBytes,
+      backends: new Map(
+        Object.entries(c.jobs.kinds).flatMap(([k, v]) =>
+          v.backend
+            ? [[Number(k), toBackendConfig(v.backend, `jobs.kinds.${k}.backend`, { pubkeyToHex, secret: (f, ref) => resolveSecret(f, ref, env, baseDir) })] as const]
+            : [],
+        ),
+      ),
+      maxResultBytes: c.jobs.maxResultBytes,
     },
     freeTier: {
       budgetsMsats: {

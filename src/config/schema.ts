@@ -8,6 +8,7 @@ export type Tier = (typeof TIERS)[number];
 // Whole, non-negative sats, bounded so that msats stay exact in a JS number
 // (10,000 BTC is far beyond any free-tier budget or job price).
 import { MAX_SATS } from "../util/money.js";
+import { backendSchema } from "./backend-schema.js";
 export { MAX_SATS };
 const sats = z.number().int("must be a whole number of sats").min(0, "must be ≥ 0").max(MAX_SATS, `must be ≤ ${MAX_SATS}`);
 const seconds = (min: number, max: number) => z.number().int("must be a whole number of seconds").min(min).max(max);
@@ -30,6 +31,8 @@ export const configSchema = z
       .object({
         secretKey: secretRef.optional(),
         relays: z.array(relayUrl).default([]),
+        // Kind 11998 liveness (SPEC §11): clients show a DVM as offline without one newer than 420 s.
+        heartbeatSec: seconds(10, 86_400).default(300),
       })
       .strict()
       .prefault({}),
@@ -43,11 +46,13 @@ export const configSchema = z
       .prefault({}),
     jobs: z
       .object({
-        kinds: z.record(kindKey, z.object({ priceSats: sats }).strict()).default({ "5050": { priceSats: 10 } }),
+        kinds: z.record(kindKey, z.object({ priceSats: sats, backend: backendSchema.optional() }).strict()).default({ "5050": { priceSats: 10 } }),
         workerPubkeys: z.array(pubkeyText).default([]),
         timeoutSec: seconds(1, 7 * 86_400).default(600),
         maxRequestAgeSec: seconds(1, 7 * 86_400).default(900),
         maxRequestBytes: z.number().int().min(256).max(1_048_576).default(65_536),
+        // A backend's answer longer than this (UTF-8 bytes) fails the job (SPEC §11).
+        maxResultBytes: z.number().int().min(256).max(16_777_216).default(65_536),
       })
       .strict()
       .prefault({}),

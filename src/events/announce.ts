@@ -100,3 +100,22 @@ export function announcementTemplate(opts: AnnouncementOptions, nowSec: number):
     content: JSON.stringify(content),
   };
 }
+
+export const HEARTBEAT_KIND = 11998;
+
+/**
+ * SPEC §11 liveness, as nostrdvm writes it: the announcement's `d`, a `status` and an
+ * `expiration` two periods ahead, so one lost heartbeat does not make the gate look offline.
+ */
+export function heartbeatTemplate(o: { status: string; periodSec: number }, nowSec: number): EventTemplate {
+  return {
+    kind: HEARTBEAT_KIND,
+    created_at: nowSec,
+    tags: [
+      ["d", ANNOUNCEMENT_D],
+      ["status", o.status],
+      ["expiration", String(nowSec + 2 * o.periodSec)],
+    ],
+    content: "",
+  };
+}

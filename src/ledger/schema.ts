@@ -204,5 +204,24 @@ CREATE TABLE dev_wallet_invoices (
   paid_at_ms INTEGER
 ) WITHOUT ROWID;
 `,
+  // backends: the durable job queue of SPEC §11. A row is written in the transaction that
+  // sends a job's go signal; `attempts` counts starts, so a job running when the gate
+  // stopped is started again after restart at most `maxAttempts` times in all.
+  `
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL UNIQUE REFERENCES requests(request_id),
+  kind INTEGER NOT NULL,
+  -- 3 elite … 0 new: waiting jobs start highest first, then by arrival (id).
+  tier_rank INTEGER NOT NULL CHECK (tier_rank BETWEEN 0 AND 3),
+  state TEXT NOT NULL CHECK (state IN ('waiting','running','done','failed','cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  queued_at_ms INTEGER NOT NULL,
+  started_at_ms INTEGER,
+  ended_at_ms INTEGER,
+  reason TEXT
+);
+CREATE INDEX jobs_open ON jobs(kind, state, tier_rank DESC, id) WHERE state IN ('waiting','running');
+`,
 ];
 

@@ -22,6 +22,9 @@ import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.j
 import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
+import { JobRunner } from "./job-runner.js";
+import type { KindBackend } from "../backends/types.js";
+import { heartbeatTemplate } from "../events/announce.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -48,6 +51,8 @@ export interface GateServiceTuning {
   cursorOverlapSec?: number;
   /** The service's clock; tests move it to expire offers without waiting. */
   nowMs?: () => number;
+  /** Heartbeat period (default nostr.heartbeatSec). */
+  heartbeatMs?: number;
 }
 
 export interface GateServiceOptions {
@@ -58,6 +63,10 @@ export interface GateServiceOptions {
   metrics?: MetricsSink | null;
   secretKey: Uint8Array;
   opts?: GateServiceTuning;
+  /** Kinds the gate runs itself (SPEC §11); the others wait for an external worker. */
+  backends?: ReadonlyMap<number, KindBackend>;
+  /** Decision price of a request whose price depends on it (openai token pricing). */
+  priceOf?: (kind: number, iTags: string[][], params: string[][]) => number | null;
 }
 
 type Refused = Extract<JobRequestVerdict, { answer: "error" }>;
@@ -81,6 +90,9 @@ export class GateService {
   readonly intake: RelayIntake;
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
+  readonly jobs: JobRunner | null;
+  private readonly priceOf: GateServiceOptions["priceOf"];
+  private heartbeatSec = 0;
   private readonly cfg: RuntimeConfig;
   private readonly ledger: Ledger;
   private readonly backend: PaymentBackend;
@@ -121,6 +133,7 @@ export class GateService {
       reconnectBaseMs: 500,
       reconnectMaxMs: 60_000,
       cursorOverlapSec: 60,
+      heartbeatMs: o.cfg.nostr.heartbeatSec * 1000,
       ...Object.fromEntries(Object.entries(o.opts ?? {}).filter(([k, v]) => k !== "nowMs" && v !== undefined)),
     };
     this.gatePubkey = getPublicKey(this.secretKey);
@@ -135,7 +148,11 @@ export class GateService {
       secretKey: this.secretKey,
       relays: this.relays,
       nowMs: this.nowMs,
-      onQueued: () => this.publisher.kick(),
+      onQueued: () => {
+        this.publisher.kick();
+        this.jobs?.kick();
+      },
+      onGoSignal: (db, rec, now) => this.jobs?.onGoSignal(db, rec, now),
       onGrant: (absorbedMsats) => {
         this.metrics?.grant(absorbedMsats);
         this.schedulePoolStatus();
@@ -154,6 +171,25 @@ export class GateService {
       onSending: (ev) => this.recent.add(ev.id),
       onPublished: (relay, ok) => this.metrics?.replyPublished(relay, ok),
     });
+    this.priceOf = o.priceOf;
+    this.jobs =
+      o.backends && o.backends.size > 0
+        ? new JobRunner({
+            ledger: this.ledger,
+            log: this.log.child({ part: "jobs" }),
+            secretKey: this.secretKey,
+            relays: this.relays,
+            nowMs: this.nowMs,
+            kinds: o.backends,
+            maxResultBytes: this.cfg.jobs.maxResultBytes,
+            onQueued: () => this.publisher.kick(),
+            onResolved: ({ absorbedMsats }) => {
+              if (absorbedMsats > 0) this.metrics?.grant(absorbedMsats);
+              this.metrics?.setPool(this.ledger.totals());
+              this.schedulePoolStatus();
+            },
+          })
+        : null;
     this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
     this.intake = new RelayIntake({
       relays: this.relays,
@@ -198,10 +234,13 @@ export class GateService {
       await this.invoicing.checkPayments();
     });
     this.every(this.t.poolStatusMaxIntervalMs, async () => this.publishPoolStatus());
+    this.every(this.t.heartbeatMs, () => this.publishHeartbeat());
+    this.jobs?.start();
     // Rows left by a previous run (or written by `dvm-gate settle`) go out now.
     void this.invoicing.issuePending();
     this.intake.start();
     this.publishPoolStatus();
+    this.publishHeartbeat();
     this.log.info({ gate: this.gatePubkey, relays: this.relays, kinds: this.jobKinds, workers: this.workers.size }, "gate service started");
   }
 
@@ -217,6 +256,7 @@ export class GateService {
     this.unhint?.();
     this.unhint = null;
     await this.sweeping;
+    await this.jobs?.stop();
     await this.invoicing.issuePending().catch(() => {});
     await this.publisher.stop();
     this.log.info("gate service stopped");
@@ -301,6 +341,7 @@ export class GateService {
       return;
     }
     const out = applySignal(this.settlement, s);
+    if (s.type === "deletion") this.jobs?.cancel(s.requestIds, s.author);
     if (out.signal !== "result" || out.result.status !== "posted") this.schedulePoolStatusIfChanged(out);
   }
 
@@ -368,6 +409,7 @@ export class GateService {
           maxRequestAgeSec: this.cfg.jobs.maxRequestAgeSec,
           nowSec: Math.floor(now / 1000),
           gateSecretKey: this.secretKey,
+          ...(this.priceOf ? { priceOf: this.priceOf } : {}),
         });
       } catch (err) {
         // A bug, not bad input (checkJobRequest answers that): log it, drop this one event.
@@ -424,7 +466,10 @@ export class GateService {
       else kick = true;
     }
     if (invoice) void this.invoicing.issuePending();
-    if (kick) this.publisher.kick();
+    if (kick) {
+      this.publisher.kick();
+      this.jobs?.kick();
+    }
     if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
   }
 
@@ -476,6 +521,7 @@ export class GateService {
             purpose: "feedback-processing",
             event: signed(processingFeedback(target, { text: freeText(rec), freeTier: { label: "free", absorbedMsats: rec.absorbMsats } }, nowSec)),
           });
+          this.jobs?.onGoSignal(db, rec, now);
           break;
         case "partial":
         case "gate":
@@ -498,6 +544,22 @@ export class GateService {
       this.poolStatusTimer = null;
       this.publishPoolStatus();
     }, waitMs);
+  }
+
+  /** SPEC §11 liveness: kind 11998 (replaceable), each strictly newer than the last. */
+  private publishHeartbeat(): void {
+    if (this.relays.length === 0) return;
+    try {
+      const now = this.nowMs();
+      const createdAtSec = Math.max(Math.floor(now / 1000), this.heartbeatSec + 1);
+      this.heartbeatSec = createdAtSec;
+      const running = this.jobs?.runningCount() ?? 0;
+      const ev = signEvent(heartbeatTemplate({ status: `online: ${running} job${running === 1 ? "" : "s"} running`, periodSec: Math.ceil(this.t.heartbeatMs / 1000) }, createdAtSec), this.secretKey);
+      this.ledger.tx(() => enqueue(this.ledger.db, { requestId: null, purpose: "heartbeat", event: ev, relays: this.relays, nowMs: now }));
+      this.publisher.kick();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not queue the heartbeat");
+    }
   }
 
   private publishPoolStatus(): void {
