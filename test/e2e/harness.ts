@@ -16,6 +16,7 @@ import { GateService, type GateServiceTuning } from "../../src/service/gate-serv
 import { DevWalletBackend } from "../../src/payments/dev.js";
 import { readFeedback, type Feedback } from "../../src/events/feedback.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
+import { createBackends } from "../../src/backends/index.js";
 
 export const SAT = 1000;
 
@@ -78,7 +79,18 @@ export async function startGate(opts: {
   const secretKey = opts.secretKey ?? generateSecretKey();
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
-  const service = new GateService({ cfg, ledger, backend, log: testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
+  // Kinds with jobs.kinds.K.backend run through the gate's own job runner (SPEC §11).
+  const built = createBackends(cfg, { secretKey, chargeUnitMsats: 1, nowMs });
+  const service = new GateService({
+    cfg,
+    ledger,
+    backend,
+    log: testLogger(),
+    secretKey,
+    opts: { ...FAST, ...opts.tuning, nowMs },
+    backends: built.backends,
+    priceOf: built.priceOf,
+  });
   await service.start();
   return {
     tmp,
@@ -95,6 +107,7 @@ export async function startGate(opts: {
     verify: () => verifyLedger(ledger.db).map((v) => JSON.stringify(v)),
     stop: async () => {
       await service.stop();
+      await built.close();
       await backend.close();
       ledger.close();
     },
