@@ -5,6 +5,9 @@
 import { appendFileSync } from "node:fs";
 
 const [mode, arg] = process.argv.slice(2);
+// A gate killed with -9 cannot kill its jobs: like a well-behaved program, stop once orphaned.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && process.exit(0), 200).unref();
 let input = "";
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (d) => (input += d));
