@@ -92,6 +92,14 @@ export function announcementTemplate(opts: AnnouncementOptions, nowSec: number):
       grants: { kind: 1985, L: "dvm-gate/grant" },
     },
     gatePubkey: opts.gatePubkey,
+    // SPEC §11: the fields clients read, in both spellings (nostrdvm writes the second of
+    // each pair, Primal reads the first). `amount` is display text: "free" when nothing
+    // costs anything, else the lowest price.
+    amount: lowestPriceText(opts.kinds),
+    encryptionSupported: true,
+    supportsEncryption: true,
+    cashuAccepted: false,
+    acceptsNutZaps: false,
   };
   return {
     kind: ANNOUNCEMENT_KIND,
@@ -99,6 +107,13 @@ export function announcementTemplate(opts: AnnouncementOptions, nowSec: number):
     tags: [["d", ANNOUNCEMENT_D], ...kinds.map((k) => ["k", String(k)]), ["alt", "NIP-90 DVM handler announcement (dvm-gate)"]],
     content: JSON.stringify(content),
   };
+}
+
+function lowestPriceText(kinds: ReadonlyMap<number, number>): string {
+  const prices = [...kinds.values()];
+  const lowest = prices.length ? Math.min(...prices) : 0;
+  if (lowest === 0 && prices.every((p) => p === 0)) return "free";
+  return lowest % 1000 === 0 ? `${lowest / 1000} sats` : `${lowest} msats`;
 }
 
 export const HEARTBEAT_KIND = 11998;
