@@ -99,11 +99,13 @@ export const bench: BenchModule = {
           const warm = await runLoad(load, { ...base, count: WARMUP });
           if (warm.received < WARMUP) throw new Error(`backends bench: ${warm.received} of ${WARMUP} warm-up jobs answered`);
           const m = { verifies: 0, verifyCpuUs: 0, signs: 0, signCpuUs: 0 };
+          const profile = withBackend && process.env.BACKENDS_PROFILE ? await startProfiler() : null;
           meterCrypto(m);
           const c0 = process.cpuUsage();
           const r = await runLoad(load, { ...base, count: Math.floor((RUN_MS / 1000) * RATE_PER_SEC) });
           const c = process.cpuUsage(c0);
           meterCrypto(null);
+          if (profile) await profile(process.env.BACKENDS_PROFILE!);
           const jobs = Math.max(1, r.received);
           return { cpuMsPerJob: (c.user + c.system) / 1000 / jobs, cryptoMsPerJob: (m.verifyCpuUs + m.signCpuUs) / 1000 / jobs, r };
         } finally {
@@ -157,6 +159,24 @@ export const bench: BenchModule = {
     }
   },
 };
+
+/** BACKENDS_PROFILE=FILE: a V8 CPU profile of the measured backend run only. */
+async function startProfiler(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import("node:inspector");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post("Profiler.start");
+  return async (file) => {
+    const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
 
 function percentile(xs: number[], q: number): number {
   if (xs.length === 0) return Number.NaN;
