@@ -236,3 +236,22 @@ export function pruneBookkeeping(db: Db, o: { seenBeforeMs: number; doneBeforeMs
   }
   return { seen, outbox: ids.length };
 }
+
+// ---- lookups for invoicing and zaps ---------------------------------------------
+
+/** The request whose payment-required reply is the event `eventId` (a zap names it). */
+export function requestOfPaymentRequiredEvent(db: Db, eventId: string): string | null {
+  const r = stmt(db, "SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(eventId) as { request_id: string } | undefined;
+  return r ? r.request_id : null;
+}
+
+/** `needs-invoice` rows whose request no longer awaits payment: their invoice will never be made. */
+export function staleNeedsInvoice(db: Db, limit: number): number[] {
+  return (
+    stmt(
+      db,
+      `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
+       WHERE o.state = 'needs-invoice' AND r.state <> 'awaiting-payment' LIMIT ?`,
+    ).all(limit) as { id: number }[]
+  ).map((r) => r.id);
+}

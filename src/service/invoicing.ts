@@ -11,7 +11,8 @@
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
-import { abandon, fillPending, getRequestMeta, needingInvoice } from "../ledger/outbox-store.js";
+import { abandon, fillPending, getRequestMeta, needingInvoice, staleNeedsInvoice } from "../ledger/outbox-store.js";
+import { deadOpenInvoices, dueOpenInvoiceHashes, getOpenInvoice, insertInvoice, listOpenInvoices, markInvoiceExpired, type OpenInvoice } from "../ledger/invoice-store.js";
 import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
 import { applyPayment, type SettlementDeps } from "./settlement.js";
@@ -22,12 +23,6 @@ export const MIN_INVOICE_SEC = 5;
 export interface InvoicingDeps extends SettlementDeps {
   backend: PaymentBackend;
   invoiceExpirySec: number;
-}
-
-interface OpenInvoice {
-  payment_hash: string;
-  request_id: string;
-  expires_at_ms: number;
 }
 
 export class Invoicing {
@@ -109,11 +104,15 @@ export class Invoicing {
           nowSec,
         );
         const ev = signEvent(encryptTemplateFor(tpl, target, this.d.secretKey), this.d.secretKey);
-        ledger.db
-          .prepare(
-            "INSERT INTO invoices (payment_hash, request_id, bolt11, amount_msats, backend, state, expires_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
-          )
-          .run(inv.paymentHash, requestId, inv.bolt11, cur.chargeMsats, this.d.backend.name, inv.expiresAtMs, filledAt);
+        insertInvoice(ledger.db, {
+          paymentHash: inv.paymentHash,
+          requestId,
+          bolt11: inv.bolt11,
+          amountMsats: cur.chargeMsats,
+          backend: this.d.backend.name,
+          expiresAtMs: inv.expiresAtMs,
+          createdAtMs: filledAt,
+        });
         return fillPending(ledger.db, outboxId, ev, filledAt);
       });
       if (filled) {
@@ -130,33 +129,29 @@ export class Invoicing {
   /** Looks up open invoices (all of them, or those whose hash is given) and applies payments. */
   async checkPayments(only?: string[]): Promise<number> {
     const db = this.d.ledger.db;
-    const rows = only
-      ? only
-          .map((h) => db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE payment_hash = ? AND state = 'open'").get(h) as OpenInvoice | undefined)
-          .filter((r): r is OpenInvoice => r !== undefined)
-      : (db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE state = 'open' ORDER BY expires_at_ms LIMIT 200").all() as OpenInvoice[]);
+    const rows = only ? only.map((h) => getOpenInvoice(db, h)).filter((r): r is OpenInvoice => r !== null) : listOpenInvoices(db, 200);
     let paid = 0;
     await Promise.all(
       rows.map(async (r) => {
-        if (this.lookingUp.has(r.payment_hash)) return;
-        this.lookingUp.add(r.payment_hash);
+        if (this.lookingUp.has(r.paymentHash)) return;
+        this.lookingUp.add(r.paymentHash);
         try {
-          const st = await this.d.backend.lookupInvoice(r.payment_hash);
-          this.lastLookup.set(r.payment_hash, st.state);
+          const st = await this.d.backend.lookupInvoice(r.paymentHash);
+          this.lastLookup.set(r.paymentHash, st.state);
           if (st.state === "settled") {
             // A node never settles an expired invoice: a backend that does not report the
             // settle time (LNbits) paid no later than the invoice's expiry.
-            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs), r.expires_at_ms);
-            const res = applyPayment(this.d, { requestId: r.request_id, paymentHash: r.payment_hash, amountMsats: st.amountMsats, atMs });
+            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs), r.expiresAtMs);
+            const res = applyPayment(this.d, { requestId: r.requestId, paymentHash: r.paymentHash, amountMsats: st.amountMsats, atMs });
             if (res.status === "paid") paid++;
           } else if (st.state === "expired") {
-            this.markExpired(r.payment_hash);
+            this.markExpired(r.paymentHash);
           }
         } catch (err) {
-          this.lastLookup.set(r.payment_hash, "failed");
-          this.d.log.warn({ paymentHash: r.payment_hash, err: (err as Error).message }, "invoice lookup failed");
+          this.lastLookup.set(r.paymentHash, "failed");
+          this.d.log.warn({ paymentHash: r.paymentHash, err: (err as Error).message }, "invoice lookup failed");
         } finally {
-          this.lookingUp.delete(r.payment_hash);
+          this.lookingUp.delete(r.paymentHash);
         }
       }),
     );
@@ -168,13 +163,8 @@ export class Invoicing {
    * payment that arrived just before the deadline is not lost to the sweep.
    */
   async checkDue(nowMs: number): Promise<void> {
-    const due = this.d.ledger.db
-      .prepare(
-        `SELECT i.payment_hash FROM invoices i JOIN requests r ON r.request_id = i.request_id
-         WHERE i.state = 'open' AND r.state = 'awaiting-payment' AND r.expires_at_ms <= ? LIMIT 200`,
-      )
-      .all(nowMs) as { payment_hash: string }[];
-    if (due.length > 0) await this.checkPayments(due.map((r) => r.payment_hash));
+    const due = dueOpenInvoiceHashes(this.d.ledger.db, nowMs, 200);
+    if (due.length > 0) await this.checkPayments(due);
   }
 
   /**
@@ -186,33 +176,21 @@ export class Invoicing {
    */
   async closeExpired(nowMs: number): Promise<void> {
     const { ledger } = this.d;
-    const dead = ledger.db
-      .prepare(
-        `SELECT i.payment_hash, i.expires_at_ms FROM invoices i JOIN requests r ON r.request_id = i.request_id
-         WHERE i.state = 'open' AND r.state <> 'awaiting-payment' LIMIT 200`,
-      )
-      .all() as { payment_hash: string; expires_at_ms: number }[];
-    if (dead.length > 0) await this.checkPayments(dead.map((d) => d.payment_hash));
+    const dead = deadOpenInvoices(ledger.db, 200);
+    if (dead.length > 0) await this.checkPayments(dead.map((d) => d.paymentHash));
     ledger.tx(() => {
-      const close = ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'");
       for (const d of dead) {
         // Still payable: keep watching until the invoice itself expires, so a late
         // payment is seen. Unanswered lookups: give up a day after its expiry.
-        const answered = this.lastLookup.get(d.payment_hash) === "pending";
-        if ((answered && d.expires_at_ms <= nowMs) || d.expires_at_ms <= nowMs - 86_400_000) close.run(d.payment_hash);
+        const answered = this.lastLookup.get(d.paymentHash) === "pending";
+        if ((answered && d.expiresAtMs <= nowMs) || d.expiresAtMs <= nowMs - 86_400_000) markInvoiceExpired(ledger.db, d.paymentHash);
       }
-      const stale = ledger.db
-        .prepare(
-          `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
-           WHERE o.state = 'needs-invoice' AND r.state <> 'awaiting-payment' LIMIT 500`,
-        )
-        .all() as { id: number }[];
-      for (const s of stale) abandon(ledger.db, s.id, nowMs);
+      for (const id of staleNeedsInvoice(ledger.db, 500)) abandon(ledger.db, id, nowMs);
     });
-    for (const d of dead) this.lastLookup.delete(d.payment_hash);
+    for (const d of dead) this.lastLookup.delete(d.paymentHash);
   }
 
   private markExpired(paymentHash: string): void {
-    this.d.ledger.tx(() => this.d.ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'").run(paymentHash));
+    this.d.ledger.tx(() => markInvoiceExpired(this.d.ledger.db, paymentHash));
   }
 }
