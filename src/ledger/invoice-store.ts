@@ -80,3 +80,29 @@ export function isPaymentHashUsed(db: Db, paymentHash: string): boolean {
     stmt(db, "SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(paymentHash) !== undefined
   );
 }
+
+// ---- the backend-wide breaker (table invoice_backend_state) ----------------------
+
+export interface BackendState {
+  /** Consecutive failed invoice calls, any jobs; 0 after a success. */
+  failures: number;
+  /** No call before this while the breaker is open. */
+  nextAttemptAtMs: number;
+  lastError: string | null;
+}
+
+export function getBackendState(db: Db, backend: string): BackendState {
+  const r = stmt(db, "SELECT failures, next_attempt_at_ms, last_error FROM invoice_backend_state WHERE backend = ?").get(backend) as
+    | { failures: number; next_attempt_at_ms: number; last_error: string | null }
+    | undefined;
+  return r ? { failures: r.failures, nextAttemptAtMs: r.next_attempt_at_ms, lastError: r.last_error } : { failures: 0, nextAttemptAtMs: 0, lastError: null };
+}
+
+export function saveBackendState(db: Db, backend: string, s: BackendState, nowMs: number): void {
+  stmt(
+    db,
+    `INSERT INTO invoice_backend_state (backend, failures, next_attempt_at_ms, last_error, updated_at_ms) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(backend) DO UPDATE SET failures = excluded.failures, next_attempt_at_ms = excluded.next_attempt_at_ms,
+       last_error = excluded.last_error, updated_at_ms = excluded.updated_at_ms`,
+  ).run(backend, s.failures, s.nextAttemptAtMs, s.lastError === null ? null : s.lastError.slice(0, 300), nowMs);
+}

@@ -106,6 +106,33 @@ export interface NeedsInvoice {
   createdAtMs: number;
 }
 
+export interface DueInvoiceRow extends NeedsInvoice {
+  /** Failed calls to the wallet so far for this row. */
+  invoiceAttempts: number;
+}
+
+/**
+ * `needs-invoice` rows whose next attempt is due, after `afterId` in id order: a pass
+ * walks them with a cursor, so it takes each row at most once.
+ */
+export function dueNeedingInvoice(db: Db, o: { nowMs: number; afterId: number; limit: number }): DueInvoiceRow[] {
+  return (
+    stmt(
+      db,
+      `SELECT id, request_id, purpose, created_at_ms, invoice_attempts FROM outbox
+       WHERE state = 'needs-invoice' AND next_invoice_at_ms <= ? AND id > ? ORDER BY id LIMIT ?`,
+    ).all(o.nowMs, o.afterId, o.limit) as { id: number; request_id: string; purpose: OutboxPurpose; created_at_ms: number; invoice_attempts: number }[]
+  ).map((r) => ({ outboxId: r.id, requestId: r.request_id, purpose: r.purpose, createdAtMs: r.created_at_ms, invoiceAttempts: r.invoice_attempts }));
+}
+
+/** A failed call to the wallet for this row: counts it and sets when the next may happen. */
+export function recordInvoiceFailure(db: Db, outboxId: number, o: { attempts: number; nextAtMs: number; error: string; nowMs: number }): void {
+  stmt(
+    db,
+    "UPDATE outbox SET invoice_attempts = ?, next_invoice_at_ms = ?, last_invoice_error = ?, updated_at_ms = ? WHERE id = ? AND state = 'needs-invoice'",
+  ).run(o.attempts, o.nextAtMs, o.error.slice(0, 300), o.nowMs, outboxId);
+}
+
 export function needingInvoice(db: Db, limit = 100): NeedsInvoice[] {
   return (
     stmt(db, "SELECT id, request_id, purpose, created_at_ms FROM outbox WHERE state = 'needs-invoice' ORDER BY id LIMIT ?").all(limit) as {

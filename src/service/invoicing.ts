@@ -6,35 +6,65 @@
 // payment-required feedback. A crash between the two leaves the row as it was: on
 // restart a fresh invoice is created; the first one was never shown to anyone.
 //
+// A wallet that fails is asked again on a schedule (invoice-retry.ts), never at once:
+// each row's next attempt is stored with it, one pass takes each row at most once, a
+// backend failing for every job is probed by one call per interval, and a job that
+// cannot get an invoice after MAX_INVOICE_ATTEMPTS calls is answered with an error.
+//
 // Payment is believed only from `lookupInvoice`: hints (NWC notifications, webhooks)
 // and a timer only say when to look.
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
-import { abandon, fillPending, getRequestMeta, needingInvoice, staleNeedsInvoice } from "../ledger/outbox-store.js";
-import { deadOpenInvoices, dueOpenInvoiceHashes, getOpenInvoice, insertInvoice, listOpenInvoices, markInvoiceExpired, type OpenInvoice } from "../ledger/invoice-store.js";
-import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
+import { abandon, dueNeedingInvoice, enqueue, fillPending, getRequestMeta, recordInvoiceFailure, staleNeedsInvoice, type DueInvoiceRow } from "../ledger/outbox-store.js";
+import {
+  deadOpenInvoices,
+  dueOpenInvoiceHashes,
+  getBackendState,
+  getOpenInvoice,
+  insertInvoice,
+  listOpenInvoices,
+  markInvoiceExpired,
+  saveBackendState,
+  type OpenInvoice,
+} from "../ledger/invoice-store.js";
+import { encryptTemplateFor, errorFeedback, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { applyPayment, type SettlementDeps } from "./settlement.js";
+import { applyPayment, replyRelaysFor, type SettlementDeps } from "./settlement.js";
+import { BACKEND_TRIP_FAILURES, MAX_INVOICE_ATTEMPTS, backendFailuresAfter, backendRetryDelayMs, invoiceRetryDelayMs } from "./invoice-retry.js";
 
 /** An invoice with less time than this left on its offer is not worth issuing. */
 export const MIN_INVOICE_SEC = 5;
+/** Rows read (and at most called for) at once in a pass. */
+const ISSUE_BATCH = 50;
+/** Lookup answers kept for closeExpired; the oldest go first past this. */
+const MAX_LAST_LOOKUPS = 10_000;
 
 export interface InvoicingDeps extends SettlementDeps {
   backend: PaymentBackend;
   invoiceExpirySec: number;
+  /** Jitter source of the retry schedule. */
+  random?: () => number;
 }
 
 export class Invoicing {
   private inFlight = new Set<number>();
   private lookingUp = new Set<string>();
-  /** The last answer for an invoice looked up by closeExpired's final check. */
-  private lastLookup = new Map<string, "pending" | "settled" | "expired" | "failed">();
+  /**
+   * The last answer for an open invoice, read by closeExpired's final check. Only open
+   * invoices are kept (a paid or expired one is dropped) and at most MAX_LAST_LOOKUPS.
+   */
+  private lastLookup = new Map<string, "pending" | "failed">();
   private issuing: Promise<void> | null = null;
 
   constructor(private readonly d: InvoicingDeps) {}
 
-  /** Issues invoices for every needs-invoice row; concurrent calls share one pass. */
+  /** Lookup answers held for closeExpired (bounded; for tests and metrics). */
+  get trackedLookups(): number {
+    return this.lastLookup.size;
+  }
+
+  /** Issues invoices for every due needs-invoice row; concurrent calls share one pass. */
   issuePending(): Promise<void> {
     if (!this.issuing) {
       this.issuing = this.issueAll().finally(() => {
@@ -44,15 +74,36 @@ export class Invoicing {
     return this.issuing;
   }
 
+  /**
+   * One pass over the due needs-invoice rows, in id order with a cursor, so each row is
+   * taken at most once (a failed row is not due again until its backoff has passed).
+   * While the backend's breaker is open, one row at a time is the probe and the rest wait.
+   */
   private async issueAll(): Promise<void> {
-    for (let pass = 0; pass < 50; pass++) {
-      const rows = needingInvoice(this.d.ledger.db, 50).filter((r) => !this.inFlight.has(r.outboxId));
-      if (rows.length === 0) return;
-      await Promise.all(rows.map((r) => this.issueOne(r.outboxId, r.requestId)));
+    const { ledger } = this.d;
+    const name = this.d.backend.name;
+    for (let afterId = 0; ; ) {
+      const now = this.d.nowMs();
+      const batch = dueNeedingInvoice(ledger.db, { nowMs: now, afterId, limit: ISSUE_BATCH });
+      if (batch.length === 0) return;
+      afterId = batch[batch.length - 1]!.outboxId;
+      const rows = batch.filter((r) => !this.inFlight.has(r.outboxId));
+      while (rows.length > 0) {
+        const breaker = getBackendState(ledger.db, name);
+        if (breaker.failures < BACKEND_TRIP_FAILURES) break;
+        if (this.d.nowMs() < breaker.nextAttemptAtMs) {
+          // The wallet is down: no call, but a job that cannot outlast the wait is answered now.
+          for (const r of rows.splice(0)) this.giveUpIfNoTime(r, breaker.nextAttemptAtMs);
+          break;
+        }
+        await this.issueOne(rows.shift()!, true);
+      }
+      await Promise.all(rows.map((r) => this.issueOne(r, false)));
     }
   }
 
-  private async issueOne(outboxId: number, requestId: string): Promise<void> {
+  private async issueOne(row: DueInvoiceRow, probe: boolean): Promise<void> {
+    const { outboxId, requestId } = row;
     this.inFlight.add(outboxId);
     try {
       const { ledger, log } = this.d;
@@ -75,9 +126,10 @@ export class Invoicing {
           requestId,
         });
       } catch (err) {
-        log.warn({ request: requestId, err: (err as Error).message }, "invoice creation failed; will retry");
+        this.recordFailure(row, req.expiresAtMs!, (err as Error).message, probe);
         return;
       }
+      this.recordSuccess();
       const filledAt = this.d.nowMs();
       const filled = ledger.tx(() => {
         const cur = ledger.getRequest(requestId);
@@ -120,9 +172,94 @@ export class Invoicing {
         this.d.onQueued();
       }
     } catch (err) {
+      // Not the wallet's answer: recording it failed. Back off all the same, if that can be written.
       this.d.log.error({ request: requestId, err: (err as Error).message }, "issuing an invoice failed");
+      try {
+        const now = this.d.nowMs();
+        const nextAtMs = now + invoiceRetryDelayMs(1, this.random);
+        this.d.ledger.tx(() => recordInvoiceFailure(this.d.ledger.db, outboxId, { attempts: row.invoiceAttempts, nextAtMs, error: (err as Error).message, nowMs: now }));
+      } catch {
+        // Nothing can be written: the next pass, a timer away, tries again.
+      }
     } finally {
       this.inFlight.delete(outboxId);
+    }
+  }
+
+  private get random(): () => number {
+    return this.d.random ?? Math.random;
+  }
+
+  /**
+   * A failed call: the row waits its turn on the schedule, or, after MAX_INVOICE_ATTEMPTS
+   * calls or when the next could not come before the offer ends, the customer is told.
+   * The backend-wide count moves in the same transaction.
+   */
+  private recordFailure(row: DueInvoiceRow, offerEndsAtMs: number, message: string, probe: boolean): void {
+    const { ledger, log } = this.d;
+    const name = this.d.backend.name;
+    const now = this.d.nowMs();
+    const attempts = row.invoiceAttempts + 1;
+    const nextAtMs = now + invoiceRetryDelayMs(attempts, this.random);
+    const retry = attempts < MAX_INVOICE_ATTEMPTS && nextAtMs <= offerEndsAtMs - MIN_INVOICE_SEC * 1000;
+    ledger.tx(() => {
+      const failures = backendFailuresAfter(getBackendState(ledger.db, name).failures, probe);
+      const backendNextAtMs = failures >= BACKEND_TRIP_FAILURES ? now + backendRetryDelayMs(failures, this.random) : 0;
+      saveBackendState(ledger.db, name, { failures, nextAttemptAtMs: backendNextAtMs, lastError: message }, now);
+      if (retry) recordInvoiceFailure(ledger.db, row.outboxId, { attempts, nextAtMs, error: message, nowMs: now });
+    });
+    if (retry) {
+      log.warn({ request: row.requestId, attempts, retryInMs: nextAtMs - now, err: message }, "invoice creation failed; will retry");
+      return;
+    }
+    log.warn({ request: row.requestId, attempts, err: message }, "invoice creation failed; giving up on this job");
+    this.refuseForNoInvoice(row, now);
+  }
+
+  private recordSuccess(): void {
+    const { ledger } = this.d;
+    const name = this.d.backend.name;
+    if (getBackendState(ledger.db, name).failures === 0) return;
+    const now = this.d.nowMs();
+    ledger.tx(() => saveBackendState(ledger.db, name, { failures: 0, nextAttemptAtMs: 0, lastError: null }, now));
+    this.d.log.info("invoice backend answers again");
+  }
+
+  /** While the breaker is open: a job whose offer ends before the next probe is told now. */
+  private giveUpIfNoTime(row: DueInvoiceRow, nextProbeAtMs: number): void {
+    const req = this.d.ledger.getRequest(row.requestId);
+    if (!req || req.state !== "awaiting-payment" || req.expiresAtMs === null) return;
+    if (nextProbeAtMs > req.expiresAtMs - MIN_INVOICE_SEC * 1000) this.refuseForNoInvoice(row, this.d.nowMs());
+  }
+
+  /**
+   * No invoice can be had for this job: its reservation is voided and the customer gets
+   * an `error` feedback, in one transaction that also retires the waiting row. The
+   * wallet's message stays in our log; the customer is told only that it failed.
+   */
+  private refuseForNoInvoice(row: DueInvoiceRow, now: number): void {
+    const { ledger } = this.d;
+    const result = ledger.fail(row.requestId, "no invoice: the payment backend did not issue one", now, (db, r) => {
+      abandon(db, row.outboxId, now);
+      if (r.status !== "voided") return;
+      const meta = getRequestMeta(db, row.requestId);
+      const target: ReplyTarget = {
+        requestId: row.requestId,
+        customer: r.request.pubkey,
+        relayHint: meta?.relayHint ?? "",
+        encryption: meta?.encryption ?? "none",
+        // The reply is about a finished matter: let relays drop it after a day.
+        expiresAtSec: Math.ceil(now / 1000) + 86_400,
+      };
+      const tpl = errorFeedback(target, "no invoice: the gate's wallet could not issue one; try again later", Math.floor(now / 1000));
+      const ev = signEvent(encryptTemplateFor(tpl, target, this.d.secretKey), this.d.secretKey);
+      enqueue(db, { requestId: row.requestId, purpose: "feedback-error", event: ev, relays: replyRelaysFor(this.d, meta?.replyRelays ?? []), nowMs: now });
+    });
+    if (result.status === "voided") {
+      this.d.log.info({ request: row.requestId, returnedMsats: result.returnedMsats }, "no invoice could be issued: voided, customer told");
+      this.d.onQueued();
+    } else {
+      ledger.tx(() => abandon(ledger.db, row.outboxId, now));
     }
   }
 
@@ -137,7 +274,8 @@ export class Invoicing {
         this.lookingUp.add(r.paymentHash);
         try {
           const st = await this.d.backend.lookupInvoice(r.paymentHash);
-          this.lastLookup.set(r.paymentHash, st.state);
+          if (st.state === "pending") this.remember(r.paymentHash, "pending");
+          else this.lastLookup.delete(r.paymentHash);
           if (st.state === "settled") {
             // A node never settles an expired invoice: a backend that does not report the
             // settle time (LNbits) paid no later than the invoice's expiry.
@@ -148,7 +286,7 @@ export class Invoicing {
             this.markExpired(r.paymentHash);
           }
         } catch (err) {
-          this.lastLookup.set(r.paymentHash, "failed");
+          this.remember(r.paymentHash, "failed");
           this.d.log.warn({ paymentHash: r.paymentHash, err: (err as Error).message }, "invoice lookup failed");
         } finally {
           this.lookingUp.delete(r.paymentHash);
@@ -188,6 +326,13 @@ export class Invoicing {
       for (const id of staleNeedsInvoice(ledger.db, 500)) abandon(ledger.db, id, nowMs);
     });
     for (const d of dead) this.lastLookup.delete(d.paymentHash);
+  }
+
+  private remember(paymentHash: string, answer: "pending" | "failed"): void {
+    // Re-inserted so the Map's order is oldest answer first, and that one goes first.
+    this.lastLookup.delete(paymentHash);
+    this.lastLookup.set(paymentHash, answer);
+    if (this.lastLookup.size > MAX_LAST_LOOKUPS) this.lastLookup.delete(this.lastLookup.keys().next().value!);
   }
 
   private markExpired(paymentHash: string): void {
