@@ -282,3 +282,14 @@ export function staleNeedsInvoice(db: Db, limit: number): number[] {
     ).all(limit) as { id: number }[]
   ).map((r) => r.id);
 }
+
+/** `needs-invoice` rows whose request still awaits payment but whose offer ends before `endsBeforeMs`. */
+export function needsInvoiceEndingBefore(db: Db, endsBeforeMs: number, limit: number): { outboxId: number; requestId: string }[] {
+  return (
+    stmt(
+      db,
+      `SELECT o.id, o.request_id FROM outbox o JOIN requests r ON r.request_id = o.request_id
+       WHERE o.state = 'needs-invoice' AND r.state = 'awaiting-payment' AND r.expires_at_ms < ? LIMIT ?`,
+    ).all(endsBeforeMs, limit) as { id: number; request_id: string }[]
+  ).map((r) => ({ outboxId: r.id, requestId: r.request_id }));
+}

@@ -16,7 +16,17 @@
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
-import { abandon, dueNeedingInvoice, enqueue, fillPending, getRequestMeta, recordInvoiceFailure, staleNeedsInvoice, type DueInvoiceRow } from "../ledger/outbox-store.js";
+import {
+  abandon,
+  dueNeedingInvoice,
+  enqueue,
+  fillPending,
+  getRequestMeta,
+  needsInvoiceEndingBefore,
+  recordInvoiceFailure,
+  staleNeedsInvoice,
+  type DueInvoiceRow,
+} from "../ledger/outbox-store.js";
 import {
   deadOpenInvoices,
   dueOpenInvoiceHashes,
@@ -48,7 +58,6 @@ export interface InvoicingDeps extends SettlementDeps {
 }
 
 export class Invoicing {
-  private inFlight = new Set<number>();
   private lookingUp = new Set<string>();
   /**
    * The last answer for an open invoice, read by closeExpired's final check. Only open
@@ -77,34 +86,29 @@ export class Invoicing {
   /**
    * One pass over the due needs-invoice rows, in id order with a cursor, so each row is
    * taken at most once (a failed row is not due again until its backoff has passed).
-   * While the backend's breaker is open, one row at a time is the probe and the rest wait.
+   * While the backend's breaker is open, one row is the probe and the rest wait; jobs
+   * whose offer would end before the next probe are answered at once.
    */
   private async issueAll(): Promise<void> {
     const { ledger } = this.d;
     const name = this.d.backend.name;
     for (let afterId = 0; ; ) {
+      const breaker = getBackendState(ledger.db, name);
+      const open = breaker.failures >= BACKEND_TRIP_FAILURES;
       const now = this.d.nowMs();
-      const batch = dueNeedingInvoice(ledger.db, { nowMs: now, afterId, limit: ISSUE_BATCH });
+      if (open && now < breaker.nextAttemptAtMs) {
+        for (const r of needsInvoiceEndingBefore(ledger.db, breaker.nextAttemptAtMs + MIN_INVOICE_SEC * 1000, 500)) this.refuseForNoInvoice(r, now);
+        return;
+      }
+      const batch = dueNeedingInvoice(ledger.db, { nowMs: now, afterId, limit: open ? 1 : ISSUE_BATCH });
       if (batch.length === 0) return;
       afterId = batch[batch.length - 1]!.outboxId;
-      const rows = batch.filter((r) => !this.inFlight.has(r.outboxId));
-      while (rows.length > 0) {
-        const breaker = getBackendState(ledger.db, name);
-        if (breaker.failures < BACKEND_TRIP_FAILURES) break;
-        if (this.d.nowMs() < breaker.nextAttemptAtMs) {
-          // The wallet is down: no call, but a job that cannot outlast the wait is answered now.
-          for (const r of rows.splice(0)) this.giveUpIfNoTime(r, breaker.nextAttemptAtMs);
-          break;
-        }
-        await this.issueOne(rows.shift()!, true);
-      }
-      await Promise.all(rows.map((r) => this.issueOne(r, false)));
+      await Promise.all(batch.map((r) => this.issueOne(r, open)));
     }
   }
 
   private async issueOne(row: DueInvoiceRow, probe: boolean): Promise<void> {
     const { outboxId, requestId } = row;
-    this.inFlight.add(outboxId);
     try {
       const { ledger, log } = this.d;
       const req = ledger.getRequest(requestId);
@@ -181,8 +185,6 @@ export class Invoicing {
       } catch {
         // Nothing can be written: the next pass, a timer away, tries again.
       }
-    } finally {
-      this.inFlight.delete(outboxId);
     }
   }
 
@@ -225,19 +227,12 @@ export class Invoicing {
     this.d.log.info("invoice backend answers again");
   }
 
-  /** While the breaker is open: a job whose offer ends before the next probe is told now. */
-  private giveUpIfNoTime(row: DueInvoiceRow, nextProbeAtMs: number): void {
-    const req = this.d.ledger.getRequest(row.requestId);
-    if (!req || req.state !== "awaiting-payment" || req.expiresAtMs === null) return;
-    if (nextProbeAtMs > req.expiresAtMs - MIN_INVOICE_SEC * 1000) this.refuseForNoInvoice(row, this.d.nowMs());
-  }
-
   /**
    * No invoice can be had for this job: its reservation is voided and the customer gets
    * an `error` feedback, in one transaction that also retires the waiting row. The
    * wallet's message stays in our log; the customer is told only that it failed.
    */
-  private refuseForNoInvoice(row: DueInvoiceRow, now: number): void {
+  private refuseForNoInvoice(row: { outboxId: number; requestId: string }, now: number): void {
     const { ledger } = this.d;
     const result = ledger.fail(row.requestId, "no invoice: the payment backend did not issue one", now, (db, r) => {
       abandon(db, row.outboxId, now);

@@ -17,7 +17,15 @@ import { LnbitsBackend } from "../../src/payments/lnbits.js";
 import { NwcBackend } from "../../src/payments/nwc.js";
 import type { PaymentBackend } from "../../src/payments/types.js";
 import { GateService } from "../../src/service/gate-service.js";
-import { BACKEND_TRIP_FAILURES, INVOICE_RETRY_BASE_MS, INVOICE_RETRY_JITTER, INVOICE_RETRY_MAX_MS, MAX_INVOICE_ATTEMPTS } from "../../src/service/invoice-retry.js";
+import {
+  BACKEND_TRIP_FAILURES,
+  INVOICE_RETRY_BASE_MS,
+  INVOICE_RETRY_JITTER,
+  INVOICE_RETRY_MAX_MS,
+  MAX_INVOICE_ATTEMPTS,
+  backendFailuresAfter,
+  invoiceRetryDelayMs,
+} from "../../src/service/invoice-retry.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
 import { startFakeLnbits, type FakeLnbits } from "../helpers/lnbits-server.js";
@@ -80,8 +88,8 @@ async function startWallet(kind: Failing, relayUrl: string): Promise<Wallet> {
 }
 
 /** A gate on `tmp`'s database with the given backend and the test's clock. */
-async function openGate(tmp: TmpDir, relayUrl: string, secretKey: Uint8Array, backend: PaymentBackend, clock: { t: number }) {
-  const cfg = e2eConfig(tmp, [relayUrl], { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 3600 } });
+async function openGate(tmp: TmpDir, relayUrl: string, secretKey: Uint8Array, backend: PaymentBackend, clock: { t: number }, invoiceExpirySec = 3600) {
+  const cfg = e2eConfig(tmp, [relayUrl], { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec } });
   const nowMs = () => clock.t;
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
   const service = new GateService({ cfg, ledger, backend, log: testLogger(), secretKey, opts: { ...FAST, paymentPollMs: 3_600_000, nowMs } });
@@ -126,6 +134,24 @@ function expectSchedule(times: number[], t0: number): void {
     expect(gap).toBeLessThanOrEqual(stepMs(i) * (1 + INVOICE_RETRY_JITTER) + TICK_MS);
   }
 }
+
+describe("invoice retry schedule", () => {
+  it("is 5 s doubling to 5 min, jitter adding at most a fifth and never subtracting", () => {
+    const floors = [5, 10, 20, 40, 80, 160, 300, 300, 300].map((s) => s * 1000);
+    floors.forEach((floor, i) => {
+      expect(invoiceRetryDelayMs(i + 1, () => 0)).toBe(floor);
+      expect(invoiceRetryDelayMs(i + 1, () => 0.999999)).toBeLessThan(floor * 1.2);
+      expect(invoiceRetryDelayMs(i + 1, () => 0.999999)).toBeGreaterThan(floor * 1.19);
+    });
+  });
+
+  it("counts a batch of parallel failures as reaching the trip point, and each failed probe as one step", () => {
+    let f = 0;
+    for (let i = 0; i < 50; i++) f = backendFailuresAfter(f, false);
+    expect(f).toBe(BACKEND_TRIP_FAILURES);
+    expect(backendFailuresAfter(f, true)).toBe(BACKEND_TRIP_FAILURES + 1);
+  });
+});
 
 describe("invoice creation against a failing wallet", () => {
   let relay: EmbeddedRelay;
@@ -210,6 +236,33 @@ describe("invoice creation against a failing wallet", () => {
       }
       expect(wallet.calls()).toBe(MAX_INVOICE_ATTEMPTS);
       expect(verifyLedger(gate.ledger.db)).toEqual([]);
+    } finally {
+      cust.close();
+      await gate.stop();
+      await wallet.close();
+      tmp.remove();
+    }
+  });
+
+  it("gives up early when the next attempt could not come before the offer ends", { timeout: 60_000 }, async () => {
+    const tmp = makeTmpDir("dvm-gate-invoice-retry-");
+    const wallet = await startWallet("nwc refuses make_invoice", relay.url);
+    const clock = { t: Date.now() };
+    const gate = await openGate(tmp, relay.url, generateSecretKey(), wallet.backend(), clock, 60);
+    const cust = await new Customer().connect([relay.url]);
+    try {
+      wallet.fail();
+      const t0 = clock.t;
+      const req = cust.request(gate.service.gatePubkey);
+      await cust.publish(req);
+      await waitFor(() => gate.ledger.getRequest(req.id), 8000, "decision");
+      await gate.service.invoicing.issuePending();
+      const times: number[] = Array.from({ length: wallet.calls() }, () => t0);
+      // A 60 s offer: calls at 0, ≥5, ≥15 and ≥35 s; the next (≥75 s) would be too late.
+      await tickUntil(gate, clock, wallet.calls, times, () => gate.ledger.getRequest(req.id)?.state === "failed", 60_000);
+      expectSchedule(times, t0);
+      expect(times.length).toBe(4);
+      await cust.waitFeedback(req.id, "error");
     } finally {
       cust.close();
       await gate.stop();
