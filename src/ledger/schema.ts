@@ -204,6 +204,21 @@ CREATE TABLE dev_wallet_invoices (
   paid_at_ms INTEGER
 ) WITHOUT ROWID;
 `,
+  // invoice retries (issue 13): when a needs-invoice row may next ask the wallet and how
+  // often it failed, and the backend-wide breaker, durable so a restart keeps the backoff.
+  `
+ALTER TABLE outbox ADD COLUMN invoice_attempts INTEGER NOT NULL DEFAULT 0 CHECK (invoice_attempts >= 0);
+ALTER TABLE outbox ADD COLUMN next_invoice_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_invoice_error TEXT;
+
+CREATE TABLE invoice_backend_state (
+  backend TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL CHECK (failures >= 0),
+  next_attempt_at_ms INTEGER NOT NULL,
+  last_error TEXT,
+  updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
   // backends: the durable job queue of SPEC §11. A row is written in the transaction that
   // sends a job's go signal; `attempts` counts starts, so a job running when the gate
   // stopped is started again after restart at most `maxAttempts` times in all.
