@@ -4,6 +4,8 @@
 import { readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
+import { devPay } from "../../src/payments/dev.js";
+import { getJob } from "../../src/ledger/job-store.js";
 import { waitFor, type Gate, type Customer } from "../e2e/harness.js";
 import { backendGate, customerOf, execCommand, startBackendServer, waitResult } from "./harness.js";
 import type { ChildHandle } from "../helpers/service-process.js";
@@ -91,6 +93,24 @@ describe("http and exec backends", () => {
     expect(grant.absorbedMsats).toBe(1500);
     expect(gate.ledger.getRequest(req.id)!.state).toBe("done");
     expect(gate.verify()).toEqual([]);
+  });
+
+  it("a paid job runs once the payment's processing goes out, and the customer's payment is spent before the pool", async () => {
+    const bob = await customerOf(gate, relay.url, "new");
+    try {
+      const req = bob.request(gate.pubkey, { kind: 5100, input: "paid", tags: [["param", "cost", "1200"]] });
+      await bob.publish(req);
+      const offer = await bob.waitFeedback(req.id, "payment-required");
+      expect(getJob(gate.ledger.db, req.id)).toBeNull(); // no go signal yet, no job
+      expect(devPay(gate.ledger.db, offer.bolt11!, Date.now()).status).toBe("paid");
+      const result = await waitResult(relay.url, gate.pubkey, req);
+      expect(result.content).toBe("http:diap");
+      expect(gate.ledger.getRequest(req.id)!.state).toBe("done");
+      expect(gate.ledger.grants({ pubkey: bob.pubkey })).toEqual([]); // the pool gave nothing
+      expect(gate.verify()).toEqual([]);
+    } finally {
+      bob.close();
+    }
   });
 
   it("http: a non-200 answer voids the job and the customer gets its status in the error", async () => {
