@@ -211,13 +211,15 @@ export class JobRunner {
       deadlineSec: Math.max(0, Math.floor((deadlineMs - now - marginMs) / 1000)),
     };
     this.o.log.debug({ request: job.id, kind: job.kind, attempt: c.job.attempts }, "job started");
-    const done = kb.backend
-      .run(job, {
+    const done = untilAbortedPlusGrace(
+      kb.backend.run(job, {
         deadlineMs: deadlineMs - marginMs,
         signal: controller.signal,
         maxResultBytes: this.o.maxResultBytes,
         onProgress: (status, text) => this.progress(c, status, text),
-      })
+      }),
+      controller.signal,
+    )
       .catch((err: unknown): BackendResult => ({ ok: false, reason: `backend failed: ${String((err as Error)?.message ?? err).slice(0, 200)}` }))
       .then((r) => {
         clearTimeout(timer);
@@ -337,4 +339,25 @@ interface Claimed {
   meta: RequestMeta;
   event: Event;
   tags: JobTags;
+}
+
+/**
+ * A backend that ignores its abort signal must not hold a slot for ever: once aborted,
+ * it gets ABORT_GRACE_MS to answer, then the run counts as failed for the signal's reason.
+ */
+const ABORT_GRACE_MS = 5000;
+function untilAbortedPlusGrace(run: Promise<BackendResult>, signal: AbortSignal): Promise<BackendResult> {
+  let timer: NodeJS.Timeout | null = null;
+  let onAbort: (() => void) | null = null;
+  const late = new Promise<BackendResult>((resolve) => {
+    onAbort = () => {
+      timer = setTimeout(() => resolve({ ok: false, reason: typeof signal.reason === "string" ? signal.reason : "cancelled" }), ABORT_GRACE_MS);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([run, late]).finally(() => {
+    if (timer) clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  });
 }

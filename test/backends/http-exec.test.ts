@@ -5,6 +5,9 @@ import { readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { devPay } from "../../src/payments/dev.js";
+import { finalizeEvent } from "nostr-tools/pure";
+import { jobRequestTemplate } from "../../src/events/job-request.js";
+import { decryptFrom } from "../../src/events/encryption.js";
 import { getJob } from "../../src/ledger/job-store.js";
 import { waitFor, type Gate, type Customer } from "../e2e/harness.js";
 import { backendGate, customerOf, execCommand, startBackendServer, waitResult } from "./harness.js";
@@ -137,6 +140,23 @@ describe("http and exec backends", () => {
     expect(result.tags.some((t) => t[0] === "amount")).toBe(false);
     const grant = gate.ledger.grants({ pubkey: alice.pubkey }).find((g) => g.requestId === req.id)!;
     expect(grant.absorbedMsats).toBe(PRICE_SATS * 1000);
+  });
+
+  it("an encrypted request: the backend gets the decrypted inputs, the customer an encrypted result in the same scheme", async () => {
+    for (const scheme of ["nip44", "nip04"] as const) {
+      const tpl = jobRequestTemplate(
+        { kind: 5200, inputs: [["i", "secret words", "text"]], gatePubkey: gate.pubkey, encryption: scheme, createdAtSec: Math.floor(Date.now() / 1000) },
+        alice.secretKey,
+      );
+      const req = finalizeEvent(tpl, alice.secretKey);
+      await alice.publish(req);
+      const result = await waitResult(relay.url, gate.pubkey, req);
+      expect(result.tags).toContainEqual(["encrypted"]);
+      expect(result.tags.some((t) => t[0] === "i")).toBe(false);
+      expect(result.content).not.toContain("sdrow");
+      const opened = decryptFrom(result.content, alice.secretKey, gate.pubkey);
+      expect(opened).toEqual({ scheme, plaintext: "exec:sdrow terces:5200:elite" });
+    }
   });
 
   it("exec: a non-zero exit voids the job with its stderr in the reason", async () => {
