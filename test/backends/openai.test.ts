@@ -57,6 +57,33 @@ describe("openai backend", () => {
     expect(gate.verify()).toEqual([]);
   });
 
+  it("/estimate reports the same upper estimate the decision reserves", async () => {
+    const { startHttpServer } = await import("../../src/http/server.js");
+    const { createBackends } = await import("../../src/backends/index.js");
+    const { pino } = await import("pino");
+    const { authHeader, signAuthEvent } = await import("../http/harness.js");
+    const { GateMetrics } = await import("../../src/http/metrics.js");
+    const built = createBackends(gate.cfg, { secretKey: gate.secretKey, chargeUnitMsats: 1 });
+    const http = await startHttpServer({
+      cfg: { ...gate.cfg, http: { ...gate.cfg.http, port: 0 } },
+      ledger: gate.ledger,
+      log: pino({ level: "silent" }),
+      metrics: new GateMetrics(),
+      gatePubkey: gate.pubkey,
+      priceOf: built.priceOf,
+    });
+    try {
+      const url = `${http.url}/estimate?kind=5050&input=${encodeURIComponent("hello big world")}&max_tokens=5000`;
+      const res = await fetch(url, { headers: { authorization: authHeader(signAuthEvent(alice.secretKey, { url })) } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { priceMsats: number; decision: string; absorbMsats: number };
+      expect(body).toMatchObject({ priceMsats: 1000 + (15 + PROMPT_OVERHEAD_TOKENS) + 200, decision: "free" });
+    } finally {
+      await http.close();
+      await built.close();
+    }
+  });
+
   it("an error status fails the job with the server's message, and the reservation returns whole", async () => {
     const before = gate.ledger.totals();
     const req = alice.request(gate.pubkey, { input: "please fail" });

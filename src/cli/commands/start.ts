@@ -83,22 +83,23 @@ export const command: Command = {
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
+      const built = createBackends(cfg, { secretKey, chargeUnitMsats: ledgerSettings(cfg).chargeUnitMsats ?? 1 });
+      closers.push(() => built.close());
+      const priceOf = built.priceOf;
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
         const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl }).catch(async (err: NodeJS.ErrnoException) => {
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
           if (!demo || err.code !== "EADDRINUSE") throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl });
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf });
         });
         httpUrl = http.url;
         closers.push(() => http.close());
       }
       // The service starts after HTTP is listening: a taken port stops start-up before
       // anything subscribes, publishes or writes.
-      const built = createBackends(cfg, { secretKey, chargeUnitMsats: ledgerSettings(cfg).chargeUnitMsats ?? 1 });
-      closers.push(() => built.close());
       // The demo runs its job in this process; a configured kind keeps its own backend.
       if (demo && !built.backends.has(DEMO_KIND)) built.backends.set(DEMO_KIND, { backend: demoBackend(), maxConcurrent: 4, maxAttempts: 2 });
       const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, backends: built.backends, priceOf: built.priceOf });
