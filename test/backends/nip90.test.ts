@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { UPSTREAM_ASKS_PAYMENT } from "../../src/backends/nip90.js";
 import { AbstractRelay } from "nostr-tools/abstract-relay";
-import type { Event } from "nostr-tools/pure";
+import { finalizeEvent, type Event } from "nostr-tools/pure";
+import { getJob } from "../../src/ledger/job-store.js";
 import WebSocket from "ws";
 import { fetchEvents, waitFor, type Customer, type Gate } from "../e2e/harness.js";
 import type { ChildHandle } from "../helpers/service-process.js";
@@ -70,6 +71,24 @@ describe("nip90 backend", () => {
     const err = await alice.waitFeedback(req.id, "error");
     expect(err.text).toContain(UPSTREAM_ASKS_PAYMENT);
     expect(gate.ledger.totals()).toEqual(before);
+  });
+
+  it("the customer's deletion cancels the job: voided, and the gate deletes its upstream request", async () => {
+    const before = gate.ledger.totals();
+    const watch = new AbstractRelay(theirs.url, { verifyEvent: () => true, websocketImplementation: WebSocket as never });
+    await watch.connect({ timeout: 5000 });
+    const seen: Event[] = [];
+    watch.subscribe([{ kinds: [5050, 5], authors: [gate.pubkey] }], { onevent: (e) => seen.push(e) });
+    // A param of its own, so it is not the same event as the next test's "silent" request.
+    const req = alice.request(gate.pubkey, { input: "silent", tags: [["param", "case", "cancel"]] });
+    await alice.publish(req);
+    const asked = await waitFor(() => seen.find((e) => e.kind === 5050 && e.tags.some((t) => t[0] === "param" && t[2] === "cancel")), 5000, "the upstream request");
+    await alice.publish(finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, alice.secretKey));
+    await waitFor(() => seen.some((e) => e.kind === 5 && e.tags.some((t) => t[0] === "e" && t[1] === asked.id)), 5000, "the gate's deletion upstream");
+    await waitFor(() => getJob(gate.ledger.db, req.id)?.state === "cancelled", 5000, "the job cancelled");
+    expect(gate.ledger.getRequest(req.id)!.state).toBe("failed");
+    expect(gate.ledger.totals()).toEqual(before);
+    watch.close();
   });
 
   it("an upstream that never answers: voided at the deadline, and the gate withdraws its upstream request", async () => {
