@@ -3,8 +3,13 @@
 // cannot grow: SQLITE_FULL, as on a full disk), then raised again. Every request
 // published during the outage must be decided and answered exactly once, in the same
 // process and across a restart in the middle of the outage, with the books clean.
+import { execFileSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmdirSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
+import type { TmpDir } from "../helpers/tmp.js";
 import type { Event } from "nostr-tools/pure";
 import { startEmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { getCursorSec } from "../../src/ledger/outbox-store.js";
@@ -19,6 +24,51 @@ function fillUp(gate: Gate): void {
 
 function spaceBack(gate: Gate): void {
   gate.ledger.db.pragma(`max_page_count = ${MANY_PAGES}`);
+}
+
+/** A 4 MB tmpfs for the database (CI runs as root), or null where mounting is not allowed. */
+function mountSmallTmpfs(): (TmpDir & { fill: () => void; free: () => void }) | null {
+  const path = mkdtempSync(join(tmpdir(), "dvm-gate-tmpfs-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", path], { stdio: "ignore" });
+  } catch {
+    rmdirSync(path);
+    return null;
+  }
+  const filler = join(path, "filler");
+  return {
+    path,
+    file: (name) => join(path, name),
+    // Every free block taken: the next write that needs one gets ENOSPC (SQLITE_FULL).
+    fill: () => {
+      const fd = openSync(filler, "w");
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      try {
+        for (;;) writeSync(fd, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+      } finally {
+        closeSync(fd);
+      }
+      // What is left is less than a chunk: take it too, byte by byte in small steps.
+      const fd2 = openSync(filler, "a");
+      try {
+        for (;;) writeSync(fd2, chunk, 0, 512);
+      } catch {
+        /* full */
+      } finally {
+        closeSync(fd2);
+      }
+    },
+    free: () => rmSync(filler, { force: true }),
+    remove: () => {
+      try {
+        execFileSync("umount", ["-l", path], { stdio: "ignore" });
+      } finally {
+        rmSync(path, { recursive: true, force: true });
+      }
+    },
+  };
 }
 
 async function repliesPerRequest(url: string, gatePubkey: string, ids: string[]): Promise<Map<string, Event[]>> {
@@ -163,5 +213,107 @@ describe("a database that fills up mid-stream", () => {
     expect(rowCount(second, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
     expect(second.verify()).toEqual([]);
     console.log(JSON.stringify({ outageRequests: OUTAGE, heldAtRestart: held, answeredAfterRestart: ids.length - 1 }));
+  });
+
+  it("past the retry queue's cap, the requests left out are read again from the relay once writes succeed", { timeout: 60_000 }, async () => {
+    const relay = await startEmbeddedRelay();
+    cleanups.push(() => relay.close());
+    const MAX_HELD = 4;
+    const gate = await startGate({
+      relays: [relay.url],
+      over: { freeTier: { maxPendingPerPubkey: 1000 } },
+      tuning: { decisionRetryBaseMs: 100, decisionRetryMaxMs: 800, decisionRetryMaxHeld: MAX_HELD },
+    });
+    cleanups.push(async () => {
+      await gate.stop();
+      gate.tmp.remove();
+    });
+    const customer = await new Customer().connect([relay.url]);
+    cleanups.push(() => customer.close());
+    gate.ledger.setTier(customer.pubkey, "elite", gate.nowMs());
+    const warm = customer.request(gate.pubkey, { input: "before" });
+    await customer.publish(warm);
+    await customer.waitFeedback(warm.id, "processing");
+
+    fillUp(gate);
+    const OUTAGE = 20;
+    const during: Event[] = [];
+    for (let i = 0; i < OUTAGE; i++) {
+      const ev = customer.request(gate.pubkey, { input: `during ${i}` });
+      await customer.publish(ev);
+      during.push(ev);
+    }
+    const retry = gate.service.decisionRetry;
+    await waitFor(
+      () => retry.stats().failedRounds >= 1 && retry.stats().held + retry.stats().dropped + rowCount(gate, "SELECT COUNT(*) AS n FROM requests") >= 1 + OUTAGE,
+      20_000,
+      "the outage's requests held or dropped",
+    );
+    expect(retry.stats().held).toBe(MAX_HELD);
+    const dropped = retry.stats().dropped;
+    expect(dropped).toBeGreaterThan(0);
+
+    spaceBack(gate);
+    const ids = [warm.id, ...during.map((e) => e.id)];
+    await waitAllAnswered(relay.url, gate.pubkey, ids, 20_000);
+    await waitFor(() => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length, 10_000, "every reply delivered");
+    const final = await repliesPerRequest(relay.url, gate.pubkey, ids);
+    for (const [i, id] of ids.entries()) expect(final.get(id)!.length, `request ${i}`).toBe(1);
+    expect(rowCount(gate, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
+    expect(retry.holdSec()).toBeNull();
+    expect(gate.verify()).toEqual([]);
+    console.log(JSON.stringify({ outageRequests: OUTAGE, held: MAX_HELD, dropped, answeredAfter: ids.length - 1 }));
+  });
+
+  it("on a real full filesystem (a 4 MB tmpfs filled up), every request of the outage is answered once after space returns", { timeout: 60_000 }, async () => {
+    const relay = await startEmbeddedRelay();
+    cleanups.push(() => relay.close());
+    const fs = mountSmallTmpfs();
+    // Where mounting is not allowed the same run uses max_page_count: never skipped.
+    const gate = await startGate({
+      relays: [relay.url],
+      over: { freeTier: { maxPendingPerPubkey: 1000 } },
+      tuning: { decisionRetryBaseMs: 100, decisionRetryMaxMs: 800 },
+      ...(fs ? { tmp: fs } : {}),
+    });
+    cleanups.push(async () => {
+      await gate.stop();
+      gate.tmp.remove();
+    });
+    const customer = await new Customer().connect([relay.url]);
+    cleanups.push(() => customer.close());
+    gate.ledger.setTier(customer.pubkey, "elite", gate.nowMs());
+    const warm = customer.request(gate.pubkey, { input: "before" });
+    await customer.publish(warm);
+    await customer.waitFeedback(warm.id, "processing");
+
+    if (fs) fs.fill();
+    else fillUp(gate);
+    const OUTAGE = 30;
+    const during: Event[] = [];
+    for (let i = 0; i < OUTAGE; i++) {
+      const ev = customer.request(gate.pubkey, { input: `during ${i}` });
+      await customer.publish(ev);
+      during.push(ev);
+    }
+    const retry = gate.service.decisionRetry;
+    await waitFor(
+      () => retry.stats().failedRounds >= 2 && retry.stats().held + rowCount(gate, "SELECT COUNT(*) AS n FROM requests") === 1 + OUTAGE,
+      20_000,
+      "the outage's requests held",
+    );
+    const held = retry.stats().held;
+    expect(held).toBeGreaterThan(0);
+    if (fs) fs.free();
+    else spaceBack(gate);
+
+    const ids = [warm.id, ...during.map((e) => e.id)];
+    await waitAllAnswered(relay.url, gate.pubkey, ids, 20_000);
+    await waitFor(() => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length, 10_000, "every reply delivered");
+    const final = await repliesPerRequest(relay.url, gate.pubkey, ids);
+    for (const [i, id] of ids.entries()) expect(final.get(id)!.length, `request ${i}`).toBe(1);
+    expect(rowCount(gate, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
+    expect(gate.verify()).toEqual([]);
+    console.log(JSON.stringify({ disk: fs ? "tmpfs 4 MB" : "max_page_count", outageRequests: OUTAGE, held, rounds: retry.stats().rounds, failedRounds: retry.stats().failedRounds, delaysMs: retry.stats().delaysMs }));
   });
 });
