@@ -1,6 +1,7 @@
 // Requests whose decision could not be written (disk full, I/O error, a lock never
-// released) are not lost: they are held here, bounded, and decided again with capped
-// exponential backoff, sooner once some other write went through. While any request is
+// released), and settlement signals (results, errors, deletions, zaps) likewise, are
+// not lost: they are held here, bounded, and handled again with capped exponential
+// backoff, sooner once some other write went through. While any request is
 // held (or was dropped from a full queue and not yet read again), the relay cursors
 // are held at its created_at, so a restart reads it again from the relay. A held
 // request older than `maxAgeSec` would be ignored on any re-read (SPEC §4), so it is let

@@ -168,10 +168,7 @@ export class GateService {
     this.decisionRetry = new DecisionRetry({
       log: this.log.child({ part: "decision-retry" }),
       nowMs: this.nowMs,
-      redecide: (items) => {
-        for (const h of items) this.arrived.push({ ...h, now: this.nowMs() });
-        return this.flushDecisions();
-      },
+      redecide: (items) => this.redecide(items),
       reread: () => this.intake.reread(),
       maxAgeSec: this.cfg.jobs.maxRequestAgeSec,
       maxHeld: this.t.decisionRetryMaxHeld,
@@ -313,11 +310,44 @@ export class GateService {
     else {
       // Settlement follows the decisions received before it, as it did unbatched.
       this.flushDecisions();
-      if (kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
-      else this.onSignal(ev);
+      if (!this.settleOrHold(ev, relay)) return;
     }
     this.recent.add(id);
     if (this.arrived.length >= MAX_DECISIONS_PER_TX) this.flushDecisions();
+  }
+
+  /** A result, error, deletion or zap; false when its write failed and it is held for a retry. */
+  private settleOrHold(ev: Event, relay: string): boolean {
+    try {
+      if (ev.kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
+      else this.onSignal(ev);
+      return true;
+    } catch (err) {
+      if (!isWriteFailure(err)) throw err;
+      this.log.error({ id: ev.id, kind: ev.kind, err: (err as Error).message }, "could not record a settlement signal");
+      this.decisionRetry.failed([{ raw: ev, relay }]);
+      return false;
+    }
+  }
+
+  /** A retry round's events, in the order they came: false (and all not written held again) when writes fail. */
+  private redecide(items: HeldRequest[]): boolean {
+    for (const [i, h] of items.entries()) {
+      const kind = h.raw.kind;
+      if (kind >= 5000 && kind <= 5999) {
+        this.arrived.push({ ...h, now: this.nowMs() });
+        continue;
+      }
+      if (!this.flushDecisions()) {
+        this.decisionRetry.failed(items.slice(i));
+        return false;
+      }
+      if (!this.settleOrHold(h.raw, h.relay)) {
+        this.decisionRetry.failed(items.slice(i + 1));
+        return false;
+      }
+    }
+    return this.flushDecisions();
   }
 
   private onSignal(ev: Event): void {
