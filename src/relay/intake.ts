@@ -35,7 +35,7 @@ export interface IntakeOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   connectTimeoutMs?: number;
-  /** How often cursors are written (they only move forward). */
+  /** How often cursors are written (forward, or back only to a held second: see holdCursorSec). */
   cursorFlushMs?: number;
   /**
    * The newest second a cursor may be saved at or resumed from (a request from then is
