@@ -71,6 +71,8 @@ export async function startGate(opts: {
   secretKey?: Uint8Array;
   /** Start with the service's clock this far ahead of real time (a restart after a deadline). */
   offsetMs?: number;
+  /** The service's logger (silent unless E2E_LOG is set). */
+  log?: Logger;
 }): Promise<Gate> {
   const tmp = opts.tmp ?? makeTmpDir("dvm-gate-e2e-");
   const cfg = e2eConfig(tmp, opts.relays, opts.over, opts.workers);
@@ -85,7 +87,7 @@ export async function startGate(opts: {
     cfg,
     ledger,
     backend,
-    log: testLogger(),
+    log: opts.log ?? testLogger(),
     secretKey,
     opts: { ...FAST, ...opts.tuning, nowMs },
     backends: built.backends,
