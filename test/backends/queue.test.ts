@@ -53,11 +53,15 @@ describe("job queue", () => {
     expect(stats.started).toHaveLength(21);
     const eliteAt = stats.started.indexOf(late.id);
     const eliteJob = getJob(gate.ledger.db, late.id)!;
-    // Every established job still waiting when the elite one was queued starts after it
+    // The established jobs still waiting when the elite one was queued start after it
     // (first come first served would start the elite job last).
     const waitingThen = early.filter((r) => getJob(gate.ledger.db, r.id)!.startedAtMs! > eliteJob.queuedAtMs);
     expect(waitingThen.length).toBeGreaterThanOrEqual(5);
-    for (const r of waitingThen) expect(stats.started.indexOf(r.id)).toBeGreaterThan(eliteAt);
+    // Claimed in tier order; two claimed in the same round may reach the backend in either
+    // order, so at most maxConcurrent − 1 of them can show up just ahead of it.
+    const ahead = waitingThen.filter((r) => stats.started.indexOf(r.id) < eliteAt).length;
+    expect(ahead).toBeLessThanOrEqual(1);
+    expect(waitingThen.length - ahead).toBeGreaterThanOrEqual(5);
     expect(gate.verify()).toEqual([]);
   });
 
