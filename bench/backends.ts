@@ -33,6 +33,8 @@ interface LoadCommand {
   customerKeysHex: string[];
   /** 7000: wait for `processing`; 6050: for the result. */
   waitKind: number;
+  /** Who signs what is waited for (the gate, or the external worker). */
+  author: string;
   ratePerSec: number;
   count: number;
 }
@@ -64,7 +66,11 @@ export const bench: BenchModule = {
     const customerKeysHex = Array.from({ length: CUSTOMERS }, () => randomBytes(32).toString("hex"));
     const log = pino({ level: process.env.BENCH_LOG ?? "error" }, pino.destination(2));
     try {
-      const runGate = async (dbFile: string, withBackend: boolean): Promise<{ cpuMsPerJob: number; cryptoMsPerJob: number; r: LoadResult }> => {
+      const workerSk = randomBytes(32);
+      const workerPubkey = getPublicKey(workerSk);
+      type Mode = "bare" | "backend" | "worker";
+      const runGate = async (dbFile: string, mode: Mode): Promise<{ cpuMsPerJob: number; cryptoMsPerJob: number; r: LoadResult }> => {
+        const withBackend = mode === "backend";
         // A fresh relay each run: the second gate must not decide the first run's requests.
         const relay = await startLineChild(process.execPath, [RELAY_SCRIPT, "--port", "0"]);
         const kind = withBackend ? { priceSats: 1, backend: { type: "http", url: `${backend.url}/job`, maxConcurrent: 32 } } : { priceSats: 1 };
@@ -72,7 +78,7 @@ export const bench: BenchModule = {
           {
             nostr: { secretKey: gateSk.toString("hex"), relays: [relay.url] },
             database: { path: join(limits.workDir, dbFile), synchronous: "NORMAL" },
-            jobs: { kinds: { "5050": kind } },
+            jobs: { kinds: { "5050": kind }, workerPubkeys: mode === "worker" ? [workerPubkey] : [] },
             freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1_000_000 }, poolInitialSats: 1_000_000_000, maxPendingPerPubkey: 1000 },
             http: { enabled: false },
             log: { level: "warn" },
@@ -94,8 +100,18 @@ export const bench: BenchModule = {
           priceOf: built.priceOf,
         });
         await service.start();
+        // The external worker: its own process, answering every `processing` with a result.
+        const worker = mode === "worker" ? fork(fileURLToPath(import.meta.url), ["--backends-worker-child", relay.url, gatePubkey, workerSk.toString("hex")], { stdio: ["ignore", "pipe", "inherit", "ipc"] }) : null;
+        if (worker) await new Promise<void>((resolve) => worker.once("message", () => resolve()));
         try {
-          const base = { relayUrl: relay.url, gatePubkey, customerKeysHex, waitKind: withBackend ? 6050 : 7000, ratePerSec: RATE_PER_SEC };
+          const base = {
+            relayUrl: relay.url,
+            gatePubkey,
+            customerKeysHex,
+            waitKind: mode === "bare" ? 7000 : 6050,
+            author: mode === "worker" ? workerPubkey : gatePubkey,
+            ratePerSec: RATE_PER_SEC,
+          };
           const warm = await runLoad(load, { ...base, count: WARMUP });
           if (warm.received < WARMUP) throw new Error(`backends bench: ${warm.received} of ${WARMUP} warm-up jobs answered`);
           const m = { verifies: 0, verifyCpuUs: 0, signs: 0, signCpuUs: 0 };
@@ -109,6 +125,10 @@ export const bench: BenchModule = {
           const jobs = Math.max(1, r.received);
           return { cpuMsPerJob: (c.user + c.system) / 1000 / jobs, cryptoMsPerJob: (m.verifyCpuUs + m.signCpuUs) / 1000 / jobs, r };
         } finally {
+          if (worker) {
+            worker.kill("SIGTERM");
+            await exited(worker);
+          }
           await service.stop();
           await built.close();
           ledger.close();
@@ -116,8 +136,9 @@ export const bench: BenchModule = {
           await exited(relay.child);
         }
       };
-      const bare = await runGate("backends-bare.sqlite", false);
-      const viaBackend = await runGate("backends-http.sqlite", true);
+      const bare = await runGate("backends-bare.sqlite", "bare");
+      const viaWorker = await runGate("backends-worker.sqlite", "worker");
+      const viaBackend = await runGate("backends-http.sqlite", "backend");
       const addedMs = viaBackend.cpuMsPerJob - bare.cpuMsPerJob;
       const p = (xs: number[], q: number) => percentile(xs, q);
       return [
@@ -150,7 +171,23 @@ export const bench: BenchModule = {
           target: "≤ 1 ms",
           met: addedMs - (viaBackend.cryptoMsPerJob - bare.cryptoMsPerJob) <= 1,
         },
-        { name: "jobs without an answer (both runs)", value: bare.r.sent - bare.r.received + (viaBackend.r.sent - viaBackend.r.received), unit: "jobs" },
+        { name: `external worker: request → result p50 (${RATE_PER_SEC}/s)`, value: p(viaWorker.r.latenciesMs, 0.5), unit: "ms" },
+        { name: "external worker: p99", value: p(viaWorker.r.latenciesMs, 0.99), unit: "ms" },
+        { name: "external worker: gate CPU per job (verify its result, settle, grant)", value: viaWorker.cpuMsPerJob, unit: "ms" },
+        {
+          name: "backend path vs external worker, gate CPU per job",
+          value: viaBackend.cpuMsPerJob - viaWorker.cpuMsPerJob,
+          unit: "ms",
+          ratio: viaBackend.cpuMsPerJob / viaWorker.cpuMsPerJob,
+          against: "the external-worker path's CPU per job, same run",
+          target: "≤ 1 ms",
+          met: viaBackend.cpuMsPerJob - viaWorker.cpuMsPerJob <= 1,
+        },
+        {
+          name: "jobs without an answer (all runs)",
+          value: [bare, viaWorker, viaBackend].reduce((n, x) => n + x.r.sent - x.r.received, 0),
+          unit: "jobs",
+        },
       ];
     } finally {
       load.kill("SIGTERM");
@@ -267,7 +304,7 @@ async function loadChild(): Promise<void> {
     });
     const sentAt = new Map<string, number>();
     const latenciesMs: number[] = [];
-    ws.send(JSON.stringify(["REQ", "b", { kinds: [cmd.waitKind], authors: [cmd.gatePubkey], since: nowSec - 2 }]));
+    ws.send(JSON.stringify(["REQ", "b", { kinds: [cmd.waitKind], authors: [cmd.author], since: nowSec - 2 }]));
     await new Promise<void>((resolve) => {
       const onEose = (data: Buffer) => {
         if ((JSON.parse(data.toString()) as unknown[])[0] === "EOSE") {
@@ -305,5 +342,39 @@ async function loadChild(): Promise<void> {
   }
 }
 
+/** An external worker as before SPEC §11: waits for the gate's `processing`, publishes a result. */
+async function workerChild(relayUrl: string, gatePubkey: string, skHex: string): Promise<void> {
+  const wasm = await import("nostr-tools/wasm");
+  const { initNostrWasm } = await import("nostr-wasm");
+  const { WebSocket } = await import("ws");
+  wasm.setNostrWasm(await initNostrWasm());
+  const sk = Buffer.from(skHex, "hex");
+  const ws = new WebSocket(relayUrl);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const answered = new Set<string>();
+  ws.on("message", (data: Buffer) => {
+    const m = JSON.parse(data.toString()) as [string, string, { tags: string[][] }];
+    if (m[0] !== "EVENT") return;
+    const tags = m[2].tags;
+    const id = tags.find((t) => t[0] === "e")?.[1];
+    if (!id || answered.has(id) || tags.find((t) => t[0] === "status")?.[1] !== "processing") return;
+    answered.add(id);
+    const customer = tags.find((t) => t[0] === "p")?.[1] ?? "";
+    const result = wasm.finalizeEvent({ kind: 6050, created_at: Math.floor(Date.now() / 1000), tags: [["e", id], ["p", customer]], content: "done" }, sk);
+    ws.send(JSON.stringify(["EVENT", result]));
+  });
+  ws.send(JSON.stringify(["REQ", "w", { kinds: [7000], authors: [gatePubkey], since: Math.floor(Date.now() / 1000) - 2 }]));
+  process.on("SIGTERM", () => process.exit(0));
+  process.on("disconnect", () => process.exit(0));
+  process.send!("ready");
+}
+
 if (process.argv.includes("--backends-load-child")) await loadChild();
+if (process.argv.includes("--backends-worker-child")) {
+  const i = process.argv.indexOf("--backends-worker-child");
+  await workerChild(process.argv[i + 1]!, process.argv[i + 2]!, process.argv[i + 3]!);
+}
 if (process.argv.includes("--backends-http-child")) httpChild();

@@ -53,6 +53,12 @@ const DEADLINE_MARGIN_MS = 1000;
 export class JobRunner {
   private readonly o: JobRunnerOptions;
   private readonly runs = new Map<string, Run>();
+  /**
+   * Jobs marked running inside a go-signal transaction, to be started after its commit.
+   * Bounded by maxConcurrent per kind; an entry whose transaction rolled back finds no
+   * running job when it is started and is dropped.
+   */
+  private readonly preclaimed = new Map<string, number>();
   private pumpTimer: NodeJS.Immediate | null = null;
   private poll: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -66,10 +72,18 @@ export class JobRunner {
     return this.o.kinds.has(kind);
   }
 
-  /** Inside the transaction that sends a go signal: the job becomes runnable with it. */
+  /**
+   * Inside the transaction that sends a go signal: the job becomes runnable with it. When
+   * a slot is free and the job is next in line anyway, it is claimed right here (one
+   * `BEGIN IMMEDIATE` less per job) and started just after the commit.
+   */
   onGoSignal(db: Db, rec: RequestRecord, nowMs: number): void {
-    if (!this.o.kinds.has(rec.kind)) return;
-    queueJob(db, { requestId: rec.requestId, kind: rec.kind, tier: rec.tier, nowMs });
+    const kb = this.o.kinds.get(rec.kind);
+    if (!kb) return;
+    if (!queueJob(db, { requestId: rec.requestId, kind: rec.kind, tier: rec.tier, nowMs })) return;
+    if (!this.started || this.stopping || this.runningCount(rec.kind) >= kb.maxConcurrent) return;
+    const next = nextWaiting(db, rec.kind);
+    if (next?.requestId === rec.requestId && markRunning(db, next.id, nowMs)) this.preclaimed.set(rec.requestId, rec.kind);
   }
 
   /** Jobs left running by a stopped gate are run again, or failed past maxAttempts. */
@@ -87,6 +101,16 @@ export class JobRunner {
     this.stopping = true;
     if (this.poll) clearInterval(this.poll);
     if (this.pumpTimer) clearImmediate(this.pumpTimer);
+    // Claimed but not started: they wait for the next start, their attempt given back.
+    const pre = [...this.preclaimed.keys()];
+    this.preclaimed.clear();
+    if (pre.length > 0)
+      this.o.ledger.tx(() => {
+        for (const id of pre) {
+          const job = getJob(this.o.ledger.db, id);
+          if (job) releaseJob(this.o.ledger.db, job.id);
+        }
+      });
     const running = [...this.runs.values()];
     for (const r of running) r.controller.abort(STOPPING);
     await Promise.all(running.map((r) => r.done));
@@ -104,6 +128,7 @@ export class JobRunner {
   runningCount(kind?: number): number {
     let n = 0;
     for (const r of this.runs.values()) if (kind === undefined || r.kind === kind) n++;
+    for (const k of this.preclaimed.values()) if (kind === undefined || k === kind) n++;
     return n;
   }
 
@@ -155,6 +180,12 @@ export class JobRunner {
 
   private pump(kind: number): void {
     const kb = this.o.kinds.get(kind)!;
+    for (const [id, k] of [...this.preclaimed]) {
+      if (k !== kind) continue;
+      this.preclaimed.delete(id);
+      const c = this.stopping ? null : this.prepared(id);
+      if (c && c !== "skipped") this.launch(kb, c);
+    }
     while (!this.stopping && this.runningCount(kind) < kb.maxConcurrent) {
       const claim = this.claim(kind);
       if (claim === null) return;
@@ -190,6 +221,21 @@ export class JobRunner {
     });
     if (queued) this.o.onQueued();
     return out;
+  }
+
+  /** A job claimed in its go-signal transaction, read back after the commit (null: that transaction did not stand). */
+  private prepared(requestId: string): Claimed | "skipped" | null {
+    const db = this.o.ledger.db;
+    const job = getJob(db, requestId);
+    if (!job || job.state !== "running" || this.runs.has(requestId)) return null;
+    const req = this.o.ledger.getRequest(requestId);
+    const meta = getRequestMeta(db, requestId);
+    const event = meta ? (JSON.parse(meta.eventJson) as Event) : null;
+    const tags = event ? jobTagsOf(event, this.o.secretKey) : null;
+    if (req && meta && event && tags && req.state === "processing") return { job, req, meta, event, tags };
+    const now = this.o.nowMs();
+    if (this.o.ledger.tx(() => this.failInTx(requestId, tags ? "the job could not start" : "the encrypted request can no longer be read", now))) this.o.onQueued();
+    return "skipped";
   }
 
   private launch(kb: KindBackend, c: Claimed): void {
