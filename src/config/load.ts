@@ -186,6 +186,25 @@ export function resolveSecret(field: string, ref: string, env: NodeJS.ProcessEnv
   return ref;
 }
 
+/**
+ * Adds `key` to `obj` as an enumerable getter that runs `resolve` on first read and
+ * keeps its value (an error is thrown again on each read, naming the field, never the value).
+ */
+function lazily<T extends object, K extends string, V>(obj: T, key: K, resolve: () => V): T & Record<K, V> {
+  let done = false;
+  let value: V;
+  return Object.defineProperty(obj, key, {
+    enumerable: true,
+    get: () => {
+      if (!done) {
+        value = resolve();
+        done = true;
+      }
+      return value;
+    },
+  }) as T & Record<K, V>;
+}
+
 export function parseConfig(
   raw: unknown,
   ctx: { env?: NodeJS.ProcessEnv; baseDir?: string; sourcePath?: string | null } = {},
@@ -198,7 +217,6 @@ export function parseConfig(
   const c = parsed.data;
 
   const secretRef = c.nostr.secretKey ?? env.DVM_GATE_NSEC;
-  const secretKeyHex = secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null;
   const dbPath = resolve(baseDir, c.database.path);
 
   if (c.payments.backend === "nwc" && !c.payments.nwc) throw new ConfigError(`${where}: payments.nwc: required when payments.backend is "nwc"`);
@@ -206,10 +224,16 @@ export function parseConfig(
     throw new ConfigError(`${where}: payments.lnbits: required when payments.backend is "lnbits"`);
 
   const toMsats = (s: number) => satsToMsats(s);
+  const nwc = c.payments.nwc;
+  const lnbits = c.payments.lnbits;
   return {
     sourcePath: ctx.sourcePath ?? null,
     dataDir: dirname(dbPath),
-    nostr: { secretKeyHex, relays: c.nostr.relays },
+    // Secrets are resolved when first read, so the commands that never sign or pay
+    // (keygen, pool status, verify, grants, …) run without them being set.
+    nostr: lazily({ relays: c.nostr.relays }, "secretKeyHex", () =>
+      secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null,
+    ),
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
     jobs: {
       priceMsatsByKind: new Map(Object.entries(c.jobs.kinds).map(([k, v]) => [Number(k), toMsats(v.priceSats)])),
@@ -243,17 +267,14 @@ export function parseConfig(
         refreshSec: c.trust.wot.refreshSec,
       },
     },
-    payments: {
+    payments: lazily({
       backend: c.payments.backend,
       invoiceExpirySec: c.payments.invoiceExpirySec,
       paymentGraceSec: c.payments.paymentGraceSec,
       devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
-      nwcUri: c.payments.nwc ? resolveSecret("payments.nwc.uri", c.payments.nwc.uri, env, baseDir) : null,
-      lnbits: c.payments.lnbits
-        ? { url: c.payments.lnbits.url, invoiceKey: resolveSecret("payments.lnbits.invoiceKey", c.payments.lnbits.invoiceKey, env, baseDir) }
-        : null,
+      lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
-    },
+    }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,

@@ -33,13 +33,13 @@ export const command: Command = {
         if (!tierArg) throw new UsageError(`identity set-tier: missing TIER (${TIERS.join(", ")} or auto)`);
         if (tierArg !== "auto" && !isTier(tierArg))
           throw new UsageError(`identity set-tier: unknown tier "${tierArg}" (expected ${TIERS.join(", ")} or auto)`);
-        view = ctx.ledger().setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
+        view = ctx.ledger({ create: true }).setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
         break;
       }
       case "ban":
       case "unban":
         noExtraArgs(positionals, 2, `dvm-gate identity ${sub} PUBKEY`);
-        view = ctx.ledger().setBanned(pubkeyArg(who), sub === "ban", typeof values.reason === "string" ? values.reason : null, now);
+        view = ctx.ledger({ create: true }).setBanned(pubkeyArg(who), sub === "ban", typeof values.reason === "string" ? values.reason : null, now);
         break;
       default:
         throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
