@@ -93,10 +93,28 @@ export function loadConfig(opts: LoadOptions = {}): RuntimeConfig {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(`config ${path} is not valid JSON: ${(err as Error).message}`);
+      throw new ConfigError(`config ${path} is not valid JSON${jsonErrorWhere(text, err)} (its text is not shown: it may hold a secret)`);
     }
   }
   return parseConfig(raw, { env, baseDir: path ? dirname(path) : cwd, sourcePath: path });
+}
+
+/**
+ * Where a JSON syntax error is, never what is there: V8's message quotes the text
+ * around the error, and an unquoted nsec would show in it. Only numbers are kept.
+ */
+export function jsonErrorWhere(text: string, err: unknown): string {
+  const message = String((err as Error)?.message ?? "");
+  const lineCol = /line (\d+) column (\d+)/.exec(message);
+  if (lineCol) return ` at line ${lineCol[1]}, column ${lineCol[2]}`;
+  const pos = /position (\d+)/.exec(message);
+  if (pos) {
+    const before = text.slice(0, Number(pos[1]));
+    const line = before.split("\n").length;
+    return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
+  }
+  if (/end of JSON input/i.test(message)) return " (it ends too early)";
+  return "";
 }
 
 const ENV_OVERRIDES: { name: string; apply: (c: Record<string, any>, v: number) => void }[] = [
