@@ -163,11 +163,10 @@ function describeParseError(err: NodeJS.ErrnoException): string {
   const first = (err.message ?? String(err)).split("\n")[0]!;
   const option = /'(-{1,2}[^' ]+)/.exec(first)?.[1];
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    if (option && /^-\d/.test(option)) return `${option} is not a valid amount or option (amounts are whole numbers ≥ 0)`;
     return `unknown option ${option ?? first} (see --help)`;
   }
   if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    if (/ambiguous/.test(first) && option) return `${option}: expected a whole number ≥ 0 or a value that does not start with "-"`;
+    if (/ambiguous/.test(first) && option) return `${option}: its value starts with "-"; write ${option}=VALUE if that is meant`;
     return first;
   }
   return first;
