@@ -37,12 +37,14 @@ export const command: Command = {
         break;
       }
       case "ban":
-      case "unban":
+      case "unban": {
         noExtraArgs(positionals, 2, `dvm-gate identity ${sub} PUBKEY`);
-        view = ctx
-          .ledger({ create: true })
-          .setBanned(pubkeyArg(who), sub === "ban", typeof values.reason === "string" ? textArg(values.reason, `identity ${sub}: --reason`, 200) : null, now);
+        // Arguments first: bad input must not create or change the database.
+        const pubkey = pubkeyArg(who);
+        const reason = typeof values.reason === "string" ? textArg(values.reason, `identity ${sub}: --reason`, 200) : null;
+        view = ctx.ledger({ create: true }).setBanned(pubkey, sub === "ban", reason, now);
         break;
+      }
       default:
         throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
     }
