@@ -3,7 +3,7 @@
 // (kind 31990, which job kinds it serves at what price). Both are parameterized
 // replaceable, so a newer one replaces the last; an auditor reads the budgets here.
 import type { Event, EventTemplate } from "nostr-tools/pure";
-import type { Totals } from "../ledger/ledger.js";
+import type { Totals } from "../policy/pool.js";
 import { TIERS, type Tier } from "../policy/tiers.js";
 import { isMsats } from "../util/money.js";
 

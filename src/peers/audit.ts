@@ -3,7 +3,7 @@
 // customer's rolling 24 h budget. Pure: the caller fetches the events (fetchAuditEvents
 // below does it from relays) and decides what to do with the report.
 import type { Event } from "nostr-tools/pure";
-import type { Totals } from "../ledger/ledger.js";
+import type { Totals } from "../policy/pool.js";
 import { isTier, type Tier } from "../policy/tiers.js";
 import { GRANT_KIND, GRANT_NAMESPACE, parseGrantEvent, type ParsedGrant } from "../events/grant-event.js";
 import { parsePoolStatus, POOL_STATUS_D, POOL_STATUS_KIND, type PoolStatus } from "../events/announce.js";

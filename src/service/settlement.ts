@@ -48,21 +48,6 @@ export function isPrivateRelay(url: string): boolean {
   return false;
 }
 
-/** The reply target of a decided request, from what was saved with its decision. */
-export function replyTargetFor(ledger: Ledger, requestId: string, expiresAtMs: number): (ReplyTarget & { replyRelays: string[] }) | null {
-  const req = ledger.getRequest(requestId);
-  const meta = getRequestMeta(ledger.db, requestId);
-  if (!req || !meta) return null;
-  return {
-    requestId,
-    customer: req.pubkey,
-    relayHint: meta.relayHint,
-    encryption: meta.encryption,
-    expiresAtSec: Math.ceil(expiresAtMs / 1000),
-    replyRelays: meta.replyRelays,
-  };
-}
-
 export type SignalOutcome =
   | { signal: "result"; result: SettleResult }
   | { signal: "worker-error"; result: FailResult }
