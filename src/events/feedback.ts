@@ -11,6 +11,7 @@
 import { getPublicKey, type Event, type EventTemplate } from "nostr-tools/pure";
 import { decryptFrom, encryptFor } from "./encryption.js";
 import { isMsats } from "../util/money.js";
+import { HEX64 } from "../util/hex.js";
 
 export const FEEDBACK_KIND = 7000;
 
@@ -24,7 +25,6 @@ export interface ReplyTarget {
 
 export type FeedbackStatus = "payment-required" | "processing" | "error" | "success" | "partial";
 
-const HEX64 = /^[0-9a-f]{64}$/;
 /** Tags that stay readable on an encrypted reply: routing and NIP-40, nothing about the job. */
 const CLEAR_TAGS: ReadonlySet<string> = new Set(["e", "p", "expiration", "encrypted"]);
 

@@ -7,6 +7,7 @@ import type { Event } from "nostr-tools/pure";
 import { toVerifiedEvent } from "./verify.js";
 import { readFeedback } from "./feedback.js";
 import { isMsats } from "../util/money.js";
+import { HEX64 } from "../util/hex.js";
 
 export const DELETION_KIND = 5;
 /** A deletion naming more events than this is read for its first ones only. */
@@ -17,7 +18,6 @@ export type SettlementSignal =
   | { type: "worker-error"; requestId: string; worker: string; reason: string; event: Event }
   | { type: "deletion"; requestIds: string[]; author: string; event: Event };
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const DIGITS = /^\d{1,16}$/;
 
 /**

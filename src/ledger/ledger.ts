@@ -26,6 +26,7 @@ import { assertMsats, isMsats, MAX_MSATS, percentOfMsats } from "../util/money.j
 import { openDb, withBusyRetry, type Db, type OpenOptions } from "./db.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer.js";
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
+import { HEX64 } from "../util/hex.js";
 
 export const WINDOW_MS = DAY_MS;
 
@@ -132,7 +133,6 @@ export interface IdentityView {
   known: boolean;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export function assertHex64(v: unknown, what: string): string {
   if (typeof v !== "string" || !HEX64.test(v)) throw new LedgerInputError(`${what}: expected 64 lowercase hex characters`);

@@ -13,6 +13,7 @@ import { finalizeEvent, getPublicKey, verifyEvent, type Event } from "nostr-tool
 import { isMsats } from "../util/money.js";
 import { decodeBolt11 } from "./bolt11.js";
 import { PaymentBackendError, type InvoiceRequest, type InvoiceState, type IssuedInvoice, type PaymentBackend } from "./types.js";
+import { HEX64 } from "../util/hex.js";
 
 export const NWC_INFO_KIND = 13194;
 export const NWC_REQUEST_KIND = 23194;
@@ -27,8 +28,6 @@ export interface NwcConnection {
   relays: string[];
   secretKey: Uint8Array;
 }
-
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Parses a `nostr+walletconnect://` URI; errors never echo the URI (it holds a secret). */
 export function parseNwcUri(uri: string): NwcConnection {

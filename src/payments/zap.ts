@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import { decodeBolt11 } from "./bolt11.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface ZapExpectation {
   providerPubkey: string;
@@ -21,7 +22,6 @@ const ZAP_RECEIPT_KIND = 9735;
 const ZAP_REQUEST_KIND = 9734;
 /** NIP-57 descriptions are one small event; anything larger is not worth parsing. */
 const MAX_DESCRIPTION_CHARS = 65_536;
-const HEX64 = /^[0-9a-f]{64}$/;
 const HEX128 = /^[0-9a-f]{128}$/;
 
 export function checkZapReceipt(receipt: unknown, expect: ZapExpectation, paymentHashUsed: (hash: string) => boolean): ZapCheck {

@@ -1,5 +1,5 @@
-// A NIP-90 customer: builds and signs a job request addressed to one gate, publishes
-// it, and collects the gate's feedback (kind 7000) and the worker's result (request
+// A NIP-90 customer: publishes a job request (built by signJobRequest in
+// events/job-request.ts), and collects the gate's feedback (kind 7000) and the worker's result (request
 // kind + 1000) for that request, decrypting replies to encrypted requests. Used by
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
@@ -9,35 +9,6 @@ import { decryptFrom, encryptFor, type EncryptionScheme } from "../events/encryp
 import { toVerifiedEvent } from "../events/verify.js";
 
 export const FEEDBACK_KIND = 7000;
-
-export interface JobRequestSpec {
-  kind: number;
-  gatePubkey: string;
-  /** `["i", text, "text"]` each. */
-  inputs: string[];
-  params: [string, string][];
-  bidMsats?: number;
-  /** Where replies should go (NIP-90 `relays` tag). */
-  relays: string[];
-  encrypt?: EncryptionScheme;
-}
-
-/** Signs a fresh request; with `encrypt`, the i and param tags travel encrypted to the gate in `content`. */
-export function buildJobRequest(spec: JobRequestSpec, secretKey: Uint8Array, nowSec: number): Event {
-  const jobTags: string[][] = [...spec.inputs.map((text) => ["i", text, "text"]), ...spec.params.map(([k, v]) => ["param", k, v])];
-  const tags: string[][] = [];
-  let content = "";
-  if (spec.encrypt) {
-    content = encryptFor(spec.encrypt, JSON.stringify(jobTags), secretKey, spec.gatePubkey);
-    tags.push(["encrypted"]);
-  } else {
-    tags.push(...jobTags);
-  }
-  if (spec.bidMsats !== undefined) tags.push(["bid", String(spec.bidMsats)]);
-  if (spec.relays.length > 0) tags.push(["relays", ...spec.relays]);
-  tags.push(["p", spec.gatePubkey]);
-  return finalizeEvent({ kind: spec.kind, created_at: nowSec, tags, content }, secretKey);
-}
 
 export interface JobReply {
   type: "feedback" | "result";

@@ -13,6 +13,7 @@ import { websocketImplementation } from "../relay/ws.js";
 import type { Logger } from "pino";
 import { decryptFrom, encryptFor } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface DemoWorkerOptions {
   relayUrls: string[];
@@ -130,7 +131,7 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
     if (!ev || ev.pubkey !== opts.gatePubkey || ev.kind !== 7000) return;
     const requestId = ev.tags.find((t) => t[0] === "e")?.[1];
     const customer = ev.tags.find((t) => t[0] === "p")?.[1];
-    if (!requestId || !/^[0-9a-f]{64}$/.test(requestId) || !customer || !/^[0-9a-f]{64}$/.test(customer)) return;
+    if (!requestId || !HEX64.test(requestId) || !customer || !HEX64.test(customer)) return;
     if (statusOf(ev, customer) !== "processing") return;
     if (answered.has(requestId)) return;
     if (inFlight >= MAX_IN_FLIGHT) return log.warn({ requestId }, "demo worker busy; go signal dropped");

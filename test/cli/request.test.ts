@@ -11,7 +11,7 @@ import { WebSocket } from "ws";
 import { pino } from "pino";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { startDemoWorker, DEMO_PREFIX, demoOutput } from "../../src/peers/demo-worker.js";
-import { buildJobRequest } from "../../src/peers/customer.js";
+import { signJobRequest } from "../../src/events/job-request.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { runDvmGate } from "../audit/cli-run.js";
 import { startScriptedGate, type ScriptedGate } from "./scripted-gate.js";
@@ -186,7 +186,7 @@ describe("demo worker", () => {
 
   it("answers the gate's processing feedback once with a signed NIP-90 result", async () => {
     const customerSk = generateSecretKey();
-    const req = buildJobRequest({ kind: 5050, gatePubkey: gate.pubkey, inputs: ["abc"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
+    const req = signJobRequest({ kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "abc", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
     // The scripted gate sees a request with input "abc" and answers processing itself;
     // a second, hand-published go signal for the same request must not be answered again.
     await conn.publish(req);
@@ -209,8 +209,8 @@ describe("demo worker", () => {
     const customerSk = generateSecretKey();
     const otherGate = generateSecretKey();
     // Addressed to another gate, so the scripted gate stays silent; only hand-made go signals.
-    const req = buildJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: ["zzz"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
-    const req5100 = buildJobRequest({ kind: 5100, gatePubkey: gate.pubkey, inputs: ["img"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
+    const req = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "zzz", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const req5100 = signJobRequest({ kind: 5100, gatePubkey: gate.pubkey, inputs: [["i", "img", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
     await conn.publish(req);
     await conn.publish(req5100);
     await conn.publish(processing(req.id, req.pubkey, otherGate));

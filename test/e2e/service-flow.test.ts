@@ -154,15 +154,15 @@ describe("gate service over a real relay", () => {
   });
 
   it("answers encrypted requests (NIP-44 and NIP-04) with replies encrypted in the same scheme", async () => {
-    const { buildJobRequest } = await import("../../src/peers/customer.js");
+    const { signJobRequest } = await import("../../src/events/job-request.js");
     const { detectScheme } = await import("../../src/events/encryption.js");
     const elite = await customer();
     gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
     const fresh = await customer();
     const now = Math.floor(Date.now() / 1000);
-    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: ["secret question"], params: [] as [string, string][], relays: [] };
-    const r44 = buildJobRequest({ ...spec, encrypt: "nip44" }, elite.secretKey, now);
-    const r04 = buildJobRequest({ ...spec, encrypt: "nip04" }, fresh.secretKey, now);
+    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "secret question", "text"]], createdAtSec: now };
+    const r44 = signJobRequest({ ...spec, encryption: "nip44" }, elite.secretKey);
+    const r04 = signJobRequest({ ...spec, encryption: "nip04" }, fresh.secretKey);
     await elite.publish(r44);
     await fresh.publish(r04);
     const f44 = await elite.waitFeedback(r44.id, "processing");

@@ -143,11 +143,11 @@ describe("strfry plugin process", () => {
   it("rejects malformed job-request tags, stale or future created_at and NIP-40 expired requests with invalid:", async () => {
     const { sk } = user();
     const cases: [Event, RegExp][] = [
-      [jobRequest(sk, { tags: [["i", "x", "carrier-pigeon"]] }), /^invalid: "i" tag input type/],
-      [jobRequest(sk, { tags: [["i", "not-an-id", "event"]] }), /^invalid: "i" tag of type event must carry a 64-hex event id$/],
-      [jobRequest(sk, { tags: [["bid", "10.5"]] }), /^invalid: "bid" tag must be whole millisats/],
-      [jobRequest(sk, { tags: [["bid", "-3"]] }), /^invalid: "bid" tag/],
-      [jobRequest(sk, { tags: [["param", "model"]] }), /^invalid: "param" tag/],
+      [jobRequest(sk, { tags: [["i", "x", "carrier-pigeon"]] }), /^invalid: i tag type must be url, event, job or text/],
+      [jobRequest(sk, { tags: [["i", "not-an-id", "event"]] }), /^invalid: i tag of type event needs an event id$/],
+      [jobRequest(sk, { tags: [["bid", "10.5"]] }), /^invalid: bid must be a whole number of millisats/],
+      [jobRequest(sk, { tags: [["bid", "-3"]] }), /^invalid: bid must be a whole number of millisats/],
+      [jobRequest(sk, { tags: [["param", "model"]] }), /^invalid: param tag needs a key and a value/],
       [jobRequest(sk, { tags: [["expiration", String(nowSec() - 10)]] }), /^invalid: job request has expired \(NIP-40\)$/],
       [jobRequest(sk, { createdAtSec: nowSec() + 600 }), /^invalid: created_at is more than 60 s in the future$/],
       [jobRequest(sk, { createdAtSec: nowSec() - 3600 }), /^invalid: job request is older than 900 s$/],
@@ -172,7 +172,7 @@ describe("strfry plugin process", () => {
       expect((await ask(strfryLine(r, "Stream", "wss://other.example"))).action).toBe("accept");
     }
     const bad = jobRequest(a.sk, { tags: [["bid", "lots"]] });
-    expect((await ask(strfryLine(bad, "Sync", "wss://other.example"))).msg).toMatch(/^invalid: "bid"/);
+    expect((await ask(strfryLine(bad, "Sync", "wss://other.example"))).msg).toMatch(/^invalid: bid must be a whole number of millisats/);
     const banned = user();
     fx.ledger.setBanned(banned.pubkey, true, "spam", Date.now());
     for (const source of ["Import", "Stream", "Sync"] as const) {
