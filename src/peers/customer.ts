@@ -3,12 +3,14 @@
 // kind + 1000) for that request, decrypting replies to encrypted requests. Used by
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
+import { JobFeedback } from "nostr-tools/kinds";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
 import { websocketImplementation } from "../relay/ws.js";
 import { decryptFrom, encryptFor, type EncryptionScheme } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
+import { parseWireMsats } from "../util/money.js";
 
-export const FEEDBACK_KIND = 7000;
+export const FEEDBACK_KIND = JobFeedback;
 
 export interface JobReply {
   type: "feedback" | "result";
@@ -30,7 +32,6 @@ export interface JobReply {
   event: Event;
 }
 
-const DIGITS = /^\d{1,16}$/;
 
 /**
  * Reads a feedback or result event for `requestId`; null when it is about another
@@ -59,7 +60,6 @@ export function parseReply(ev: Event, request: { id: string; kind: number }, sec
   const st = tag("status");
   const amount = tag("amount");
   const ft = tag("free-tier");
-  const num = (v: string | undefined) => (v !== undefined && DIGITS.test(v) ? Number(v) : null);
   // NDK spells it payment_required; the NIP (and the gate) payment-required.
   const status = type === "result" ? "result" : (st?.[1] ?? "unknown").replace("payment_required", "payment-required");
   return {
@@ -70,9 +70,9 @@ export function parseReply(ev: Event, request: { id: string; kind: number }, sec
     createdAt: ev.created_at,
     status,
     statusInfo: type === "feedback" ? (st?.[2] ?? null) : null,
-    amountMsats: num(amount?.[1]),
+    amountMsats: parseWireMsats(amount?.[1]),
     bolt11: amount?.[2] || null,
-    freeTier: ft && ft[1] ? { label: ft[1], absorbedMsats: num(ft[2]) ?? 0, chargeMsats: num(ft[3]) ?? 0 } : null,
+    freeTier: ft && ft[1] ? { label: ft[1], absorbedMsats: parseWireMsats(ft[2]) ?? 0, chargeMsats: parseWireMsats(ft[3]) ?? 0 } : null,
     content,
     encrypted,
     ...(undecryptable ? { undecryptable } : {}),
