@@ -192,7 +192,13 @@ describe("demo worker", () => {
     await conn.publish(req);
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id)))).toBe(true);
     await conn.publish(processing(req.id, req.pubkey));
-    await new Promise((r) => setTimeout(r, 500));
+    // The control: a go signal sent after the repeated one. The worker judges each go
+    // signal as it arrives, in the relay's order, so once the control is answered the
+    // repeat was judged too.
+    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    await conn.publish(control);
+    await conn.publish(processing(control.id, control.pubkey));
+    expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
     const mine = results.filter((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id));
     expect(mine).toHaveLength(1);
     const res = mine[0]!;
@@ -215,9 +221,14 @@ describe("demo worker", () => {
     await conn.publish(req5100);
     await conn.publish(processing(req.id, req.pubkey, otherGate));
     await conn.publish(processing(req5100.id, req5100.pubkey));
-    // A control: the real gate's go signal for the first request is answered.
-    await new Promise((r) => setTimeout(r, 300));
+    // The control: the real gate's go signal for another request, sent after the two
+    // that must be ignored; once it is answered, those two were judged.
+    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    await conn.publish(control);
+    await conn.publish(processing(control.id, control.pubkey));
+    expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
     expect(results.some((r) => r.tags.some((t) => t[0] === "e" && (t[1] === req.id || t[1] === req5100.id)))).toBe(false);
+    // And the real gate's go signal for the first request is answered.
     await conn.publish(processing(req.id, req.pubkey));
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id)))).toBe(true);
     expect(results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req5100.id))).toBe(false);

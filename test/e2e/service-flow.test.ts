@@ -141,12 +141,18 @@ describe("gate service over a real relay", () => {
     gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
     const before = gate.ledger.totals();
     const req = elite.request(gate.pubkey);
+    const control = elite.request(gate.pubkey, { input: "the control" });
     await elite.publish(req);
+    await elite.publish(control);
     await elite.waitFeedback(req.id, "processing");
+    await elite.waitFeedback(control.id, "processing");
     const { finalizeEvent } = await import("nostr-tools/pure");
-    const del = (sk: Uint8Array) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, sk);
+    const del = (sk: Uint8Array, id = req.id) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", id]], content: "" }, sk);
     await other.publish(del(other.secretKey));
-    await new Promise((r) => setTimeout(r, 500));
+    // The control: the customer's own deletion of another request, sent after the
+    // stranger's; once it has voided that one, the stranger's was judged.
+    await other.publish(del(elite.secretKey, control.id));
+    await waitFor(() => gate.ledger.getRequest(control.id)?.state === "failed", 8000, "the control's deletion void");
     expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
     await elite.publish(del(elite.secretKey));
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "failed", 8000, "deletion void");

@@ -246,8 +246,18 @@ describe("strfry plugin process", () => {
     // An address limit may be a neighbour's doing: it costs the pubkey no trust.
     const neighbour = user();
     expect((await ask(strfryLine(jobRequest(neighbour.sk), "IP4", "10.3.0.1"))).msg).toMatch(/at your address/);
-    await new Promise((r) => setTimeout(r, 2500));
-    expect(fx.ledger.identity(neighbour.pubkey, Date.now()).score).toBe(0);
+    // The control: a pubkey over its own allowance after that, which does cost trust.
+    // The reporter writes everything collected in one round, so once the control's
+    // penalty is in, a penalty for the neighbour would be too.
+    const control = user();
+    fx.ledger.setTier(control.pubkey, "established", Date.now());
+    const controlResults: string[] = [];
+    for (let i = 0; i < 7; i++) controlResults.push((await ask(strfryLine(jobRequest(control.sk, { content: `c${i}` }), "IP4", `10.4.0.${i}`))).action);
+    expect(controlResults.at(-1)).toBe("reject");
+    const scoreOf = (pk: string) => fx.ledger.identity(pk, Date.now()).score;
+    for (let waited = 0; waited < 8000 && scoreOf(control.pubkey) === 0; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    expect(scoreOf(control.pubkey)).toBe(-5);
+    expect(scoreOf(neighbour.pubkey)).toBe(0);
 
     const v6: string[] = [];
     for (let i = 1; i <= 6; i++) v6.push((await ask(strfryLine(jobRequest(user().sk), "IP6", `2001:db8:0:7::${i.toString(16)}`))).action);
