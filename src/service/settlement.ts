@@ -8,6 +8,7 @@ import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
 import type { SettlementSignal } from "../events/job-events.js";
+import { poolShareOfCostMsats } from "../policy/cost-share.js";
 
 export interface SettlementDeps {
   ledger: Ledger;
@@ -87,12 +88,14 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
  * Posts a request's reservation (worker result or operator `settle`). The grant event,
  * signed by the ledger inside this transaction, is queued for the gate's relays in it too.
  */
-export function settleJob(deps: SettlementDeps, requestId: string, actualMsats: number | null, resultForKind?: number): SettleResult {
-  if (resultForKind !== undefined) {
-    const req = deps.ledger.getRequest(requestId);
-    // A result of another kind is not the result of this job.
-    if (req && req.kind !== resultForKind) return { status: "not_processing", request: req };
-  }
+export function settleJob(deps: SettlementDeps, requestId: string, costMsats: number | null, resultForKind?: number): SettleResult {
+  const req = deps.ledger.getRequest(requestId);
+  // A result of another kind is not the result of this job.
+  if (resultForKind !== undefined && req && req.kind !== resultForKind) return { status: "not_processing", request: req };
+  // The stated cost is the job's, not the pool's: what the customer paid (fixed once the
+  // job is processing) is spent first.
+  const charged = req && req.paidMsats > 0 ? req.chargeMsats : 0;
+  const actualMsats = costMsats === null ? null : poolShareOfCostMsats(costMsats, charged);
   const now = deps.nowMs();
   const result = deps.ledger.settle(requestId, { actualMsats }, now, (db, r) => {
     if (r.status !== "posted" || !r.grant?.eventJson) return;

@@ -218,4 +218,25 @@ describe("gate service over a real relay", () => {
     expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
     expect(gate.verify()).toEqual([]);
   });
+
+  it("spends what the customer paid first when the worker states the cost: absorbed = min(reserved, cost − charged)", async () => {
+    const est = await customer();
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
+    const req = est.request(gate.pubkey, { kind: 5051, input: "stated cost" }); // 70 sats: 50 from the pool, 20 charged
+    await est.publish(req);
+    const fb = await est.waitFeedback(req.id, "payment-required");
+    expect(fb.freeTier).toEqual({ label: "partial", absorbedMsats: 50 * SAT, chargeMsats: 20 * SAT });
+    expect(devPay(gate.ledger.db, fb.bolt11!, gate.nowMs()).status).toBe("paid");
+    await est.waitFeedback(req.id, "processing");
+    const poolBefore = gate.ledger.totals().poolMsats;
+    // The job cost 60 sats: the customer's 20 pay for the first 20, the pool for 40, and
+    // the other 10 reserved go back (before, the pool absorbed min(50, 60) = 50).
+    await worker.result(req, { amountMsats: 60 * SAT });
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+    const [grant] = gate.ledger.grants({ pubkey: est.pubkey });
+    expect(grant).toMatchObject({ requestId: req.id, label: "partial", absorbedMsats: 40 * SAT, chargedMsats: 20 * SAT });
+    // The 10 sats back, plus the 10 % pool credit of the 20 sats paid.
+    expect(gate.ledger.totals().poolMsats - poolBefore).toBe(10 * SAT + 2 * SAT);
+    expect(gate.verify()).toEqual([]);
+  });
 });
