@@ -10,6 +10,11 @@ import { HEX64 } from "../util/hex.js";
 export const I_TAG_TYPES: ReadonlySet<string> = new Set(["url", "event", "job", "text"]);
 /** Reply relays kept from a request's `relays` tags; the rest are dropped. */
 export const MAX_REPLY_RELAYS = 10;
+/**
+ * URLs looked at, across all `relays` tags: parsing is the costly part of reading tags,
+ * and the plugin reads them on the relay's single writer thread, before any rate limit.
+ */
+export const MAX_RELAY_URLS_READ = 2 * MAX_REPLY_RELAYS;
 /** NIP-40 times: seconds, never milliseconds (13 digits is a clock in ms, not a date). */
 const UNIX_SEC = /^\d{1,12}$/;
 
@@ -29,6 +34,7 @@ export interface JobTags {
 export function readJobTags(tags: readonly string[][]): JobTags | { problem: string } {
   const out: JobTags = { inputs: [], params: [], output: null, bidMsats: null, replyRelays: [] };
   let bids = 0;
+  let urlsRead = 0;
   for (const t of tags) {
     const problem = jobTagProblem(t);
     if (problem) return { problem: `invalid: ${problem}` };
@@ -41,7 +47,10 @@ export function readJobTags(tags: readonly string[][]): JobTags | { problem: str
       if (++bids > 1) return { problem: "invalid: more than one bid tag" };
       out.bidMsats = parseWireMsats(a);
     } else if (name === "relays") {
-      for (const url of t.slice(1)) if (out.replyRelays.length < MAX_REPLY_RELAYS && isRelayUrl(url) && !out.replyRelays.includes(url)) out.replyRelays.push(url);
+      for (let i = 1; i < t.length && urlsRead < MAX_RELAY_URLS_READ && out.replyRelays.length < MAX_REPLY_RELAYS; i++, urlsRead++) {
+        const url = t[i]!;
+        if (isRelayUrl(url) && !out.replyRelays.includes(url)) out.replyRelays.push(url);
+      }
     }
   }
   return out;
