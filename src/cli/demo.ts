@@ -3,7 +3,7 @@
 // from a relay library, the dev wallet, a demo worker for kind 5050, and a short guide.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
+import { generateSecretKey } from "nostr-tools/pure";
 import { nip19 } from "nostr-tools";
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
@@ -118,8 +118,4 @@ export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: st
     "Then: npx dvm-gate pool status · npx dvm-gate grants · npx dvm-gate verify. Stop with Ctrl-C.",
     "",
   ].join("\n");
-}
-
-export function demoGatePubkey(sk: Uint8Array): string {
-  return getPublicKey(sk);
 }

@@ -3,7 +3,7 @@
 // customer's rolling 24 h budget. Pure: the caller fetches the events (fetchAuditEvents
 // below does it from relays) and decides what to do with the report.
 import type { Event } from "nostr-tools/pure";
-import type { Totals } from "../policy/pool.js";
+import { totalsBalance, type Totals } from "../policy/pool.js";
 import { isTier, type Tier } from "../policy/tiers.js";
 import { GRANT_KIND, GRANT_NAMESPACE, parseGrantEvent, type ParsedGrant } from "../events/grant-event.js";
 import { parsePoolStatus, POOL_STATUS_D, POOL_STATUS_KIND, type PoolStatus } from "../events/announce.js";
@@ -107,7 +107,7 @@ export function auditGrants(events: Event[], gatePubkey: string, budgetsMsats?: 
   checkTotals(chain, problems);
   if (status) {
     const s = status.parsed;
-    if (s.initialMsats + s.creditedMsats !== s.poolMsats + s.pendingMsats + s.absorbedMsats)
+    if (!totalsBalance(s))
       problems.add("totals", `pool status ${short(status.ev.id)}: initial + credited ≠ pool + pending + absorbed`);
   }
   const budgets = budgetsMsats ?? status?.parsed.budgetsMsats;
@@ -166,7 +166,7 @@ function checkTotals(chain: ParsedGrant[], problems: Problems): void {
   let before: ParsedGrant | null = null;
   for (const g of chain) {
     const t = g.totals;
-    if (t.initialMsats + t.creditedMsats !== t.poolMsats + t.pendingMsats + t.absorbedMsats)
+    if (!totalsBalance(t))
       problems.add(
         "totals",
         `grant seq ${g.seq}: initial ${t.initialMsats} + credited ${t.creditedMsats} ≠ pool ${t.poolMsats} + pending ${t.pendingMsats} + absorbed ${t.absorbedMsats}`,

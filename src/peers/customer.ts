@@ -4,9 +4,9 @@
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { JobFeedback } from "nostr-tools/kinds";
-import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
+import type { Event } from "nostr-tools/pure";
 import { websocketImplementation } from "../relay/ws.js";
-import { decryptFrom, encryptFor, type EncryptionScheme } from "../events/encryption.js";
+import { decryptFrom } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
 import { parseWireMsats } from "../util/money.js";
 
@@ -187,8 +187,4 @@ export async function runRequest(opts: RunRequestOptions): Promise<CustomerSessi
   } finally {
     for (const r of relays) r.close();
   }
-}
-
-export function customerPubkey(secretKey: Uint8Array): string {
-  return getPublicKey(secretKey);
 }
