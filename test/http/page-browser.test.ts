@@ -5,7 +5,7 @@
 // jobs, paid jobs, an invoice left to expire, one left open and an operator credit
 // happen hours apart on the gate's clock; each figure must then be on the page.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -46,7 +46,10 @@ function chromium(args: string[], timeoutMs = 60_000): Promise<{ code: number | 
     p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
+    p.on("close", (code) => {
+      rmSync(profile, { recursive: true, force: true });
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
