@@ -16,7 +16,12 @@ export interface RuntimeConfig {
   sourcePath: string | null;
   /** Folder for the database, the demo key and other state. */
   dataDir: string;
-  nostr: { secretKeyHex: string | null; relays: string[] };
+  nostr: {
+    secretKeyHex: string | null;
+    relays: string[];
+    maxReplyRelays: number;
+    customerRelays: { maxOpen: number; connectTimeoutMs: number; publishTimeoutMs: number; maxAttempts: number };
+  };
   database: { path: string; synchronous: "FULL" | "NORMAL"; busyTimeoutMs: number };
   jobs: {
     priceMsatsByKind: Map<number, number>;
@@ -209,7 +214,7 @@ export function parseConfig(
   return {
     sourcePath: ctx.sourcePath ?? null,
     dataDir: dirname(dbPath),
-    nostr: { secretKeyHex, relays: c.nostr.relays },
+    nostr: { secretKeyHex, relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays },
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
     jobs: {
       priceMsatsByKind: new Map(Object.entries(c.jobs.kinds).map(([k, v]) => [Number(k), toMsats(v.priceSats)])),
