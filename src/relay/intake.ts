@@ -97,6 +97,8 @@ interface RelayState {
   connects: number;
   /** When the current subscription opened: a relay that lets us in and then refuses us must not reset its backoff. */
   subscribedAtMs: number | null;
+  /** Why we are closing the socket ourselves (the reconnect line says it, once). */
+  closeWhy: string | null;
 }
 
 export class RelayIntake {
@@ -126,7 +128,7 @@ export class RelayIntake {
     if (!this.stopped) return;
     this.stopped = false;
     for (const url of new Set(this.o.relays)) {
-      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null };
+      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null, closeWhy: null };
       st.cursorSec = st.savedCursorSec = this.o.loadCursorSec(url);
       this.states.set(url, st);
       void this.connect(st);
@@ -202,11 +204,11 @@ export class RelayIntake {
     const relay: SafeRelay = new SafeRelay(st.url, {
       enablePing: true,
       signAuth: this.o.signAuth,
-      // A relay whose AUTH we cannot pass refuses us: drop the socket, come back after the backoff.
+      // A relay whose AUTH we cannot pass refuses us: drop the socket, come back after the
+      // backoff. Logged once, by the reconnect line.
       onAuthFailed: (reason) => {
         if (st.relay !== relay) return;
-        this.peerLog.write("warn", st.url, { relay: st.url, reason }, "relay auth failed; treating the relay as refusing us");
-        relay.safeClose();
+        this.refused(st, relay, `auth failed: ${reason}`);
       },
       onBadFrame: (reason) => this.peerLog.write("warn", st.url, { relay: st.url, reason }, "relay sent a frame we could not handle"),
     });
@@ -226,11 +228,20 @@ export class RelayIntake {
       relay.safeClose();
       return;
     }
+    if (!relay.connected) {
+      // Dropped between the handshake and now (its close went to nobody yet).
+      st.relay = null;
+      relay.safeClose();
+      this.scheduleReconnect(st, "connection dropped at once");
+      return;
+    }
     relay.onclose = () => {
       if (st.relay !== relay) return;
       st.relay = null;
       st.sub = null;
-      this.scheduleReconnect(st, "connection closed");
+      const why = st.closeWhy ?? "connection closed";
+      st.closeWhy = null;
+      this.scheduleReconnect(st, why);
     };
     try {
       this.subscribe(st, relay);
@@ -295,14 +306,12 @@ export class RelayIntake {
               if (st.relay === relay && !this.stopped) this.subscribe(st, relay, true);
             })
             .catch((err) => {
-              this.peerLog.write("warn", st.url, { relay: st.url, reason: String((err as Error)?.message ?? err).slice(0, 200) }, "relay auth failed; treating the relay as refusing us");
-              relay.safeClose();
+              if (st.relay === relay) this.refused(st, relay, `auth failed: ${String((err as Error)?.message ?? err).slice(0, 200)}`);
             });
           return;
         }
         // The relay closed our subscription (not the socket): drop the socket and start over.
-        this.peerLog.write("warn", st.url, { relay: st.url, reason: reason.slice(0, 200) }, "relay closed the subscription");
-        relay.safeClose();
+        this.refused(st, relay, `subscription closed: ${reason.slice(0, 200)}`);
       },
       eoseTimeout: 30_000,
     });
@@ -310,7 +319,14 @@ export class RelayIntake {
     st.connected = true;
     st.connects++;
     st.subscribedAtMs = this.o.nowMs();
-    this.o.log.info({ relay: st.url, since }, "subscribed");
+    this.peerLog.write("info", st.url, { relay: st.url, since }, "subscribed");
+  }
+
+  /** The relay refuses us (AUTH we cannot pass, our subscription closed): close it and reconnect after the backoff. */
+  private refused(st: RelayState, relay: SafeRelay, why: string): void {
+    if (relay.closing) return;
+    st.closeWhy = why;
+    relay.safeClose();
   }
 
   /**

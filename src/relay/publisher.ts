@@ -235,11 +235,12 @@ export class OutboxPublisher {
       }
     };
     const first = await attempt();
+    if (!first.ok && relay.authFailure) return { ok: false, msg: `auth-required: ${relay.authFailure}` };
     if (first.ok || !first.msg.startsWith("auth-required:")) return first;
     try {
       await relay.authenticate();
     } catch (err) {
-      return { ok: false, msg: `auth-required: auth failed: ${String((err as Error)?.message ?? err)}` };
+      return { ok: false, msg: `auth-required: ${relay.authFailure ?? `auth failed: ${String((err as Error)?.message ?? err)}`}` };
     }
     return attempt();
   }
@@ -313,18 +314,16 @@ export class OutboxPublisher {
     const relay: SafeRelay = new SafeRelay(url, {
       signAuth: this.o.signAuth,
       // Our AUTH got no OK, OK false, or the challenge was garbage: the relay refuses us.
-      // Closing fails what is in flight, which records the attempt and backs the relay off.
-      onAuthFailed: (reason) => {
-        this.peerLog.write("warn", url, { relay: url, reason }, "relay auth failed; treating the relay as refusing us");
-        relay.safeClose();
-      },
+      // Closing fails what is in flight, which records the attempt (the failure line says
+      // why, once) and backs the relay off.
+      onAuthFailed: () => relay.safeClose(),
       onBadFrame: (reason) => this.peerLog.write("warn", url, { relay: url, reason }, "relay sent a frame we could not handle"),
     });
     relay.publishTimeout = trusted ? this.o.publishTimeoutMs : this.o.untrusted.publishTimeoutMs;
     await relay.connect({ timeout: trusted ? this.o.connectTimeoutMs : this.o.untrusted.connectTimeoutMs });
-    if (this.stopped) {
+    if (this.stopped || !relay.connected) {
       relay.safeClose();
-      throw new Error("publisher stopped");
+      throw new Error(this.stopped ? "publisher stopped" : "connection dropped at once");
     }
     relay.onclose = () => {
       if (this.conns.get(url)?.relay === relay) this.conns.delete(url);

@@ -52,6 +52,8 @@ interface LibraryInternals {
 export class SafeRelay extends AbstractRelay {
   private authFailedReported = false;
   private closingByUs = false;
+  /** Why this connection's AUTH could not be passed, once it is known. */
+  authFailure: string | null = null;
 
   constructor(
     url: string,
@@ -73,6 +75,7 @@ export class SafeRelay extends AbstractRelay {
   override async connect(opts?: { timeout?: number }): Promise<void> {
     this.authFailedReported = false;
     this.closingByUs = false;
+    this.authFailure = null;
     return super.connect(opts);
   }
 
@@ -156,6 +159,7 @@ export class SafeRelay extends AbstractRelay {
   private authFailed(reason: string): void {
     if (this.authFailedReported) return;
     this.authFailedReported = true;
+    this.authFailure = reason;
     this.opts.onAuthFailed?.(reason);
   }
 
