@@ -214,6 +214,7 @@ export class RelayIntake {
     });
     relay.onnotice = (msg) => this.peerLog.write("debug", st.url, () => ({ relay: st.url, msg: String(msg).slice(0, 200) }), "relay notice");
     st.relay = relay;
+    st.closeWhy = null;
     try {
       await relay.connect({ timeout: this.o.connectTimeoutMs });
     } catch (err) {
@@ -232,7 +233,9 @@ export class RelayIntake {
       // Dropped between the handshake and now (its close went to nobody yet).
       st.relay = null;
       relay.safeClose();
-      this.scheduleReconnect(st, "connection dropped at once");
+      const why = st.closeWhy ?? "connection dropped at once";
+      st.closeWhy = null;
+      this.scheduleReconnect(st, why);
       return;
     }
     relay.onclose = () => {
