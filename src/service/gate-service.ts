@@ -14,7 +14,8 @@ import { checkJobRequest, type JobRequest, type JobRequestVerdict } from "../eve
 import { readSettlementSignal } from "../events/job-events.js";
 import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { enqueue, getCursorSec, markSeen, pruneBookkeeping, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { enqueue, getCursorSec, markSeen, pruneBookkeeping, requestOfPaymentRequiredEvent, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { isPaymentHashUsed } from "../ledger/invoice-store.js";
 import { RecentIds, RelayIntake } from "../relay/intake.js";
 import { OutboxPublisher } from "../relay/publisher.js";
 import { Invoicing } from "./invoicing.js";
@@ -319,15 +320,11 @@ export class GateService {
     // The zapped event is named in the embedded zap request; receipts copy its e tag.
     const zapped = ev.tags?.find?.((t) => Array.isArray(t) && t[0] === "e")?.[1];
     if (typeof zapped !== "string") return;
-    const row = db.prepare("SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(zapped) as
-      | { request_id: string }
-      | undefined;
-    if (!row) return;
-    const req = this.ledger.getRequest(row.request_id);
+    const requestId = requestOfPaymentRequiredEvent(db, zapped);
+    if (!requestId) return;
+    const req = this.ledger.getRequest(requestId);
     if (!req || req.state !== "awaiting-payment") return;
-    const used = (hash: string) =>
-      db.prepare("SELECT 1 FROM requests WHERE payment_ref = ?").get(hash) !== undefined ||
-      db.prepare("SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(hash) !== undefined;
+    const used = (hash: string) => isPaymentHashUsed(db, hash);
     const check = checkZapReceipt(ev, { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
     if (!check.ok) {
       this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");

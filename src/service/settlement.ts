@@ -5,6 +5,7 @@ import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult } from "../ledger/ledger.js";
 import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
+import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
 import type { SettlementSignal } from "../events/job-events.js";
@@ -144,7 +145,7 @@ export function applyPayment(
 ): PaidResult {
   const now = deps.nowMs();
   const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash, paidAtMs: p.atMs }, now, (db, req) => {
-    db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ?").run(now, p.paymentHash);
+    markInvoicePaid(db, p.paymentHash, now);
     const meta = getRequestMeta(db, p.requestId);
     const target: ReplyTarget = {
       requestId: p.requestId,
@@ -164,9 +165,7 @@ export function applyPayment(
   } else if (result.status !== "already_paid") {
     // The money arrived but the offer is gone (expired, cancelled) or short: the
     // operator has to refund by hand; stop watching the invoice either way.
-    deps.ledger.tx(() =>
-      deps.ledger.db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ? AND state <> 'paid'").run(now, p.paymentHash),
-    );
+    deps.ledger.tx(() => markInvoicePaid(deps.ledger.db, p.paymentHash, now, { onlyIfUnpaid: true }));
     deps.log.warn({ request: p.requestId, paymentHash: p.paymentHash, status: result.status }, "payment for a request that cannot take it: refund by hand");
   }
   return result;
