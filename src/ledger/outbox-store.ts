@@ -254,11 +254,14 @@ export function getCursorSec(db: Db, relay: string): number | null {
   return r ? r.since_sec : null;
 }
 
-/** Only moves forward. */
+/**
+ * The intake moves a cursor forward, and back only to hold it before a request whose
+ * decision could not be written yet (so a restart reads that request again).
+ */
 export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: number): void {
   stmt(db, 
     `INSERT INTO relay_cursors (relay, since_sec, updated_at_ms) VALUES (?, ?, ?)
-     ON CONFLICT(relay) DO UPDATE SET since_sec = MAX(since_sec, excluded.since_sec), updated_at_ms = excluded.updated_at_ms`,
+     ON CONFLICT(relay) DO UPDATE SET since_sec = excluded.since_sec, updated_at_ms = excluded.updated_at_ms`,
   ).run(relay, sinceSec, nowMs);
 }
 

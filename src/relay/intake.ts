@@ -37,10 +37,15 @@ export interface IntakeOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   connectTimeoutMs?: number;
-  /** How often cursors are written (they only move forward). */
+  /** How often cursors are written (forward, or back only to a held second: see holdCursorSec). */
   cursorFlushMs?: number;
   /** A connection that stayed up this long resets the reconnect backoff. */
   healthyAfterMs?: number;
+  /**
+   * The newest second a cursor may be saved at or resumed from (a request from then is
+   * not decided yet, e.g. its write failed), or null for no limit.
+   */
+  holdCursorSec?: () => number | null;
 }
 
 export { SafeWebSocket } from "./ws.js";
@@ -99,6 +104,8 @@ interface RelayState {
   subscribedAtMs: number | null;
   /** Why we are closing the socket ourselves (the reconnect line says it, once). */
   closeWhy: string | null;
+  /** Counts subscriptions: the catch-up of one replaced by reread() must not clear the next one's resume point. */
+  subGen: number;
 }
 
 export class RelayIntake {
@@ -119,6 +126,7 @@ export class RelayIntake {
       cursorFlushMs: 1000,
       healthyAfterMs: 30_000,
       alreadyHave: () => false,
+      holdCursorSec: () => null,
       ...opts,
     };
     this.peerLog = new RateLimitedLog(this.o.log, { perWindow: 10, windowMs: 60_000 });
@@ -128,7 +136,7 @@ export class RelayIntake {
     if (!this.stopped) return;
     this.stopped = false;
     for (const url of new Set(this.o.relays)) {
-      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null, closeWhy: null };
+      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null, closeWhy: null, subGen: 0 };
       st.cursorSec = st.savedCursorSec = this.o.loadCursorSec(url);
       this.states.set(url, st);
       void this.connect(st);
@@ -167,10 +175,11 @@ export class RelayIntake {
     for (const st of this.states.values()) {
       // Mid-backfill the newest event seen says nothing about older ones still to come.
       if (st.resumeSinceSec !== null) continue;
-      if (st.cursorSec !== null && st.cursorSec !== st.savedCursorSec) {
+      const sec = this.heldCursor(st.cursorSec);
+      if (sec !== null && sec !== st.savedCursorSec) {
         try {
-          this.o.saveCursorSec(st.url, st.cursorSec);
-          st.savedCursorSec = st.cursorSec;
+          this.o.saveCursorSec(st.url, sec);
+          st.savedCursorSec = sec;
         } catch (err) {
           this.o.log.warn({ relay: st.url, err: (err as Error).message }, "could not save relay cursor");
         }
@@ -181,8 +190,26 @@ export class RelayIntake {
   private sinceFor(st: RelayState): number {
     if (st.resumeSinceSec !== null) return st.resumeSinceSec;
     const nowSec = Math.floor(this.o.nowMs() / 1000);
-    if (st.cursorSec === null) return Math.max(0, nowSec - this.o.firstSinceAgoSec);
-    return Math.max(0, st.cursorSec - this.o.overlapSec);
+    const cursorSec = this.heldCursor(st.cursorSec);
+    if (cursorSec === null) return Math.max(0, nowSec - this.o.firstSinceAgoSec);
+    return Math.max(0, cursorSec - this.o.overlapSec);
+  }
+
+  private heldCursor(sec: number | null): number | null {
+    const hold = this.o.holdCursorSec();
+    return sec === null || hold === null ? sec : Math.min(sec, hold);
+  }
+
+  /** Subscribes every open relay again from its (held) cursor: what could not be recorded comes back. */
+  reread(): void {
+    for (const st of this.states.values()) {
+      const relay = st.relay;
+      if (!relay || !st.sub || this.stopped) continue;
+      const old = st.sub;
+      st.sub = null;
+      old.close();
+      this.subscribe(st, relay);
+    }
   }
 
   private scheduleReconnect(st: RelayState, why: string): void {
@@ -261,6 +288,8 @@ export class RelayIntake {
   private subscribe(st: RelayState, relay: SafeRelay, authRetried = false): void {
     const since = this.sinceFor(st);
     st.resumeSinceSec = since;
+    const gen = ++st.subGen;
+    const current = () => st.relay === relay && st.subGen === gen;
     const filters = this.o.filters(since);
     // Stored events come newest first, and a relay returns at most its limit of them
     // *per filter*: each filter pages back from its own oldest event, or a filter whose
@@ -285,7 +314,7 @@ export class RelayIntake {
         this.o.log.debug({ relay: st.url, since, stored: stored.size }, "relay caught up");
         const toPage = filters.map((f, i) => ({ filter: f, untilSec: oldestSec[i]! })).filter((p) => Number.isFinite(p.untilSec));
         if (toPage.length === 0) {
-          if (st.relay === relay) st.resumeSinceSec = null;
+          if (current()) st.resumeSinceSec = null;
           return;
         }
         // The cursor may move on only once every filter is through.
@@ -293,9 +322,9 @@ export class RelayIntake {
         const done = (complete: boolean) => {
           open--;
           if (!complete) open = -Infinity;
-          if (open === 0 && st.relay === relay) st.resumeSinceSec = null;
+          if (open === 0 && current()) st.resumeSinceSec = null;
         };
-        for (const p of toPage) this.pageBack(st, relay, since, p.filter, p.untilSec, stored, 1, done);
+        for (const p of toPage) this.pageBack(st, relay, current, since, p.filter, p.untilSec, stored, 1, done);
       },
       onclose: (reason) => {
         if (this.stopped || st.relay !== relay || st.sub !== sub || relay.closing || !relay.connected) return;
@@ -342,6 +371,7 @@ export class RelayIntake {
   private pageBack(
     st: RelayState,
     relay: SafeRelay,
+    current: () => boolean,
     since: number,
     filter: Filter,
     untilSec: number,
@@ -349,7 +379,7 @@ export class RelayIntake {
     page: number,
     done: (complete: boolean) => void,
   ): void {
-    if (this.stopped || st.relay !== relay) return;
+    if (this.stopped || !current()) return;
     if (page > MAX_BACKFILL_PAGES || untilSec < since) {
       if (page > MAX_BACKFILL_PAGES) this.o.log.warn({ relay: st.url, since, untilSec, kinds: filter.kinds }, "backfill stopped after the page limit; older stored events were not read");
       done(true);
@@ -377,7 +407,7 @@ export class RelayIntake {
             ended = true;
             sub.close();
             this.o.log.debug({ relay: st.url, kinds: filter.kinds, page, untilSec, fresh }, "backfill page");
-            if (fresh > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, since, filter, oldestSec, seen, page + 1, done);
+            if (fresh > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, current, since, filter, oldestSec, seen, page + 1, done);
             else done(true);
           },
           onclose: (reason) => {

@@ -197,8 +197,10 @@ export class OutboxPublisher {
     for (const [relay, ds] of byRelay) {
       const task = this.deliverTo(relay, ds)
         .catch((err) => {
-          // Not the relay's answer but ours (the database refused the record): back off all the same.
-          const retryInMs = this.relayFailed(relay, false);
+          // Not the relay's answer but ours (the store refuses writes, a full disk): the rows
+          // stay due, so without a pause the same events would go out again at once, in a
+          // loop. Backed off in memory, capped at 30 s so that recovery is noticed soon.
+          const retryInMs = this.relayFailed(relay, false, 30_000);
           this.peerLog.write("error", relay, { relay, err: String((err as Error)?.message ?? err).slice(0, 200), retryInMs }, "delivery failed");
         })
         .finally(() => {
@@ -250,10 +252,10 @@ export class OutboxPublisher {
   }
 
   /** Counts a failure of the relay as a whole; returns its backoff. */
-  private relayFailed(url: string, persist: boolean): number {
+  private relayFailed(url: string, persist: boolean, maxMs = this.o.relayBackoffMaxMs): number {
     const h = this.health.get(url) ?? { failures: 0, untilMs: 0 };
     this.health.delete(url);
-    const delayMs = backoffDelayMs(h.failures, this.o.relayBackoffBaseMs, this.o.relayBackoffMaxMs);
+    const delayMs = backoffDelayMs(h.failures, this.o.relayBackoffBaseMs, Math.min(maxMs, this.o.relayBackoffMaxMs));
     h.failures++;
     h.untilMs = this.o.nowMs() + delayMs;
     this.health.set(url, h);
