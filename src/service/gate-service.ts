@@ -159,6 +159,7 @@ export class GateService {
       log: this.log,
       secretKey: this.secretKey,
       relays: this.relays,
+      maxReplyRelays: this.cfg.nostr.maxReplyRelays,
       nowMs: this.nowMs,
       onQueued: () => {
         this.publisher.kick();
@@ -176,6 +177,8 @@ export class GateService {
       nowMs: this.nowMs,
       signAuth,
       pollMs: this.t.publishPollMs,
+      trustedRelays: this.relays,
+      untrusted: this.cfg.nostr.customerRelays,
       // Our own replies come back through the intake (the gate's key is also a worker's):
       // an event with an id we signed is byte for byte ours and settles nothing, so it is
       // dropped before its signature is checked a second time (that check was ~13% of the
@@ -191,6 +194,7 @@ export class GateService {
             log: this.log.child({ part: "jobs" }),
             secretKey: this.secretKey,
             relays: this.relays,
+            maxReplyRelays: this.cfg.nostr.maxReplyRelays,
             nowMs: this.nowMs,
             kinds: o.backends,
             maxResultBytes: this.cfg.jobs.maxResultBytes,

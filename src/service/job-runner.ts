@@ -24,8 +24,9 @@ export interface JobRunnerOptions {
   ledger: Ledger;
   log: Logger;
   secretKey: Uint8Array;
-  /** The gate's relays (replies also go to a request's own `relays`). */
+  /** The gate's relays (replies also go to a request's own `relays`, at most maxReplyRelays of them). */
   relays: string[];
+  maxReplyRelays?: number;
   nowMs: () => number;
   kinds: ReadonlyMap<number, KindBackend>;
   maxResultBytes: number;
