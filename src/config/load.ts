@@ -40,7 +40,9 @@ export interface RuntimeConfig {
     nwcUri: string | null;
     lnbits: { url: string; invoiceKey: string } | null;
     zapProviderPubkey: string | null;
+    invoiceLimits: { maxOpenInvoicesPerPubkey: number; newTierInvoicesPerMinute: number; newTierLimitRepliesPerMinute: number };
   };
+  intake: ParsedConfig["intake"];
   http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
@@ -253,7 +255,13 @@ export function parseConfig(
         ? { url: c.payments.lnbits.url, invoiceKey: resolveSecret("payments.lnbits.invoiceKey", c.payments.lnbits.invoiceKey, env, baseDir) }
         : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
+      invoiceLimits: {
+        maxOpenInvoicesPerPubkey: c.payments.maxOpenInvoicesPerPubkey,
+        newTierInvoicesPerMinute: c.payments.newTierInvoicesPerMinute,
+        newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
+      },
     },
+    intake: c.intake,
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,

@@ -22,6 +22,11 @@ import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.j
 import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
+import { IntakeQueue, type DropReason, type Queued } from "./intake-queue.js";
+import { TierCache } from "./tier-cache.js";
+import { tierLookup } from "../ledger/tier-lookup.js";
+import { pruneLimited, type LimitedRequest } from "../ledger/invoice-limits-store.js";
+import type { InvoiceLimit } from "../policy/invoice-limits.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -30,6 +35,12 @@ export interface MetricsSink {
   grant(absorbedMsats: number): void;
   setPool(t: Totals): void;
   relayConnected?(relay: string, up: boolean): void;
+  /** A request dropped undecided: queues full (before its signature check) or waited too long. */
+  shed?(tier: Tier, why: DropReason): void;
+  /** A request refused an invoice by a limit (SPEC §6), answered or dropped silently. */
+  invoiceLimited?(limit: InvoiceLimit, replied: boolean): void;
+  /** How to read the arrival queues' depths when metrics are collected. */
+  watchIntake?(depths: () => Record<Tier, number>): void;
 }
 
 export interface GateServiceTuning {
@@ -62,7 +73,10 @@ export interface GateServiceOptions {
 
 type Refused = Extract<JobRequestVerdict, { answer: "error" }>;
 type PendingDecision = { type: "decide"; req: JobRequest; relay: string; now: number } | { type: "refuse"; v: Refused; relay: string; now: number };
-type Decided = { type: "decided"; rec: RequestRecord } | { type: "refused"; id: string; customer: string; reason: string; abuse: boolean };
+type Decided =
+  | { type: "decided"; rec: RequestRecord }
+  | { type: "refused"; id: string; customer: string; reason: string; abuse: boolean }
+  | { type: "limited"; l: LimitedRequest };
 
 /**
  * Requests decided in one transaction at most: bounds how long the write lock is held
@@ -92,8 +106,11 @@ export class GateService {
   private readonly workers: Set<string>;
   private readonly jobKinds: number[];
   private readonly recent = new RecentIds();
-  /** Job requests received since the last flush, not yet checked (see flushDecisions). */
-  private arrived: { raw: Event; relay: string; now: number }[] = [];
+  /** Job requests received, not yet checked, by tier (see flushDecisions). */
+  private readonly queue: IntakeQueue;
+  private readonly tiers: TierCache;
+  private holdSinceMs: number | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Immediate | null = null;
   private readonly settlement: SettlementDeps;
   private timers: NodeJS.Timeout[] = [];
@@ -128,6 +145,9 @@ export class GateService {
     this.workers = new Set([...o.cfg.jobs.workerPubkeys, this.gatePubkey]);
     this.jobKinds = [...o.cfg.jobs.priceMsatsByKind.keys()].sort((a, b) => a - b);
     const signAuth = async (t: EventTemplate) => signEvent(t, this.secretKey) as VerifiedEvent;
+    this.queue = new IntakeQueue(o.cfg.intake);
+    this.tiers = new TierCache(tierLookup(this.ledger.db, o.cfg.trust), o.cfg.intake.tierCacheMs);
+    this.metrics?.watchIntake?.(() => this.queue.depths());
 
     this.settlement = {
       ledger: this.ledger,
@@ -159,7 +179,8 @@ export class GateService {
       relays: this.relays,
       filters: (since) => this.filters(since),
       loadCursorSec: (relay) => getCursorSec(this.ledger.db, relay),
-      saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, sec, this.nowMs())),
+      // Never past a request still waiting in the queues: a crash must bring it back.
+      saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, Math.min(sec, this.queue.oldestOrderSec() ?? sec), this.nowMs())),
       onEvent: (ev, relay) => this.onEvent(ev, relay),
       alreadyHave: (id) => this.recent.has(id),
       signAuth,
@@ -209,7 +230,10 @@ export class GateService {
     if (!this.started) return;
     this.started = false;
     await this.intake.stop();
-    this.flushDecisions();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    // Bounded by the queues' size; each pass takes its batch out, failed or not.
+    while (this.queue.size > 0) this.flushDecisions();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.poolStatusTimer) clearTimeout(this.poolStatusTimer);
@@ -253,7 +277,8 @@ export class GateService {
         doneBeforeMs: now - 7 * 86_400_000,
       }),
     );
-    if (r.seen + r.outbox > 0) this.log.info(r, "pruned old bookkeeping");
+    const limited = this.ledger.tx(() => pruneLimited(this.ledger.db, now - (this.cfg.jobs.maxRequestAgeSec + 86_400) * 1000));
+    if (r.seen + r.outbox + limited > 0) this.log.info({ ...r, limited }, "pruned old bookkeeping");
   }
 
   /** Expires what is due (after a last look at its invoices) and closes dead invoices. */
@@ -285,13 +310,12 @@ export class GateService {
     const kind = (ev as { kind?: unknown }).kind;
     if (typeof kind === "number" && kind >= 5000 && kind <= 5999) this.onJobRequest(ev, relay);
     else {
-      // Settlement follows the decisions received before it, as it did unbatched.
-      this.flushDecisions();
+      // Settlement follows the decisions of the requests it names, still waiting or not.
+      this.decideNamed(ev);
       if (kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
       else this.onSignal(ev);
     }
     this.recent.add(id);
-    if (this.arrived.length >= MAX_DECISIONS_PER_TX) this.flushDecisions();
   }
 
   private onSignal(ev: Event): void {
@@ -347,18 +371,60 @@ export class GateService {
   }
 
   private onJobRequest(raw: Event, relay: string): void {
-    // Checked at the flush, all together: the signature checks of a burst run back to
-    // back (the verifier's code and tables stay in the CPU's caches) and none waits on SQL.
-    this.arrived.push({ raw, relay, now: this.nowMs() });
-    this.flushTimer ??= setImmediate(() => this.flushDecisions());
+    // Queued by the tier its pubkey claims (a cached read, no signature check yet), checked
+    // at the flush, all together: the signature checks of a burst run back to back (the
+    // verifier's code and tables stay in the CPU's caches) and none waits on SQL.
+    const now = this.nowMs();
+    for (const q of this.queue.push(raw, relay, this.tiers.tierOf((raw as { pubkey?: unknown }).pubkey, now), now)) this.dropped(q, "full");
+    this.scheduleDrain();
   }
 
-  /** Validates what arrived since the last flush; signatures are checked here, outside any transaction. */
-  private checkArrived(): PendingDecision[] {
-    const arrived = this.arrived;
-    this.arrived = [];
+  private dropped(q: Queued, why: DropReason): void {
+    this.metrics?.shed?.(q.tier, why);
+    this.log.trace({ id: (q.raw as { id?: unknown }).id, tier: q.tier, why }, "request shed");
+  }
+
+  private scheduleDrain(): void {
+    this.flushTimer ??= setImmediate(() => {
+      this.flushTimer = null;
+      if (this.holding()) this.holdTimer ??= setTimeout(() => ((this.holdTimer = null), this.scheduleDrain()), 25);
+      else this.flushDecisions();
+    });
+  }
+
+  /**
+   * While a relay is still sending its backlog (newest first), decisions wait, at most
+   * intake.catchUpHoldMs and until the queues are full, so the backlog's oldest requests
+   * of a high tier are decided before the fresh keys' requests that came before them.
+   */
+  private holding(): boolean {
+    if (!this.intake.catchingUp() || this.queue.size >= this.cfg.intake.maxQueued) {
+      this.holdSinceMs = null;
+      return false;
+    }
+    const now = Date.now();
+    this.holdSinceMs ??= now;
+    return now - this.holdSinceMs < this.cfg.intake.catchUpHoldMs;
+  }
+
+  /** A deletion, result or feedback naming waiting requests: those are decided first. */
+  private decideNamed(ev: Event): void {
+    if (this.queue.size === 0 || !Array.isArray(ev.tags)) return;
+    const ids = ev.tags.filter((t) => Array.isArray(t) && t[0] === "e" && typeof t[1] === "string").map((t) => t[1] as string);
+    if (ids.length > 0) this.flushDecisions(this.queue.takeIds(ids.slice(0, MAX_DECISIONS_PER_TX)));
+  }
+
+  /** Validates the next batch (highest tier first); signatures are checked here, outside any transaction. */
+  private checkArrived(taken?: Queued[]): PendingDecision[] {
+    const now = this.nowMs();
+    let arrived = taken;
+    if (!arrived) {
+      const next = this.queue.take(MAX_DECISIONS_PER_TX, now);
+      for (const q of next.stale) this.dropped(q, "stale");
+      arrived = next.batch;
+    }
     const out: PendingDecision[] = [];
-    for (const { raw, relay, now } of arrived) {
+    for (const { raw, relay } of arrived) {
       let v: JobRequestVerdict;
       try {
         v = checkJobRequest(raw, {
@@ -375,6 +441,8 @@ export class GateService {
         continue;
       }
       if (!v.ok && v.answer === "ignore") {
+        // A forged copy must not keep the real event with the same id out.
+        if (v.reason === "invalid: bad id or signature" && typeof raw.id === "string") this.recent.delete(raw.id);
         this.metrics?.decision("ignored");
         this.log.debug({ id: (raw as { id?: unknown }).id, relay, why: v.reason }, "request ignored");
         continue;
@@ -393,10 +461,11 @@ export class GateService {
    * until this runs (before the next timer, so before the intake's cursor is saved), and a
    * crash before it loses nothing durable: the cursor overlap brings the events back.
    */
-  flushDecisions(): void {
+  flushDecisions(taken?: Queued[]): void {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = null;
-    const batch = this.checkArrived();
+    if (this.queue.size > 0 && !this.holdTimer) this.scheduleDrain();
+    const batch = this.checkArrived(taken);
     if (batch.length === 0) return;
     let done: (Decided | null)[];
     try {
@@ -411,6 +480,12 @@ export class GateService {
     let invoice = false;
     for (const d of done) {
       if (d === null) continue;
+      if (d.type === "limited") {
+        this.metrics?.invoiceLimited?.(d.l.limit, d.l.reply);
+        this.log.debug({ id: d.l.requestId, customer: d.l.pubkey, tier: d.l.tier, limit: d.l.limit, replied: d.l.reply }, "invoice limit");
+        if (d.l.reply) kick = true;
+        continue;
+      }
       if (d.type === "refused") {
         this.metrics?.decision("error");
         this.log.info({ id: d.id, customer: d.customer, reason: d.reason, abuse: d.abuse }, "request refused");
@@ -458,6 +533,12 @@ export class GateService {
   private decide(req: JobRequest, relay: string, now: number): Decided | null {
     const nowSec = Math.floor(now / 1000);
     const relays = replyRelaysFor(this.settlement, req.replyRelays);
+    const onLimited = (db: typeof this.ledger.db, l: LimitedRequest) => {
+      if (!l.reply) return;
+      const target: ReplyTarget = { requestId: req.id, customer: req.customer, relayHint: relay, encryption: req.encryption, expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
+      const ev = signEvent(encryptTemplateFor(errorFeedback(target, `rate-limited: ${l.why}`, nowSec), target, this.secretKey), this.secretKey);
+      enqueue(db, { requestId: req.id, purpose: "feedback-error", event: ev, relays, nowMs: now });
+    };
     const res = this.ledger.decide({ requestId: req.id, pubkey: req.customer, kind: req.kind, priceMsats: req.priceMsats }, now, (db, rec) => {
       saveRequestMeta(db, { requestId: req.id, encryption: req.encryption, relayHint: relay, replyRelays: req.replyRelays, eventJson: JSON.stringify(req.event) });
       const target: ReplyTarget = {
@@ -486,7 +567,8 @@ export class GateService {
           enqueue(db, { ...base, purpose: "feedback-error", event: signed(errorFeedback(target, "blocked: this pubkey may not use this service", nowSec)) });
           break;
       }
-    });
+    }, { onLimited });
+    if (res.status === "limited") return res.fresh ? { type: "limited", l: res.limited } : null;
     return res.status === "exists" ? null : { type: "decided", rec: res.request };
   }
 
