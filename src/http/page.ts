@@ -9,6 +9,8 @@ import type { GrantRecord, Ledger, Totals } from "../ledger/ledger.js";
 import { TIERS, type Tier } from "../policy/tiers.js";
 import { formatSats } from "../util/money.js";
 import { DECISION_OUTCOMES, type DecisionOutcome, type GateMetrics } from "./metrics.js";
+import type { FloodStats } from "./flood-stats.js";
+import { floodsSection } from "./page-floods.js";
 
 /** Grants read for the balance chart (the newest ones); the table shows fewer. */
 export const CHART_MAX_POINTS = 500;
@@ -33,6 +35,7 @@ export interface PageData {
   recentGrants: GrantRecord[];
   budgetsMsats: Record<Tier, number>;
   pricesMsats: [number, number][];
+  floods?: FloodStats;
 }
 
 /** Everything the page shows, read with SELECTs only. */
@@ -75,6 +78,7 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
     recentGrants: read.grants.slice(-RECENT_GRANTS).reverse(),
     budgetsMsats: cfg.freeTier.budgetsMsats,
     pricesMsats: [...cfg.jobs.priceMsatsByKind.entries()].sort((a, b) => a[0] - b[0]),
+    floods: metrics.floodStats(),
   };
 }
 
@@ -142,6 +146,7 @@ ${decisionsTable(d)}
 ${grantsTable(d.recentGrants)}
 <h2>Tier budgets</h2>
 ${budgetsTable(d)}
+${d.floods ? floodsSection(d.floods) : ""}
 </body></html>
 `;
 }

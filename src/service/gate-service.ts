@@ -36,7 +36,7 @@ export interface MetricsSink {
   setPool(t: Totals): void;
   relayConnected?(relay: string, up: boolean): void;
   /** A request dropped undecided: queues full (before its signature check) or waited too long. */
-  shed?(tier: Tier, why: DropReason): void;
+  shedRequest?(tier: Tier, why: DropReason): void;
   /** A request refused an invoice by a limit (SPEC §6), answered or dropped silently. */
   invoiceLimited?(limit: InvoiceLimit, replied: boolean): void;
   /** How to read the arrival queues' depths when metrics are collected. */
@@ -380,7 +380,7 @@ export class GateService {
   }
 
   private dropped(q: Queued, why: DropReason): void {
-    this.metrics?.shed?.(q.tier, why);
+    this.metrics?.shedRequest?.(q.tier, why);
     this.log.trace({ id: (q.raw as { id?: unknown }).id, tier: q.tier, why }, "request shed");
   }
 

@@ -37,6 +37,14 @@ export function e2eConfig(dir: TmpDir, relays: string[], over: Record<string, un
   return parseConfig(raw, { env: {}, baseDir: dir.path, sourcePath: dir.file("config.json") });
 }
 
+/**
+ * For tests about something else that send one customer more gated requests than the
+ * invoice limits of SPEC §6 allow (they have tests of their own, floods.test.ts).
+ */
+export const UNLIMITED_INVOICES = {
+  payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, maxOpenInvoicesPerPubkey: 1000, newTierInvoicesPerMinute: 1_000_000 },
+};
+
 export interface Gate {
   tmp: TmpDir;
   cfg: RuntimeConfig;
