@@ -83,6 +83,8 @@ type Decided =
  * (each decision signs its reply, ~0.5 ms) and so the latency a batch adds.
  */
 const MAX_DECISIONS_PER_TX = 32;
+/** How long stop() goes on deciding what waits in the queues. */
+const STOP_DRAIN_MS = 1000;
 /** Error replies are kept by relays for this long (NIP-40). */
 const ERROR_REPLY_TTL_SEC = 3600;
 const FEEDBACK_KIND = 7000;
@@ -232,8 +234,11 @@ export class GateService {
     await this.intake.stop();
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = null;
-    // Bounded by the queues' size; each pass takes its batch out, failed or not.
-    while (this.queue.size > 0) this.flushDecisions();
+    // What still waits after STOP_DRAIN_MS is left to the relays: the saved cursors stayed
+    // behind it (saveCursorSec), so the next start reads it again.
+    const drainUntil = Date.now() + STOP_DRAIN_MS;
+    while (this.queue.size > 0 && Date.now() < drainUntil) this.flushDecisions();
+    if (this.queue.size > 0) this.log.info({ left: this.queue.size }, "stopped with requests still waiting; they are read again at the next start");
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.poolStatusTimer) clearTimeout(this.poolStatusTimer);

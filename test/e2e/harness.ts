@@ -78,6 +78,8 @@ export async function startGate(opts: {
   secretKey?: Uint8Array;
   /** Start with the service's clock this far ahead of real time (a restart after a deadline). */
   offsetMs?: number;
+  /** Runs on the opened ledger before the service starts (e.g. a tier its backlog needs). */
+  beforeStart?: (ledger: Ledger, nowMs: number) => void;
 }): Promise<Gate> {
   const tmp = opts.tmp ?? makeTmpDir("dvm-gate-e2e-");
   const cfg = e2eConfig(tmp, opts.relays, opts.over, opts.workers);
@@ -85,6 +87,7 @@ export async function startGate(opts: {
   const nowMs = () => Date.now() + offsetMs;
   const secretKey = opts.secretKey ?? generateSecretKey();
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
+  opts.beforeStart?.(ledger, nowMs());
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
   const service = new GateService({ cfg, ledger, backend, log: testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
   await service.start();
