@@ -24,7 +24,7 @@ import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
 import { IntakeQueue, type DropReason, type Queued } from "./intake-queue.js";
 import { TierCache } from "./tier-cache.js";
-import { tierLookup } from "../ledger/tier-lookup.js";
+import { KnownIdentities } from "../ledger/tier-lookup.js";
 import { pruneLimited, type LimitedRequest } from "../ledger/invoice-limits-store.js";
 import type { InvoiceLimit } from "../policy/invoice-limits.js";
 
@@ -148,7 +148,7 @@ export class GateService {
     this.jobKinds = [...o.cfg.jobs.priceMsatsByKind.keys()].sort((a, b) => a - b);
     const signAuth = async (t: EventTemplate) => signEvent(t, this.secretKey) as VerifiedEvent;
     this.queue = new IntakeQueue(o.cfg.intake);
-    this.tiers = new TierCache(tierLookup(this.ledger.db, o.cfg.trust), o.cfg.intake.tierCacheMs);
+    this.tiers = new TierCache(new KnownIdentities(this.ledger.db, o.cfg.trust), o.cfg.intake.tierCacheMs);
     this.metrics?.watchIntake?.(() => this.queue.depths());
 
     this.settlement = {
@@ -390,6 +390,8 @@ export class GateService {
   }
 
   private scheduleDrain(): void {
+    // After stop() what still waits is left to the relays (see stop).
+    if (!this.started) return;
     this.flushTimer ??= setImmediate(() => {
       this.flushTimer = null;
       if (this.holding()) this.holdTimer ??= setTimeout(() => ((this.holdTimer = null), this.scheduleDrain()), 25);

@@ -3,15 +3,16 @@
 // the oldest entries go. A tier changed by another process (`identity set-tier`) is seen
 // after at most `ttlMs`. Only orders the queue: the decision reads the ledger afresh.
 import type { Tier } from "../policy/tiers.js";
-import type { TierLookup } from "../ledger/tier-lookup.js";
+import type { KnownIdentities } from "../ledger/tier-lookup.js";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export class TierCache {
   private readonly entries = new Map<string, { tier: Tier; atMs: number }>();
+  private refreshedAtMs = 0;
 
   constructor(
-    private readonly lookup: TierLookup,
+    private readonly identities: KnownIdentities,
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
   ) {}
@@ -23,7 +24,11 @@ export class TierCache {
     if (hit && nowMs - hit.atMs < this.ttlMs && nowMs >= hit.atMs) return hit.tier;
     let tier: Tier;
     try {
-      tier = this.lookup(pubkey, nowMs);
+      if (Math.abs(nowMs - this.refreshedAtMs) >= this.ttlMs) {
+        this.refreshedAtMs = nowMs;
+        this.identities.refresh();
+      }
+      tier = this.identities.tierOf(pubkey, nowMs);
     } catch {
       // The database busy or gone: order it as new; the decision will say what holds.
       return "new";
