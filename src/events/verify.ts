@@ -9,6 +9,7 @@ import { schnorrVerify } from "@nostr-relay/common";
 import * as pure from "nostr-tools/pure";
 import * as wasm from "nostr-tools/wasm";
 import type { Event, EventTemplate } from "nostr-tools/pure";
+import { HEX64 } from "../util/hex.js";
 
 export type Verifier = "pure" | "wasm";
 
@@ -55,7 +56,6 @@ function cpuSinceUs(c0: NodeJS.CpuUsage): number {
   return d.user + d.system;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const HEX128 = /^[0-9a-f]{128}$/;
 
 /**
@@ -118,10 +118,27 @@ export function verifyEventWith(verifier: Verifier, ev: unknown): boolean {
   return verifyCopy(verifier, copyEvent(ev as Event));
 }
 
+/**
+ * Events longer than this (UTF-16 units of content and tags) are hashed natively, not by
+ * either backend. The wasm backend serialises and hashes inside a fixed heap that cannot
+ * grow: above roughly 0.5–0.9 MB (depending on what the heap holds) it answers "bad
+ * signature" for a valid event, which would hide an oversize request's answer (SPEC §4)
+ * behind "forged". 65,536 units are at most 393 KB serialised (6 bytes per escaped
+ * character), well inside that; the pure backend's JS hashing is slow at such sizes.
+ */
+export const LARGE_EVENT_UNITS = 65_536;
+
+function eventUnits(ev: Event): number {
+  let n = ev.content.length;
+  for (const t of ev.tags) for (const v of t) n += v.length;
+  return n;
+}
+
 function verifyCopy(verifier: Verifier, copy: Event): boolean {
   const m = meter;
   const c0 = m ? process.cpuUsage() : null;
   try {
+    if (eventUnits(copy) > LARGE_EVENT_UNITS) return verifyRawSignature(copy);
     return verifier === "wasm" ? wasm.verifyEvent(copy) : pure.verifyEvent(copy);
   } catch {
     return false;

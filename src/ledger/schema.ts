@@ -204,6 +204,21 @@ CREATE TABLE dev_wallet_invoices (
   paid_at_ms INTEGER
 ) WITHOUT ROWID;
 `,
+  // invoice retries (issue 13): when a needs-invoice row may next ask the wallet and how
+  // often it failed, and the backend-wide breaker, durable so a restart keeps the backoff.
+  `
+ALTER TABLE outbox ADD COLUMN invoice_attempts INTEGER NOT NULL DEFAULT 0 CHECK (invoice_attempts >= 0);
+ALTER TABLE outbox ADD COLUMN next_invoice_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_invoice_error TEXT;
+
+CREATE TABLE invoice_backend_state (
+  backend TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL CHECK (failures >= 0),
+  next_attempt_at_ms INTEGER NOT NULL,
+  last_error TEXT,
+  updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
   // invoice limits (SPEC §6): requests refused an invoice by a limit, so the same request
   // seen again changes nothing, and the once-a-minute `rate-limited:` reply is counted
   // across restarts; plus indexes for counting open invoices per pubkey and tier `new`'s

@@ -5,6 +5,7 @@
 // I/O (relays, the wallet) happens after commit and is retried from durable rows.
 import { getPublicKey, type Event, type EventTemplate, type VerifiedEvent } from "nostr-tools/pure";
 import type { Filter } from "nostr-tools/filter";
+import * as kinds from "nostr-tools/kinds";
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
 import type { Ledger, RequestRecord, Totals } from "../ledger/ledger.js";
@@ -14,7 +15,8 @@ import { checkJobRequest, type JobRequest, type JobRequestVerdict } from "../eve
 import { readSettlementSignal } from "../events/job-events.js";
 import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { enqueue, getCursorSec, markSeen, pruneBookkeeping, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { enqueue, getCursorSec, markSeen, pruneBookkeeping, requestOfPaymentRequiredEvent, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { isPaymentHashUsed } from "../ledger/invoice-store.js";
 import { RecentIds, RelayIntake } from "../relay/intake.js";
 import { OutboxPublisher } from "../relay/publisher.js";
 import { Invoicing } from "./invoicing.js";
@@ -27,6 +29,7 @@ import { TierCache } from "./tier-cache.js";
 import { KnownIdentities } from "../ledger/tier-lookup.js";
 import { pruneLimited, type LimitedRequest } from "../ledger/invoice-limits-store.js";
 import type { InvoiceLimit } from "../policy/invoice-limits.js";
+import { DecisionRetry, isWriteFailure, type HeldRequest } from "./decision-retry.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -57,6 +60,11 @@ export interface GateServiceTuning {
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   cursorOverlapSec?: number;
+  /** Decisions that could not be written: first retry after about this, doubling up to the max. */
+  decisionRetryBaseMs?: number;
+  decisionRetryMaxMs?: number;
+  /** Requests held in memory for such a retry at most; beyond it they are read again from the relays. */
+  decisionRetryMaxHeld?: number;
   /** The service's clock; tests move it to expire offers without waiting. */
   nowMs?: () => number;
 }
@@ -87,9 +95,9 @@ const MAX_DECISIONS_PER_TX = 32;
 const STOP_DRAIN_MS = 1000;
 /** Error replies are kept by relays for this long (NIP-40). */
 const ERROR_REPLY_TTL_SEC = 3600;
-const FEEDBACK_KIND = 7000;
-const DELETION_KIND = 5;
-const ZAP_RECEIPT_KIND = 9735;
+const FEEDBACK_KIND = kinds.JobFeedback;
+const DELETION_KIND = kinds.EventDeletion;
+const ZAP_RECEIPT_KIND = kinds.Zap;
 
 export class GateService {
   readonly gatePubkey: string;
@@ -97,6 +105,7 @@ export class GateService {
   readonly intake: RelayIntake;
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
+  readonly decisionRetry: DecisionRetry;
   private readonly cfg: RuntimeConfig;
   private readonly ledger: Ledger;
   private readonly backend: PaymentBackend;
@@ -140,6 +149,9 @@ export class GateService {
       reconnectBaseMs: 500,
       reconnectMaxMs: 60_000,
       cursorOverlapSec: 60,
+      decisionRetryBaseMs: 500,
+      decisionRetryMaxMs: 30_000,
+      decisionRetryMaxHeld: 1000,
       ...Object.fromEntries(Object.entries(o.opts ?? {}).filter(([k, v]) => k !== "nowMs" && v !== undefined)),
     };
     this.gatePubkey = getPublicKey(this.secretKey);
@@ -177,14 +189,25 @@ export class GateService {
       onPublished: (relay, ok) => this.metrics?.replyPublished(relay, ok),
     });
     this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
+    this.decisionRetry = new DecisionRetry({
+      log: this.log.child({ part: "decision-retry" }),
+      nowMs: this.nowMs,
+      redecide: (items) => this.redecide(items),
+      reread: () => this.intake.reread(),
+      maxAgeSec: this.cfg.jobs.maxRequestAgeSec,
+      maxHeld: this.t.decisionRetryMaxHeld,
+      chunk: MAX_DECISIONS_PER_TX,
+      baseMs: this.t.decisionRetryBaseMs,
+      maxMs: this.t.decisionRetryMaxMs,
+    });
     this.intake = new RelayIntake({
       relays: this.relays,
       filters: (since) => this.filters(since),
       loadCursorSec: (relay) => getCursorSec(this.ledger.db, relay),
-      // Never past a request still waiting in the queues: a crash must bring it back.
-      saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, Math.min(sec, this.queue.oldestOrderSec() ?? sec), this.nowMs())),
+      saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, sec, this.nowMs())),
       onEvent: (ev, relay) => this.onEvent(ev, relay),
       alreadyHave: (id) => this.recent.has(id),
+      holdCursorSec: () => this.undecidedSinceSec(),
       signAuth,
       log: this.log.child({ part: "intake" }),
       nowMs: this.nowMs,
@@ -239,6 +262,7 @@ export class GateService {
     const drainUntil = Date.now() + STOP_DRAIN_MS;
     while (this.queue.size > 0 && Date.now() < drainUntil) this.flushDecisions();
     if (this.queue.size > 0) this.log.info({ left: this.queue.size }, "stopped with requests still waiting; they are read again at the next start");
+    this.decisionRetry.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.poolStatusTimer) clearTimeout(this.poolStatusTimer);
@@ -317,10 +341,43 @@ export class GateService {
     else {
       // Settlement follows the decisions of the requests it names, still waiting or not.
       this.decideNamed(ev);
-      if (kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
-      else this.onSignal(ev);
+      if (!this.settleOrHold(ev, relay)) return;
     }
     this.recent.add(id);
+  }
+
+  /** A result, error, deletion or zap; false when its write failed and it is held for a retry. */
+  private settleOrHold(ev: Event, relay: string): boolean {
+    try {
+      if (ev.kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
+      else this.onSignal(ev);
+      return true;
+    } catch (err) {
+      if (!isWriteFailure(err)) throw err;
+      this.log.error({ id: ev.id, kind: ev.kind, err: (err as Error).message }, "could not record a settlement signal");
+      this.decisionRetry.failed([{ raw: ev, relay }]);
+      return false;
+    }
+  }
+
+  /** A retry round's events, in the order they came: false (and all not written held again) when writes fail. */
+  private redecide(items: HeldRequest[]): boolean {
+    for (const [i, h] of items.entries()) {
+      const kind = h.raw.kind;
+      if (kind >= 5000 && kind <= 5999) {
+        this.requeue(h.raw, h.relay);
+        continue;
+      }
+      if (!this.flushDecisions()) {
+        this.decisionRetry.failed(items.slice(i));
+        return false;
+      }
+      if (!this.settleOrHold(h.raw, h.relay)) {
+        this.decisionRetry.failed(items.slice(i + 1));
+        return false;
+      }
+    }
+    return this.flushDecisions();
   }
 
   private onSignal(ev: Event): void {
@@ -345,15 +402,11 @@ export class GateService {
     // The zapped event is named in the embedded zap request; receipts copy its e tag.
     const zapped = ev.tags?.find?.((t) => Array.isArray(t) && t[0] === "e")?.[1];
     if (typeof zapped !== "string") return;
-    const row = db.prepare("SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(zapped) as
-      | { request_id: string }
-      | undefined;
-    if (!row) return;
-    const req = this.ledger.getRequest(row.request_id);
+    const requestId = requestOfPaymentRequiredEvent(db, zapped);
+    if (!requestId) return;
+    const req = this.ledger.getRequest(requestId);
     if (!req || req.state !== "awaiting-payment") return;
-    const used = (hash: string) =>
-      db.prepare("SELECT 1 FROM requests WHERE payment_ref = ?").get(hash) !== undefined ||
-      db.prepare("SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(hash) !== undefined;
+    const used = (hash: string) => isPaymentHashUsed(db, hash);
     const check = checkZapReceipt(ev, { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
     if (!check.ok) {
       this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");
@@ -379,9 +432,13 @@ export class GateService {
     // Queued by the tier its pubkey claims (a cached read, no signature check yet), checked
     // at the flush, all together: the signature checks of a burst run back to back (the
     // verifier's code and tables stay in the CPU's caches) and none waits on SQL.
+    this.requeue(raw, relay);
+    this.scheduleDrain();
+  }
+
+  private requeue(raw: Event, relay: string): void {
     const now = this.nowMs();
     for (const q of this.queue.push(raw, relay, this.tiers.tierOf((raw as { pubkey?: unknown }).pubkey, now), now)) this.dropped(q, "full");
-    this.scheduleDrain();
   }
 
   private dropped(q: Queued, why: DropReason): void {
@@ -468,12 +525,12 @@ export class GateService {
    * until this runs (before the next timer, so before the intake's cursor is saved), and a
    * crash before it loses nothing durable: the cursor overlap brings the events back.
    */
-  flushDecisions(taken?: Queued[]): void {
+  flushDecisions(taken?: Queued[]): boolean {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = null;
     if (this.queue.size > 0 && !this.holdTimer) this.scheduleDrain();
     const batch = this.checkArrived(taken);
-    if (batch.length === 0) return;
+    if (batch.length === 0) return true;
     let done: (Decided | null)[];
     try {
       done = this.ledger.tx(() => batch.map((p) => this.writeDecision(p)));
@@ -481,8 +538,11 @@ export class GateService {
       // Nothing of the batch was written: let the same events be handled again if they come back.
       for (const p of batch) this.recent.delete(p.type === "decide" ? p.req.id : p.v.event.id);
       this.log.error({ err: (err as Error).message, requests: batch.length }, "could not record decisions");
-      return;
+      if (!isWriteFailure(err)) return true;
+      this.decisionRetry.failed(batch.map((p): HeldRequest => ({ raw: p.type === "decide" ? p.req.event : p.v.event, relay: p.relay })));
+      return false;
     }
+    this.decisionRetry.succeeded();
     let kick = false;
     let invoice = false;
     for (const d of done) {
@@ -508,6 +568,15 @@ export class GateService {
     if (invoice) void this.invoicing.issuePending();
     if (kick) this.publisher.kick();
     if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
+    return true;
+  }
+
+  /** Oldest created_at of a request received but not decided yet (queued, or held after a failed write). */
+  private undecidedSinceSec(): number | null {
+    // Requests waiting in the queues too: a crash must bring them back.
+    const held = this.decisionRetry.holdSec();
+    const queued = this.queue.oldestOrderSec();
+    return held === null ? queued : queued === null ? held : Math.min(held, queued);
   }
 
   /** One queued request, inside the batch's transaction; null when nothing new was written. */
@@ -516,6 +585,8 @@ export class GateService {
     try {
       return p.type === "decide" ? this.decide(p.req, p.relay, p.now) : this.refuse(p.v, p.relay, p.now);
     } catch (err) {
+      // The store refuses writes (full, I/O): the whole batch waits for a retry.
+      if (isWriteFailure(err)) throw err;
       // Its savepoint is rolled back; the rest of the batch stands.
       this.recent.delete(id);
       this.log.error({ id, relay: p.relay, err: (err as Error).message }, "event handler failed");

@@ -80,6 +80,8 @@ export async function startGate(opts: {
   offsetMs?: number;
   /** Runs on the opened ledger before the service starts (e.g. a tier its backlog needs). */
   beforeStart?: (ledger: Ledger, nowMs: number) => void;
+  /** The service's logger (silent unless E2E_LOG is set). */
+  log?: Logger;
 }): Promise<Gate> {
   const tmp = opts.tmp ?? makeTmpDir("dvm-gate-e2e-");
   const cfg = e2eConfig(tmp, opts.relays, opts.over, opts.workers);
@@ -89,7 +91,7 @@ export async function startGate(opts: {
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
   opts.beforeStart?.(ledger, nowMs());
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
-  const service = new GateService({ cfg, ledger, backend, log: testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
+  const service = new GateService({ cfg, ledger, backend, log: opts.log ?? testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
   await service.start();
   return {
     tmp,

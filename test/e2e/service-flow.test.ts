@@ -135,34 +135,39 @@ describe("gate service over a real relay", () => {
     expect(gate.verify()).toEqual([]);
   });
 
-  it("voids when the customer deletes the request, but not when someone else does", async () => {
-    const elite = await customer();
+  it("voids an unpaid offer when the customer deletes the request, but not when someone else does", async () => {
+    const est = await customer();
     const other = await customer();
-    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
     const before = gate.ledger.totals();
-    const req = elite.request(gate.pubkey);
-    await elite.publish(req);
-    await elite.waitFeedback(req.id, "processing");
+    // 70 sats against a 50 sat budget: a partial offer, its 50 sats reserved until paid.
+    const req = est.request(gate.pubkey, { kind: 5051 });
+    await est.publish(req);
+    await est.waitFeedback(req.id, "payment-required");
+    expect(gate.ledger.totals().pendingMsats).toBe(before.pendingMsats + 50 * SAT);
     const { finalizeEvent } = await import("nostr-tools/pure");
     const del = (sk: Uint8Array) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, sk);
     await other.publish(del(other.secretKey));
-    await new Promise((r) => setTimeout(r, 500));
-    expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
-    await elite.publish(del(elite.secretKey));
+    // Handled in order: once the control request is decided, the stranger's deletion was read.
+    const control = other.request(gate.pubkey, { input: "control" });
+    await other.publish(control);
+    await other.waitFeedback(control.id, "payment-required");
+    expect(gate.ledger.getRequest(req.id)?.state).toBe("awaiting-payment");
+    await est.publish(del(est.secretKey));
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "failed", 8000, "deletion void");
     expect(gate.ledger.totals()).toEqual(before);
   });
 
   it("answers encrypted requests (NIP-44 and NIP-04) with replies encrypted in the same scheme", async () => {
-    const { buildJobRequest } = await import("../../src/peers/customer.js");
+    const { signJobRequest } = await import("../../src/events/job-request.js");
     const { detectScheme } = await import("../../src/events/encryption.js");
     const elite = await customer();
     gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
     const fresh = await customer();
     const now = Math.floor(Date.now() / 1000);
-    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: ["secret question"], params: [] as [string, string][], relays: [] };
-    const r44 = buildJobRequest({ ...spec, encrypt: "nip44" }, elite.secretKey, now);
-    const r04 = buildJobRequest({ ...spec, encrypt: "nip04" }, fresh.secretKey, now);
+    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "secret question", "text"]], createdAtSec: now };
+    const r44 = signJobRequest({ ...spec, encryption: "nip44" }, elite.secretKey);
+    const r04 = signJobRequest({ ...spec, encryption: "nip04" }, fresh.secretKey);
     await elite.publish(r44);
     await fresh.publish(r04);
     const f44 = await elite.waitFeedback(r44.id, "processing");
@@ -210,6 +215,27 @@ describe("gate service over a real relay", () => {
     gate = await startGate({ relays: [relay.url], workers: [worker.pubkey], tmp, secretKey, offsetMs: 150_000 });
     await fresh.waitFeedback(req.id, "processing", 10_000);
     expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("spends what the customer paid first when the worker states the cost: absorbed = min(reserved, cost − charged)", async () => {
+    const est = await customer();
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
+    const req = est.request(gate.pubkey, { kind: 5051, input: "stated cost" }); // 70 sats: 50 from the pool, 20 charged
+    await est.publish(req);
+    const fb = await est.waitFeedback(req.id, "payment-required");
+    expect(fb.freeTier).toEqual({ label: "partial", absorbedMsats: 50 * SAT, chargeMsats: 20 * SAT });
+    expect(devPay(gate.ledger.db, fb.bolt11!, gate.nowMs()).status).toBe("paid");
+    await est.waitFeedback(req.id, "processing");
+    const poolBefore = gate.ledger.totals().poolMsats;
+    // The job cost 60 sats: the customer's 20 pay for the first 20, the pool for 40, and
+    // the other 10 reserved go back (before, the pool absorbed min(50, 60) = 50).
+    await worker.result(req, { amountMsats: 60 * SAT });
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+    const [grant] = gate.ledger.grants({ pubkey: est.pubkey });
+    expect(grant).toMatchObject({ requestId: req.id, label: "partial", absorbedMsats: 40 * SAT, chargedMsats: 20 * SAT });
+    // The 10 sats back, plus the 10 % pool credit of the 20 sats paid.
+    expect(gate.ledger.totals().poolMsats - poolBefore).toBe(10 * SAT + 2 * SAT);
     expect(gate.verify()).toEqual([]);
   });
 });
