@@ -258,7 +258,7 @@ export class GateService {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = null;
     // What still waits after STOP_DRAIN_MS is left to the relays: the saved cursors stayed
-    // behind it (saveCursorSec), so the next start reads it again.
+    // behind it (undecidedSinceSec), so the next start reads it again.
     const drainUntil = Date.now() + STOP_DRAIN_MS;
     while (this.queue.size > 0 && Date.now() < drainUntil) this.flushDecisions();
     if (this.queue.size > 0) this.log.info({ left: this.queue.size }, "stopped with requests still waiting; they are read again at the next start");
@@ -517,13 +517,14 @@ export class GateService {
   }
 
   /**
-   * Writes every queued decision in one BEGIN IMMEDIATE transaction. Under FULL each
-   * commit is an fsync, and one per request was the gate's largest cost after the crypto.
-   * Each decision still runs in its own savepoint (a nested Ledger transaction) with its
-   * reply, in arrival order, so the per-customer budget sees every earlier decision of the
-   * batch, and one that fails is rolled back alone. Queued requests live only in memory
-   * until this runs (before the next timer, so before the intake's cursor is saved), and a
-   * crash before it loses nothing durable: the cursor overlap brings the events back.
+   * Writes the next batch (at most MAX_DECISIONS_PER_TX waiting requests, highest tier
+   * first, or `taken`) in one BEGIN IMMEDIATE transaction, and schedules the next batch.
+   * Under FULL each commit is an fsync, and one per request was the gate's largest cost
+   * after the crypto. Each decision still runs in its own savepoint (a nested Ledger
+   * transaction) with its reply, in queue order, so the per-customer budget sees every
+   * earlier decision of the batch, and one that fails is rolled back alone. Queued requests
+   * live only in memory, and a crash loses nothing durable: the relay cursors are held
+   * behind the oldest of them (undecidedSinceSec), so the relays send them again.
    */
   flushDecisions(taken?: Queued[]): boolean {
     if (this.flushTimer) clearImmediate(this.flushTimer);
