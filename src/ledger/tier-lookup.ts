@@ -7,8 +7,7 @@
 // memory (read again incrementally by `updated_at_ms`), so a fresh key costs a set
 // lookup, not a SQLite read. Past `maxKnown` rows the set is dropped and every lookup reads.
 import type { Statement } from "better-sqlite3";
-import type { TrustSettings } from "../config/load.js";
-import { effectiveTier, type Tier } from "../policy/tiers.js";
+import { effectiveTier, type Tier, type TrustSettings } from "../policy/tiers.js";
 import type { Db } from "./db.js";
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
 

@@ -9,7 +9,10 @@ import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
 import { startDemoWorker } from "../../peers/demo-worker.js";
 import { startWotRefresh } from "../../service/wot.js";
-import { UsageError } from "../context.js";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { acquireServeLock } from "../../ledger/serve-lock.js";
+import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
 import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
@@ -37,9 +40,14 @@ export const command: Command = {
   async run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 0, "dvm-gate start [--config FILE]");
     const demo = ctx.cfg.sourcePath === null;
+    // Before anything is bound, written or published: a second start on a ledger that
+    // one is serving refuses here and leaves everything the first one made untouched.
+    checkDatabasePath(ctx.cfg.database.path, true);
+    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
     const gatePubkey = getPublicKey(secretKey);
+    const lock = acquireServeLock(ctx.cfg.database.path, ctx.nowMs());
     const log = ctx.log;
     // Signals are caught from the first moment: one that arrives while relays, wallet
     // and HTTP are still starting is honoured (graceful stop) once they are up, instead
@@ -53,6 +61,7 @@ export const command: Command = {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
     const closers: Closer[] = [
+      () => lock.release(),
       () => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
@@ -77,7 +86,7 @@ export const command: Command = {
         closers.push(() => d.relay.close());
       }
       // The service checkpoints the WAL off the decision path (docs/BENCHMARKS.md).
-      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey), backgroundCheckpointMs: 250 });
+      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey), backgroundCheckpointMs: 250, create: true });
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
