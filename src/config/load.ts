@@ -17,7 +17,12 @@ export interface RuntimeConfig {
   sourcePath: string | null;
   /** Folder for the database, the demo key and other state. */
   dataDir: string;
-  nostr: { secretKeyHex: string | null; relays: string[] };
+  nostr: {
+    secretKeyHex: string | null;
+    relays: string[];
+    maxReplyRelays: number;
+    customerRelays: { maxOpen: number; connectTimeoutMs: number; publishTimeoutMs: number; maxAttempts: number };
+  };
   database: { path: string; synchronous: "FULL" | "NORMAL"; busyTimeoutMs: number };
   jobs: {
     priceMsatsByKind: Map<number, number>;
@@ -245,7 +250,7 @@ export function parseConfig(
     dataDir: dirname(dbPath),
     // Secrets are resolved when first read, so the commands that never sign or pay
     // (keygen, pool status, verify, grants, …) run without them being set.
-    nostr: lazily({ relays: c.nostr.relays }, "secretKeyHex", () =>
+    nostr: lazily({ relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays }, "secretKeyHex", () =>
       secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null,
     ),
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },

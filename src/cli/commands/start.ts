@@ -16,6 +16,8 @@ import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
 import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+import { routeConsoleToLogger } from "../../relay/library-console.js";
+import { RateLimitedLog } from "../../relay/rate-limited-log.js";
 
 const usage = `Usage: dvm-gate start [--config FILE] [--json]
 
@@ -60,11 +62,23 @@ export const command: Command = {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Logs are pino JSON: the relay library's console output goes through the logger, per relay rate-limited.
+    const restoreConsole = routeConsoleToLogger(log);
+    // Last resort only: every promise of the relay library is handled where it is made
+    // (src/relay/safe-relay.ts). One that still escapes is a bug to log, not a reason for a
+    // peer to be able to stop the gate.
+    const escaped = new RateLimitedLog(log, { perWindow: 5, windowMs: 60_000 });
+    const onUnhandled = (reason: unknown) => {
+      escaped.write("error", "unhandled-rejection", { err: String((reason as Error)?.message ?? reason).slice(0, 300) }, "unhandled promise rejection (bug): kept running");
+    };
+    process.on("unhandledRejection", onUnhandled);
     const closers: Closer[] = [
       () => lock.release(),
       () => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
+        process.off("unhandledRejection", onUnhandled);
+        restoreConsole();
       },
     ];
     const closeAll = async () => {
