@@ -198,7 +198,8 @@ describe("crash and restart", () => {
     // requests: paging back from the oldest event across filters skipped the gap between.
     const relay = await startEmbeddedRelay();
     cleanups.push(() => relay.close());
-    const first = await startGate({ relays: [relay.url] });
+    // Past its 3 pending jobs the customer is gated: the invoice limit (SPEC §6) is lifted so every request is decided.
+    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
     cleanups.push(() => first.tmp.remove());
     const elite = await new Customer().connect([relay.url]);
     cleanups.push(() => elite.close());
@@ -221,7 +222,7 @@ describe("crash and restart", () => {
       sent.push(ev);
     }
 
-    const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
+    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
     cleanups.push(() => second.stop());
     const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
