@@ -51,7 +51,9 @@ export interface RuntimeConfig {
     nwcUri: string | null;
     lnbits: { url: string; invoiceKey: string } | null;
     zapProviderPubkey: string | null;
+    invoiceLimits: { maxOpenInvoicesPerPubkey: number; newTierInvoicesPerMinute: number; newTierLimitRepliesPerMinute: number };
   };
+  intake: ParsedConfig["intake"];
   http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
@@ -304,7 +306,13 @@ export function parseConfig(
       devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
       lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
+      invoiceLimits: {
+        maxOpenInvoicesPerPubkey: c.payments.maxOpenInvoicesPerPubkey,
+        newTierInvoicesPerMinute: c.payments.newTierInvoicesPerMinute,
+        newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
+      },
     }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
+    intake: c.intake,
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,

@@ -114,6 +114,29 @@ export const configSchema = z
         nwc: z.object({ uri: secretRef }).strict().optional(),
         lnbits: z.object({ url: z.string().url(), invoiceKey: secretRef }).strict().optional(),
         zap: z.object({ providerPubkey: pubkeyText }).strict().optional(),
+        // Invoice limits (SPEC §6): an invoice costs a wallet call, a fresh key costs nothing.
+        maxOpenInvoicesPerPubkey: z.number().int().min(1).max(1000).default(3),
+        newTierInvoicesPerMinute: z.number().int().min(0).max(1_000_000).default(60),
+        newTierLimitRepliesPerMinute: z.number().int().min(0).max(1_000_000).default(60),
+      })
+      .strict()
+      .prefault({}),
+    // Arrival queues by tier (docs/OPERATIONS.md "Floods"): bounds on memory and waiting.
+    intake: z
+      .object({
+        queueSizes: z
+          .object({
+            new: z.number().int().min(1).max(1_000_000).default(2000),
+            established: z.number().int().min(1).max(1_000_000).default(2000),
+            trusted: z.number().int().min(1).max(1_000_000).default(2000),
+            elite: z.number().int().min(1).max(1_000_000).default(2000),
+          })
+          .strict()
+          .prefault({}),
+        maxQueued: z.number().int().min(1).max(1_000_000).default(5000),
+        maxWaitMs: z.number().int().min(100).max(3_600_000).default(60_000),
+        catchUpHoldMs: z.number().int().min(0).max(600_000).default(10_000),
+        tierCacheMs: z.number().int().min(0).max(600_000).default(2000),
       })
       .strict()
       .prefault({}),
