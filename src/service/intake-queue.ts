@@ -30,6 +30,9 @@ export interface Queued {
 
 export type DropReason = "full" | "stale";
 
+/** What push returns when nothing was shed (most requests): one shared empty array, never written. */
+const NONE_SHED: Queued[] = [];
+
 /** Highest tier first. */
 const BY_PRIORITY: readonly Tier[] = [...TIERS].reverse();
 
@@ -46,13 +49,27 @@ class TierHeap {
     const h = this.h;
     h.push(q);
     this.live++;
+    // Sifted with a hole, not swaps: this runs for every request a flood brings.
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const parent = h[p]!;
+      if (!before(q, parent)) break;
+      h[i] = parent;
       i = p;
     }
+    h[i] = q;
+  }
+
+  /**
+   * For a full queue: takes the oldest live request and puts `q` (not older than it) in
+   * its place with one sift, where push-then-pop would sift twice. Same contents after.
+   */
+  replaceTop(q: Queued): Queued {
+    const top = this.peek()!;
+    top.gone = true;
+    this.siftDown(q);
+    return top;
   }
 
   /** The oldest live request, without taking it. */
@@ -78,27 +95,34 @@ class TierHeap {
   }
 
   private popTop(): void {
+    const last = this.h.pop()!;
+    if (this.h.length > 0) this.siftDown(last);
+  }
+
+  /** Puts `x` at the root (replacing what is there) and sifts it down to its place. */
+  private siftDown(x: Queued): void {
     const h = this.h;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
+    const n = h.length;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let m = i;
-      if (l < h.length && before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && before(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
+      const m = r < n && before(h[r]!, h[l]!) ? r : l;
+      const child = h[m]!;
+      if (!before(child, x)) break;
+      h[i] = child;
       i = m;
     }
+    h[i] = x;
   }
 }
 
 export class IntakeQueue {
   private readonly heaps = new Map<Tier, TierHeap>(TIERS.map((t) => [t, new TierHeap()]));
   private readonly byId = new Map<string, Queued>();
+  /** The heaps, lowest tier first. */
+  private readonly lowFirst: TierHeap[] = TIERS.map((t) => this.heaps.get(t)!);
   private seq = 0;
   private total = 0;
 
@@ -122,17 +146,37 @@ export class IntakeQueue {
     const orderSec = typeof created === "number" && Number.isFinite(created) ? Math.min(created, nowSec) : nowSec;
     const q: Queued = { raw, relay, tier, arrivedMs: nowMs, orderSec, seq: this.seq++, gone: false };
     const heap = this.heaps.get(tier)!;
-    heap.push(q);
-    this.total++;
     const id = (raw as { id?: unknown }).id;
-    if (typeof id === "string") this.byId.set(id, q);
-    const shed: Queued[] = [];
-    if (heap.live > this.limits.queueSizes[tier]) shed.push(this.popFrom(heap)!);
-    while (this.total > this.limits.maxQueued) {
-      const lowest = TIERS.map((t) => this.heaps.get(t)!).find((h) => h.live > 0)!;
-      shed.push(this.popFrom(lowest)!);
+    let shed: Queued[] | null = null;
+    if (heap.live >= this.limits.queueSizes[tier]) {
+      // Full (a flood's steady state): what goes is the oldest of the waiting ones and this
+      // one, decided before touching the heap; this one never enters if it is that one.
+      if (before(q, heap.peek()!)) {
+        // As if queued and shed at once: an entry of its id does not survive either way.
+        if (typeof id === "string") this.byId.delete(id);
+        return [q];
+      }
+      this.total++;
+      if (typeof id === "string") this.byId.set(id, q);
+      const top = heap.replaceTop(q);
+      this.forget(top);
+      shed = [top];
+    } else {
+      heap.push(q);
+      this.total++;
+      if (typeof id === "string") this.byId.set(id, q);
     }
-    return shed;
+    while (this.total > this.limits.maxQueued) {
+      let lowest = this.lowFirst[0]!;
+      for (const h of this.lowFirst) {
+        if (h.live > 0) {
+          lowest = h;
+          break;
+        }
+      }
+      (shed ??= []).push(this.popFrom(lowest)!);
+    }
+    return shed ?? NONE_SHED;
   }
 
   /** Up to `max` requests to decide now, highest tier first; stale ones come back apart. */

@@ -77,4 +77,59 @@ describe("intake queue", () => {
     expect(q.take(10, NOW).batch.map((x) => x.raw.id)).toEqual([b.id]);
     expect(q.oldestOrderSec()).toBeNull();
   });
+
+  it("sheds and hands out exactly what a plain sorted list would, through floods, takes and named takes", () => {
+    // The reference: every waiting request in one list; full means drop the lowest tier's
+    // oldest (created_at, then arrival), take means highest tier first, oldest first.
+    const order = ["new", "established", "trusted", "elite"] as const;
+    let seed = 7;
+    const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % k);
+    const limits = { queueSizes: { new: 5, established: 3, trusted: 2, elite: 4 }, maxQueued: 9, maxWaitMs: 60_000 };
+    const q = new IntakeQueue(limits);
+    type M = { id: string; tier: Tier; sec: number; seq: number };
+    let model: M[] = [];
+    let seq = 0;
+    const older = (a: M, b: M) => a.sec < b.sec || (a.sec === b.sec && a.seq < b.seq);
+    const oldestOf = (xs: M[]) => xs.reduce((m, x) => (older(x, m) ? x : m));
+    const ids = (xs: { raw: Event }[]) => xs.map((x) => x.raw.id);
+    let sheds = 0;
+    for (let step = 0; step < 3000; step++) {
+      const r = rnd(10);
+      if (r < 7) {
+        const tier = order[rnd(4)]!;
+        const e = ev(NOW / 1000 - rnd(20));
+        const m: M = { id: e.id, tier, sec: e.created_at, seq: seq++ };
+        model.push(m);
+        const want: string[] = [];
+        const same = model.filter((x) => x.tier === tier);
+        if (same.length > limits.queueSizes[tier]) want.push(oldestOf(same).id);
+        model = model.filter((x) => !want.includes(x.id));
+        while (model.length > limits.maxQueued) {
+          const low = order.find((t) => model.some((x) => x.tier === t))!;
+          const o = oldestOf(model.filter((x) => x.tier === low));
+          want.push(o.id);
+          model = model.filter((x) => x !== o);
+        }
+        const got = ids(q.push(e, "r", tier, NOW));
+        expect(got).toEqual(want);
+        sheds += got.length;
+      } else if (r < 9) {
+        const max = 1 + rnd(3);
+        const want: string[] = [];
+        for (const t of [...order].reverse()) {
+          const of = model.filter((x) => x.tier === t).sort((a, b) => (older(a, b) ? -1 : 1));
+          for (const x of of) if (want.length < max) want.push(x.id);
+        }
+        model = model.filter((x) => !want.includes(x.id));
+        expect(ids(q.take(max, NOW).batch)).toEqual(want);
+      } else if (model.length > 0) {
+        const named = model[rnd(model.length)]!;
+        model = model.filter((x) => x !== named);
+        expect(ids(q.takeIds([named.id]))).toEqual([named.id]);
+      }
+      expect(q.size).toBe(model.length);
+      expect(q.oldestOrderSec()).toBe(model.length === 0 ? null : oldestOf(model).sec);
+    }
+    expect(sheds).toBeGreaterThan(100);
+  });
 });
