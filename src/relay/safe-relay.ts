@@ -15,6 +15,7 @@
 // through auth() with both outcomes handled and reported to the owner.
 import { AbstractRelay, SendingOnClosedConnection } from "nostr-tools/abstract-relay";
 import type { EventTemplate, VerifiedEvent } from "nostr-tools/pure";
+import { getHex64 } from "nostr-tools/fakejson";
 import { websocketImplementation } from "./ws.js";
 
 /** Longest AUTH challenge we answer: NIP-42 challenges are short random strings. */
@@ -24,6 +25,19 @@ const MAX_CHALLENGE_CHARS = 512;
 let handlingFrameOf: string | null = null;
 export function relayHandlingFrame(): string | null {
   return handlingFrameOf;
+}
+
+/** The text of the frame being handled right now (the library parsed it; its handlers run inside). */
+let frameText: string | null = null;
+
+/**
+ * The text of the EVENT frame that brought `ev`, while its handlers run, or null. A queue
+ * that holds a request for a while keeps this one flat string instead of the parsed event
+ * (about ten objects): a flood's requests then cost the garbage collector much less.
+ */
+export function frameOfEvent(ev: { id?: unknown }): string | null {
+  const f = frameText;
+  return f !== null && typeof ev.id === "string" && getHex64(f, "id") === ev.id ? f : null;
 }
 
 export interface SafeRelayOptions {
@@ -117,12 +131,14 @@ export class SafeRelay extends AbstractRelay {
       return;
     }
     handlingFrameOf = this.url;
+    frameText = data;
     try {
       super._onmessage(ev);
     } catch (err) {
       this.opts.onBadFrame?.(String((err as Error)?.message ?? err).slice(0, 200));
     } finally {
       handlingFrameOf = null;
+      frameText = null;
     }
   }
 

@@ -18,6 +18,7 @@ import { signEvent } from "../events/verify.js";
 import { enqueue, getCursorSec, markSeen, pruneBookkeeping, requestOfPaymentRequiredEvent, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
 import { isPaymentHashUsed } from "../ledger/invoice-store.js";
 import { RecentIds, RelayIntake } from "../relay/intake.js";
+import { frameOfEvent } from "../relay/safe-relay.js";
 import { OutboxPublisher } from "../relay/publisher.js";
 import { Invoicing } from "./invoicing.js";
 import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.js";
@@ -477,19 +478,19 @@ export class GateService {
     // Queued by the tier its pubkey claims (a cached read, no signature check yet), checked
     // at the flush, all together: the signature checks of a burst run back to back (the
     // verifier's code and tables stay in the CPU's caches) and none waits on SQL.
-    this.requeue(raw, relay);
+    this.requeue(raw, relay, frameOfEvent(raw));
     this.scheduleDrain();
   }
 
-  private requeue(raw: Event, relay: string): void {
+  private requeue(raw: Event, relay: string, frame: string | null = null): void {
     const now = this.nowMs();
-    for (const q of this.queue.push(raw, relay, this.tiers.tierOf((raw as { pubkey?: unknown }).pubkey, now), now)) this.dropped(q, "full");
+    for (const q of this.queue.push(raw, relay, this.tiers.tierOf((raw as { pubkey?: unknown }).pubkey, now), now, frame)) this.dropped(q, "full");
   }
 
   private dropped(q: Queued, why: DropReason): void {
     this.metrics?.shedRequest?.(q.tier, why);
     // Checked first: a flood sheds thousands a second, and the line's object would be made for nothing.
-    if (this.log.isLevelEnabled("trace")) this.log.trace({ id: (q.raw as { id?: unknown }).id, tier: q.tier, why }, "request shed");
+    if (this.log.isLevelEnabled("trace")) this.log.trace({ id: q.id, tier: q.tier, why }, "request shed");
   }
 
   private scheduleDrain(): void {

@@ -18,7 +18,9 @@ export interface IntakeQueueLimits {
 }
 
 export interface Queued {
-  raw: Event;
+  readonly raw: Event;
+  /** The event's id as it came (not checked yet): read without parsing a kept frame. */
+  readonly id: unknown;
   relay: string;
   tier: Tier;
   arrivedMs: number;
@@ -26,6 +28,34 @@ export interface Queued {
   orderSec: number;
   seq: number;
   gone: boolean;
+}
+
+/**
+ * A waiting request. Given the relay frame that brought it, it keeps that string and
+ * parses it again only when taken: most of a flood is shed unread, and one flat string
+ * that lived a second costs the garbage collector far less than the parsed event does.
+ */
+class Waiting implements Queued {
+  gone = false;
+  constructor(
+    private ev: Event | null,
+    private frame: string | null,
+    readonly id: unknown,
+    readonly relay: string,
+    readonly tier: Tier,
+    readonly arrivedMs: number,
+    readonly orderSec: number,
+    readonly seq: number,
+  ) {}
+
+  get raw(): Event {
+    if (this.ev === null) {
+      // The same text the relay library parsed once already: `["EVENT", subId, event]`.
+      this.ev = (JSON.parse(this.frame!) as unknown[])[2] as Event;
+      this.frame = null;
+    }
+    return this.ev;
+  }
 }
 
 export type DropReason = "full" | "stale";
@@ -139,14 +169,14 @@ export class IntakeQueue {
     return Object.fromEntries(TIERS.map((t) => [t, this.heaps.get(t)!.live])) as Record<Tier, number>;
   }
 
-  /** Queues one request; returns what was shed to make room (possibly this one). */
-  push(raw: Event, relay: string, tier: Tier, nowMs: number): Queued[] {
+  /** Queues one request (`frame`: the relay frame text that brought it, see Waiting); returns what was shed to make room (possibly this one). */
+  push(raw: Event, relay: string, tier: Tier, nowMs: number, frame: string | null = null): Queued[] {
     const created = (raw as { created_at?: unknown }).created_at;
     const nowSec = Math.floor(nowMs / 1000);
     const orderSec = typeof created === "number" && Number.isFinite(created) ? Math.min(created, nowSec) : nowSec;
-    const q: Queued = { raw, relay, tier, arrivedMs: nowMs, orderSec, seq: this.seq++, gone: false };
+    const q = new Waiting(frame === null ? raw : null, frame, (raw as { id?: unknown }).id, relay, tier, nowMs, orderSec, this.seq++);
     const heap = this.heaps.get(tier)!;
-    const id = (raw as { id?: unknown }).id;
+    const id = q.id;
     let shed: Queued[] | null = null;
     if (heap.live >= this.limits.queueSizes[tier]) {
       // Full (a flood's steady state): what goes is the oldest of the waiting ones and this
@@ -226,7 +256,7 @@ export class IntakeQueue {
 
   private forget(q: Queued): void {
     this.total--;
-    const id = (q.raw as { id?: unknown }).id;
+    const id = q.id;
     if (typeof id === "string" && this.byId.get(id) === q) this.byId.delete(id);
   }
 }

@@ -132,4 +132,16 @@ describe("intake queue", () => {
     }
     expect(sheds).toBeGreaterThan(100);
   });
+
+  it("keeps a request as the frame it came in and gives back that event when taken; what is shed keeps its id", () => {
+    const q = new IntakeQueue({ queueSizes: { ...sizes(10), new: 1 }, maxQueued: 100, maxWaitMs: 60_000 });
+    const first = ev(NOW / 1000 - 1);
+    const second = { ...ev(), tags: [["param", "x", "y"]], content: 'a "quoted" ü' };
+    q.push(first, "r", "new", NOW, JSON.stringify(["EVENT", "sub:1", first]));
+    const shed = q.push(second, "r", "new", NOW, JSON.stringify(["EVENT", "sub:1", second]));
+    expect(shed.map((x) => x.id)).toEqual([first.id]);
+    const [taken] = q.take(10, NOW).batch;
+    expect(taken!.raw).toEqual(second);
+    expect(taken!.raw).toBe(taken!.raw);
+  });
 });
