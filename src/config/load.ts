@@ -41,6 +41,7 @@ export interface RuntimeConfig {
     lnbits: { url: string; invoiceKey: string } | null;
     zapProviderPubkey: string | null;
   };
+  balances: { maxBalanceMsats: number };
   http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
@@ -254,6 +255,7 @@ export function parseConfig(
         : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
     },
+    balances: { maxBalanceMsats: toMsats(c.balances.maxBalanceSats) },
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,

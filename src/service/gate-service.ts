@@ -420,7 +420,7 @@ export class GateService {
       const rec = d.rec;
       this.metrics?.decision(rec.decision);
       this.log.info({ id: rec.requestId, customer: rec.pubkey, kind: rec.kind, decision: rec.decision, tier: rec.tier, absorbMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats, reason: rec.reason }, "decided");
-      if (rec.decision === "partial" || rec.decision === "gate") invoice = true;
+      if ((rec.decision === "partial" || rec.decision === "gate") && rec.balanceLeftMsats === undefined) invoice = true;
       else kick = true;
     }
     if (invoice) void this.invoicing.issuePending();
@@ -479,6 +479,10 @@ export class GateService {
           break;
         case "partial":
         case "gate":
+          if (rec.balanceLeftMsats !== undefined) {
+            enqueue(db, { ...base, purpose: "feedback-processing", event: signed(balancePaidFeedback(target, rec, nowSec)) });
+            break;
+          }
           // The invoice is made after commit (no network in here); this row waits for it.
           enqueue(db, { ...base, purpose: "feedback-payment-required", event: null });
           break;
@@ -519,6 +523,20 @@ export class GateService {
       this.log.warn({ err: (err as Error).message }, "could not queue the pool status");
     }
   }
+}
+
+/** SPEC §12: paid from the prepaid balance; the free-tier tag too when the pool paid a part. */
+function balancePaidFeedback(target: ReplyTarget, rec: RequestRecord, nowSec: number): EventTemplate {
+  const pool = rec.absorbMsats > 0 ? `the pool covers ${rec.absorbMsats} msats, ` : "";
+  return processingFeedback(
+    target,
+    {
+      text: `${pool}your balance paid ${rec.chargeMsats} msats; ${rec.balanceLeftMsats} msats left`,
+      ...(rec.absorbMsats > 0 ? { freeTier: { label: "partial" as const, absorbedMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats } } : {}),
+      balanceLeftMsats: rec.balanceLeftMsats!,
+    },
+    nowSec,
+  );
 }
 
 function freeText(rec: RequestRecord): string {
