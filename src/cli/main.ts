@@ -10,6 +10,7 @@ import { HttpListenError } from "../http/server.js";
 import { makeContext, UsageError, type CliContext, type CliIO } from "./context.js";
 import { command as announceCmd } from "./commands/announce.js";
 import { command as auditCmd } from "./commands/audit.js";
+import { command as balanceCmd } from "./commands/balance.js";
 import { command as devPayCmd } from "./commands/dev-pay.js";
 import { command as failCmd } from "./commands/fail.js";
 import { command as grantsCmd } from "./commands/grants.js";
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   request: requestCmd,
   pool: poolCmd,
   identity: identityCmd,
+  balance: balanceCmd,
   grants: grantsCmd,
   verify: verifyCmd,
   audit: auditCmd,

@@ -33,6 +33,8 @@ export interface PageData {
   recentGrants: GrantRecord[];
   budgetsMsats: Record<Tier, number>;
   pricesMsats: [number, number][];
+  /** Customers' prepaid balances (SPEC §12): available plus held by open jobs. */
+  balancesHeldMsats?: number;
 }
 
 /** Everything the page shows, read with SELECTs only. */
@@ -53,7 +55,8 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
           }[]
         ).map((r) => [r.decision, r.n]),
       );
-    return { totals, grants, seed, decisions24h: byDecision(nowMs - DAY_MS), decisionsAll: byDecision(-1) };
+    const bt = ledger.balances.totals();
+    return { balancesHeldMsats: bt.balanceMsats + bt.heldMsats, totals, grants, seed, decisions24h: byDecision(nowMs - DAY_MS), decisionsAll: byDecision(-1) };
   })();
 
   const balance: BalancePoint[] = [];
@@ -75,6 +78,7 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
     recentGrants: read.grants.slice(-RECENT_GRANTS).reverse(),
     budgetsMsats: cfg.freeTier.budgetsMsats,
     pricesMsats: [...cfg.jobs.priceMsatsByKind.entries()].sort((a, b) => a[0] - b[0]),
+    balancesHeldMsats: read.balancesHeldMsats,
   };
 }
 
@@ -132,7 +136,7 @@ export function renderPage(d: PageData): string {
 <h1>dvm-gate</h1>
 <p class="sub">gate <code>${esc(npub)}</code> · ${esc(isoTime(d.nowMs))} · refreshes every 30 s</p>
 <div class="cards">
-${card("pool", t.poolMsats)}${card("pending", t.pendingMsats)}${card("absorbed", t.absorbedMsats)}${card("credited", t.creditedMsats)}${card("initial", t.initialMsats)}
+${card("pool", t.poolMsats)}${card("pending", t.pendingMsats)}${card("absorbed", t.absorbedMsats)}${card("credited", t.creditedMsats)}${card("initial", t.initialMsats)}${d.balancesHeldMsats !== undefined ? card("customer balances", d.balancesHeldMsats) : ""}
 </div>
 <h2>Pool balance over time</h2>
 ${balanceChart(d.balance)}

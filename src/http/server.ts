@@ -10,6 +10,7 @@ import { estimate, parseKindParam } from "./estimate.js";
 import type { GateMetrics } from "./metrics.js";
 import { checkNip98 } from "./nip98.js";
 import { loadPageData, PAGE_CSP, renderPage } from "./page.js";
+import { balanceRoutes, type DepositMaker } from "./balance.js";
 
 export interface HttpServerOptions {
   cfg: RuntimeConfig;
@@ -17,6 +18,8 @@ export interface HttpServerOptions {
   log: Logger;
   metrics: GateMetrics;
   gatePubkey: string;
+  /** Makes `POST /deposit` invoices (SPEC §12); without it the endpoint answers 503. */
+  deposits?: DepositMaker | null;
   nowMs?: () => number;
   /**
    * Scheme and host the callers use (e.g. `https://gate.example.com` behind a TLS
@@ -34,7 +37,7 @@ export interface HttpServer {
 /** Bounds on what one client can hold open. */
 const LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 5_000 };
 
-interface Ctx {
+export interface Ctx {
   req: IncomingMessage;
   res: ServerResponse;
   rawUrl: string;
@@ -42,7 +45,7 @@ interface Ctx {
   nowMs: number;
 }
 
-type Route = (ctx: Ctx) => Promise<void> | void;
+export type Route = (ctx: Ctx) => Promise<void> | void;
 
 /** The port is taken or not ours to bind: an operator's problem, said in one line. */
 export class HttpListenError extends Error {
@@ -65,6 +68,14 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     ["/estimate", estimateRoute],
     ["/", page],
   ]);
+  const balance = balanceRoutes({ ledger, deposits: opts.deposits ?? null, log, urlFor, sendJson });
+  for (const [path, route] of balance.routes) routes.set(path, route);
+
+  /** The URL a NIP-98 `u` tag must name for this request, or null without a Host. */
+  function urlFor(req: IncomingMessage, rawUrl: string): string | null {
+    const base = publicBase ?? (req.headers.host ? `http://${req.headers.host}` : null);
+    return base ? base + rawUrl : null;
+  }
 
   function healthz({ res }: Ctx): void {
     let pool;
@@ -117,9 +128,10 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     res.on("finish", () => metrics.httpRequest(path, res.statusCode));
     const route = routes.get(path);
     if (!route) return sendJson(res, 404, { error: `no such endpoint; try ${[...routes.keys()].join(", ")}` });
-    if (req.method !== "GET") {
-      res.setHeader("Allow", "GET");
-      return sendJson(res, 405, { error: `method ${String(req.method).slice(0, 16)} not allowed; use GET` });
+    const method = balance.postPaths.has(path) ? "POST" : "GET";
+    if (req.method !== method) {
+      res.setHeader("Allow", method);
+      return sendJson(res, 405, { error: `method ${String(req.method).slice(0, 16)} not allowed; use ${method}` });
     }
     try {
       await route({ req, res, rawUrl, query: new URLSearchParams(q === -1 ? "" : rawUrl.slice(q + 1)), nowMs: clock() });
@@ -173,7 +185,7 @@ function baseHeaders(res: ServerResponse): void {
   res.setHeader("X-Content-Type-Options", "nosniff");
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   sendText(res, status, "application/json; charset=utf-8", JSON.stringify(body));
 }
 

@@ -22,6 +22,7 @@ import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.j
 import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
+import { Deposits } from "./deposits.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -57,6 +58,8 @@ export interface GateServiceOptions {
   log: Logger;
   metrics?: MetricsSink | null;
   secretKey: Uint8Array;
+  /** Deposits into prepaid balances (made here when not given; `start` shares one with HTTP). */
+  deposits?: Deposits;
   opts?: GateServiceTuning;
 }
 
@@ -81,6 +84,7 @@ export class GateService {
   readonly intake: RelayIntake;
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
+  readonly deposits: Deposits;
   private readonly cfg: RuntimeConfig;
   private readonly ledger: Ledger;
   private readonly backend: PaymentBackend;
@@ -155,6 +159,17 @@ export class GateService {
       onPublished: (relay, ok) => this.metrics?.replyPublished(relay, ok),
     });
     this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
+    this.deposits =
+      o.deposits ??
+      new Deposits({
+        ledger: this.ledger,
+        backend: this.backend,
+        log: this.log.child({ part: "deposits" }),
+        gatePubkey: this.gatePubkey,
+        zapProviderPubkey: this.cfg.payments.zapProviderPubkey,
+        invoiceExpirySec: this.cfg.payments.invoiceExpirySec,
+        nowMs: this.nowMs,
+      });
     this.intake = new RelayIntake({
       relays: this.relays,
       filters: (since) => this.filters(since),
@@ -191,11 +206,15 @@ export class GateService {
     if (this.relays.length === 0) this.log.warn("no relays configured (nostr.relays): nothing will be received or published");
     this.publisher.start();
     await this.sweep();
-    this.unhint = this.backend.onPaymentHint((hash) => void this.invoicing.checkPayments([hash]));
+    this.unhint = this.backend.onPaymentHint((hash) => {
+      void this.invoicing.checkPayments([hash]);
+      void this.deposits.checkInvoices([hash]);
+    });
     this.every(this.t.expirySweepMs, () => this.sweep());
     this.every(this.t.paymentPollMs, async () => {
       await this.invoicing.issuePending();
       await this.invoicing.checkPayments();
+      await this.deposits.checkInvoices();
     });
     this.every(this.t.poolStatusMaxIntervalMs, async () => this.publishPoolStatus());
     // Rows left by a previous run (or written by `dvm-gate settle`) go out now.
@@ -287,7 +306,10 @@ export class GateService {
     else {
       // Settlement follows the decisions received before it, as it did unbatched.
       this.flushDecisions();
-      if (kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
+      // A zap of the gate's profile is a deposit (SPEC §12); one of a feedback event pays a job.
+      if (kind === ZAP_RECEIPT_KIND) {
+        if (!this.deposits.onZapReceipt(ev)) this.onZapReceipt(ev);
+      }
       else this.onSignal(ev);
     }
     this.recent.add(id);

@@ -44,7 +44,9 @@ export const command: Command = {
       default:
         throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
     }
-    if (values.json) printJson(ctx.out, view);
+    const balanceMsats = ctx.ledger().balance(view.pubkey).balanceMsats;
+    const heldMsats = ctx.ledger().balance(view.pubkey).heldMsats;
+    if (values.json) printJson(ctx.out, { ...view, balanceMsats, balanceHeldMsats: heldMsats });
     else
       ctx.out(
         [
@@ -53,6 +55,7 @@ export const command: Command = {
           `tier     ${view.banned ? "BANNED" : view.tier}${view.pinnedTier ? " (pinned)" : ""}${view.wotFloor ? ` (web-of-trust floor ${view.wotFloor})` : ""}`,
           `score    ${view.score} (${view.scoreTier} by score)`,
           `budget   ${view.budgetMsats} msats/day, ${view.usedMsats} used in the last 24 h, ${view.pendingCount} pending`,
+          `balance  ${balanceMsats} msats prepaid, ${heldMsats} held by open jobs`,
         ].join("\n"),
       );
     return 0;

@@ -5,6 +5,7 @@ import { GateMetrics } from "../../http/metrics.js";
 import { startHttpServer } from "../../http/server.js";
 import { createPaymentBackend } from "../../payments/index.js";
 import { GateService } from "../../service/gate-service.js";
+import { Deposits } from "../../service/deposits.js";
 import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
 import { startDemoWorker } from "../../peers/demo-worker.js";
@@ -81,21 +82,30 @@ export const command: Command = {
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
+      const deposits = new Deposits({
+        ledger,
+        backend,
+        log: log.child({ part: "deposits" }),
+        gatePubkey,
+        zapProviderPubkey: cfg.payments.zapProviderPubkey,
+        invoiceExpirySec: cfg.payments.invoiceExpirySec,
+        nowMs: () => ctx.nowMs(),
+      });
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
         const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl }).catch(async (err: NodeJS.ErrnoException) => {
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, deposits }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
           if (!demo || err.code !== "EADDRINUSE") throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl });
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, deposits });
         });
         httpUrl = http.url;
         closers.push(() => http.close());
       }
       // The service starts after HTTP is listening: a taken port stops start-up before
       // anything subscribes, publishes or writes.
-      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey });
+      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, deposits });
       await service.start();
       closers.push(() => service.stop());
       const wot = startWotRefresh(ledger, cfg, log, () => ctx.nowMs());
