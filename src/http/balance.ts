@@ -9,7 +9,16 @@ import type { Ledger } from "../ledger/ledger.js";
 import { AmountError, parseSatsText } from "../util/money.js";
 import { checkNip98 } from "./nip98.js";
 import { PaymentBackendError } from "../payments/types.js";
-import type { Route } from "./server.js";
+
+/** The slice of the server's per-request context these routes use (structurally its Ctx). */
+interface RouteCtx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  rawUrl: string;
+  query: URLSearchParams;
+  nowMs: number;
+}
+type Route = (ctx: RouteCtx) => Promise<void>;
 
 /** What `POST /deposit` needs from the service (src/service/deposits.ts implements it). */
 export interface DepositMaker {

@@ -37,7 +37,7 @@ export interface HttpServer {
 /** Bounds on what one client can hold open. */
 const LIMITS = { maxConnections: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 5_000 };
 
-export interface Ctx {
+interface Ctx {
   req: IncomingMessage;
   res: ServerResponse;
   rawUrl: string;
@@ -45,7 +45,7 @@ export interface Ctx {
   nowMs: number;
 }
 
-export type Route = (ctx: Ctx) => Promise<void> | void;
+type Route = (ctx: Ctx) => Promise<void> | void;
 
 /** The port is taken or not ours to bind: an operator's problem, said in one line. */
 export class HttpListenError extends Error {
@@ -185,7 +185,7 @@ function baseHeaders(res: ServerResponse): void {
   res.setHeader("X-Content-Type-Options", "nosniff");
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   sendText(res, status, "application/json; charset=utf-8", JSON.stringify(body));
 }
 
