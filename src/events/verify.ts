@@ -118,10 +118,27 @@ export function verifyEventWith(verifier: Verifier, ev: unknown): boolean {
   return verifyCopy(verifier, copyEvent(ev as Event));
 }
 
+/**
+ * Events longer than this (UTF-16 units of content and tags) are hashed natively, not by
+ * either backend. The wasm backend serialises and hashes inside a fixed heap that cannot
+ * grow: above roughly 0.5–0.9 MB (depending on what the heap holds) it answers "bad
+ * signature" for a valid event, which would hide an oversize request's answer (SPEC §4)
+ * behind "forged". 65,536 units are at most 393 KB serialised (6 bytes per escaped
+ * character), well inside that; the pure backend's JS hashing is slow at such sizes.
+ */
+export const LARGE_EVENT_UNITS = 65_536;
+
+function eventUnits(ev: Event): number {
+  let n = ev.content.length;
+  for (const t of ev.tags) for (const v of t) n += v.length;
+  return n;
+}
+
 function verifyCopy(verifier: Verifier, copy: Event): boolean {
   const m = meter;
   const c0 = m ? process.cpuUsage() : null;
   try {
+    if (eventUnits(copy) > LARGE_EVENT_UNITS) return verifyRawSignature(copy);
     return verifier === "wasm" ? wasm.verifyEvent(copy) : pure.verifyEvent(copy);
   } catch {
     return false;

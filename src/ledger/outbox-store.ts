@@ -106,6 +106,33 @@ export interface NeedsInvoice {
   createdAtMs: number;
 }
 
+export interface DueInvoiceRow extends NeedsInvoice {
+  /** Failed calls to the wallet so far for this row. */
+  invoiceAttempts: number;
+}
+
+/**
+ * `needs-invoice` rows whose next attempt is due, after `afterId` in id order: a pass
+ * walks them with a cursor, so it takes each row at most once.
+ */
+export function dueNeedingInvoice(db: Db, o: { nowMs: number; afterId: number; limit: number }): DueInvoiceRow[] {
+  return (
+    stmt(
+      db,
+      `SELECT id, request_id, purpose, created_at_ms, invoice_attempts FROM outbox
+       WHERE state = 'needs-invoice' AND next_invoice_at_ms <= ? AND id > ? ORDER BY id LIMIT ?`,
+    ).all(o.nowMs, o.afterId, o.limit) as { id: number; request_id: string; purpose: OutboxPurpose; created_at_ms: number; invoice_attempts: number }[]
+  ).map((r) => ({ outboxId: r.id, requestId: r.request_id, purpose: r.purpose, createdAtMs: r.created_at_ms, invoiceAttempts: r.invoice_attempts }));
+}
+
+/** A failed call to the wallet for this row: counts it and sets when the next may happen. */
+export function recordInvoiceFailure(db: Db, outboxId: number, o: { attempts: number; nextAtMs: number; error: string; nowMs: number }): void {
+  stmt(
+    db,
+    "UPDATE outbox SET invoice_attempts = ?, next_invoice_at_ms = ?, last_invoice_error = ?, updated_at_ms = ? WHERE id = ? AND state = 'needs-invoice'",
+  ).run(o.attempts, o.nextAtMs, o.error.slice(0, 300), o.nowMs, outboxId);
+}
+
 export function needingInvoice(db: Db, limit = 100): NeedsInvoice[] {
   return (
     stmt(db, "SELECT id, request_id, purpose, created_at_ms FROM outbox WHERE state = 'needs-invoice' ORDER BY id LIMIT ?").all(limit) as {
@@ -203,11 +230,14 @@ export function getCursorSec(db: Db, relay: string): number | null {
   return r ? r.since_sec : null;
 }
 
-/** Only moves forward. */
+/**
+ * The intake moves a cursor forward, and back only to hold it before a request whose
+ * decision could not be written yet (so a restart reads that request again).
+ */
 export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: number): void {
   stmt(db, 
     `INSERT INTO relay_cursors (relay, since_sec, updated_at_ms) VALUES (?, ?, ?)
-     ON CONFLICT(relay) DO UPDATE SET since_sec = MAX(since_sec, excluded.since_sec), updated_at_ms = excluded.updated_at_ms`,
+     ON CONFLICT(relay) DO UPDATE SET since_sec = excluded.since_sec, updated_at_ms = excluded.updated_at_ms`,
   ).run(relay, sinceSec, nowMs);
 }
 
@@ -235,4 +265,34 @@ export function pruneBookkeeping(db: Db, o: { seenBeforeMs: number; doneBeforeMs
     delOutbox.run(id);
   }
   return { seen, outbox: ids.length };
+}
+
+// ---- lookups for invoicing and zaps ---------------------------------------------
+
+/** The request whose payment-required reply is the event `eventId` (a zap names it). */
+export function requestOfPaymentRequiredEvent(db: Db, eventId: string): string | null {
+  const r = stmt(db, "SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(eventId) as { request_id: string } | undefined;
+  return r ? r.request_id : null;
+}
+
+/** `needs-invoice` rows whose request no longer awaits payment: their invoice will never be made. */
+export function staleNeedsInvoice(db: Db, limit: number): number[] {
+  return (
+    stmt(
+      db,
+      `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
+       WHERE o.state = 'needs-invoice' AND r.state <> 'awaiting-payment' LIMIT ?`,
+    ).all(limit) as { id: number }[]
+  ).map((r) => r.id);
+}
+
+/** `needs-invoice` rows whose request still awaits payment but whose offer ends before `endsBeforeMs`. */
+export function needsInvoiceEndingBefore(db: Db, endsBeforeMs: number, limit: number): { outboxId: number; requestId: string }[] {
+  return (
+    stmt(
+      db,
+      `SELECT o.id, o.request_id FROM outbox o JOIN requests r ON r.request_id = o.request_id
+       WHERE o.state = 'needs-invoice' AND r.state = 'awaiting-payment' AND r.expires_at_ms < ? LIMIT ?`,
+    ).all(endsBeforeMs, limit) as { id: number; request_id: string }[]
+  ).map((r) => ({ outboxId: r.id, requestId: r.request_id }));
 }

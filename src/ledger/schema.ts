@@ -204,7 +204,22 @@ CREATE TABLE dev_wallet_invoices (
   paid_at_ms INTEGER
 ) WITHOUT ROWID;
 `,
-  // 3: prepaid balances (SPEC §12): a second kind of account beside the pool, one per
+  // invoice retries (issue 13): when a needs-invoice row may next ask the wallet and how
+  // often it failed, and the backend-wide breaker, durable so a restart keeps the backoff.
+  `
+ALTER TABLE outbox ADD COLUMN invoice_attempts INTEGER NOT NULL DEFAULT 0 CHECK (invoice_attempts >= 0);
+ALTER TABLE outbox ADD COLUMN next_invoice_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_invoice_error TEXT;
+
+CREATE TABLE invoice_backend_state (
+  backend TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL CHECK (failures >= 0),
+  next_attempt_at_ms INTEGER NOT NULL,
+  last_error TEXT,
+  updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  // 4: prepaid balances (SPEC §12): a second kind of account beside the pool, one per
   // customer. Counters restate the history (deposits, holds and their resolutions,
   // withdrawals) so a CHECK aborts any transaction that would break
   // deposited = balance + held + spent + withdrawn, or take a balance below 0.

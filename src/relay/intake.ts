@@ -35,8 +35,13 @@ export interface IntakeOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   connectTimeoutMs?: number;
-  /** How often cursors are written (they only move forward). */
+  /** How often cursors are written (forward, or back only to a held second: see holdCursorSec). */
   cursorFlushMs?: number;
+  /**
+   * The newest second a cursor may be saved at or resumed from (a request from then is
+   * not decided yet, e.g. its write failed), or null for no limit.
+   */
+  holdCursorSec?: () => number | null;
 }
 
 export { SafeWebSocket } from "./ws.js";
@@ -103,6 +108,7 @@ export class RelayIntake {
       connectTimeoutMs: 10_000,
       cursorFlushMs: 1000,
       alreadyHave: () => false,
+      holdCursorSec: () => null,
       ...opts,
     };
   }
@@ -153,10 +159,11 @@ export class RelayIntake {
     for (const st of this.states.values()) {
       // Mid-backfill the newest event seen says nothing about older ones still to come.
       if (st.resumeSinceSec !== null) continue;
-      if (st.cursorSec !== null && st.cursorSec !== st.savedCursorSec) {
+      const sec = this.heldCursor(st.cursorSec);
+      if (sec !== null && sec !== st.savedCursorSec) {
         try {
-          this.o.saveCursorSec(st.url, st.cursorSec);
-          st.savedCursorSec = st.cursorSec;
+          this.o.saveCursorSec(st.url, sec);
+          st.savedCursorSec = sec;
         } catch (err) {
           this.o.log.warn({ relay: st.url, err: (err as Error).message }, "could not save relay cursor");
         }
@@ -167,8 +174,26 @@ export class RelayIntake {
   private sinceFor(st: RelayState): number {
     if (st.resumeSinceSec !== null) return st.resumeSinceSec;
     const nowSec = Math.floor(this.o.nowMs() / 1000);
-    if (st.cursorSec === null) return Math.max(0, nowSec - this.o.firstSinceAgoSec);
-    return Math.max(0, st.cursorSec - this.o.overlapSec);
+    const cursorSec = this.heldCursor(st.cursorSec);
+    if (cursorSec === null) return Math.max(0, nowSec - this.o.firstSinceAgoSec);
+    return Math.max(0, cursorSec - this.o.overlapSec);
+  }
+
+  private heldCursor(sec: number | null): number | null {
+    const hold = this.o.holdCursorSec();
+    return sec === null || hold === null ? sec : Math.min(sec, hold);
+  }
+
+  /** Subscribes every open relay again from its (held) cursor: what could not be recorded comes back. */
+  reread(): void {
+    for (const st of this.states.values()) {
+      const relay = st.relay;
+      if (!relay || !st.sub || this.stopped) continue;
+      const old = st.sub;
+      st.sub = null;
+      old.close();
+      this.subscribe(st, relay);
+    }
   }
 
   private scheduleReconnect(st: RelayState, why: string): void {

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
 import { websocketImplementation } from "./ws.js";
+import { backoffDelayMs } from "./intake.js";
 import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "../ledger/outbox-store.js";
 
 export interface PublisherOptions {
@@ -44,6 +45,8 @@ export class OutboxPublisher {
   private stopped = true;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Rounds in a row whose results could not be recorded (a full disk): the relay waits longer each time. */
+  private recordFailures = 0;
   private readonly o: Required<Omit<PublisherOptions, "onPublished" | "onSending">> & Pick<PublisherOptions, "onPublished" | "onSending">;
 
   constructor(opts: PublisherOptions) {
@@ -115,7 +118,13 @@ export class OutboxPublisher {
     }
     for (const [relay, ds] of byRelay) {
       const task = this.deliverTo(relay, ds)
-        .catch((err) => this.o.log.error({ relay, err: (err as Error).message }, "delivery failed"))
+        .catch(async (err) => {
+          // Results not recorded (the store refuses writes): the rows stay due, so without a
+          // pause the same events would be sent again at once, in a loop.
+          const waitMs = backoffDelayMs(this.recordFailures++, Math.max(100, this.o.pollMs), 30_000);
+          this.o.log.error({ relay, err: (err as Error).message, retryInMs: waitMs }, "delivery failed");
+          if (!this.stopped) await new Promise((r) => setTimeout(r, waitMs).unref());
+        })
         .finally(() => {
           this.inFlight.delete(relay);
           this.kick();
@@ -168,6 +177,7 @@ export class OutboxPublisher {
         })
         .immediate(),
     );
+    this.recordFailures = 0;
     for (const r of results) {
       if (!r.ok) this.o.log.warn({ relay: url, event: r.d.event.id, kind: r.d.event.kind, attempts: r.d.attempts + 1, relayMessage: r.msg.slice(0, 200) }, "publish failed; will retry");
       else this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");

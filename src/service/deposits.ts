@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
 import { checkZapReceipt } from "../payments/zap.js";
+import { isWriteFailure } from "./decision-retry.js";
 
 export interface DepositsOptions {
   ledger: Ledger;
@@ -136,7 +137,8 @@ export class Deposits {
       );
       this.logCredit(r, check.zapper, check.paymentHash, "profile zap credited");
     } catch (err) {
-      // Nothing was written; the intake's cursor overlap brings the receipt back after a restart.
+      // A failed write (busy, full disk) is the caller's to hold and retry; nothing was written.
+      if (isWriteFailure(err)) throw err;
       log.error({ receipt: ev.id, paymentHash: check.paymentHash, err: (err as Error).message }, "could not credit a profile zap");
     }
     return true;

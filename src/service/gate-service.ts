@@ -14,7 +14,8 @@ import { checkJobRequest, type JobRequest, type JobRequestVerdict } from "../eve
 import { readSettlementSignal } from "../events/job-events.js";
 import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { enqueue, getCursorSec, markSeen, pruneBookkeeping, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { enqueue, getCursorSec, markSeen, pruneBookkeeping, requestOfPaymentRequiredEvent, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import { isPaymentHashUsed } from "../ledger/invoice-store.js";
 import { RecentIds, RelayIntake } from "../relay/intake.js";
 import { OutboxPublisher } from "../relay/publisher.js";
 import { Invoicing } from "./invoicing.js";
@@ -23,6 +24,7 @@ import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
 import { Deposits } from "./deposits.js";
+import { DecisionRetry, isWriteFailure, type HeldRequest } from "./decision-retry.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
 export interface MetricsSink {
@@ -47,6 +49,11 @@ export interface GateServiceTuning {
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   cursorOverlapSec?: number;
+  /** Decisions that could not be written: first retry after about this, doubling up to the max. */
+  decisionRetryBaseMs?: number;
+  decisionRetryMaxMs?: number;
+  /** Requests held in memory for such a retry at most; beyond it they are read again from the relays. */
+  decisionRetryMaxHeld?: number;
   /** The service's clock; tests move it to expire offers without waiting. */
   nowMs?: () => number;
 }
@@ -85,6 +92,7 @@ export class GateService {
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
   readonly deposits: Deposits;
+  readonly decisionRetry: DecisionRetry;
   private readonly cfg: RuntimeConfig;
   private readonly ledger: Ledger;
   private readonly backend: PaymentBackend;
@@ -125,6 +133,9 @@ export class GateService {
       reconnectBaseMs: 500,
       reconnectMaxMs: 60_000,
       cursorOverlapSec: 60,
+      decisionRetryBaseMs: 500,
+      decisionRetryMaxMs: 30_000,
+      decisionRetryMaxHeld: 1000,
       ...Object.fromEntries(Object.entries(o.opts ?? {}).filter(([k, v]) => k !== "nowMs" && v !== undefined)),
     };
     this.gatePubkey = getPublicKey(this.secretKey);
@@ -170,6 +181,17 @@ export class GateService {
         invoiceExpirySec: this.cfg.payments.invoiceExpirySec,
         nowMs: this.nowMs,
       });
+    this.decisionRetry = new DecisionRetry({
+      log: this.log.child({ part: "decision-retry" }),
+      nowMs: this.nowMs,
+      redecide: (items) => this.redecide(items),
+      reread: () => this.intake.reread(),
+      maxAgeSec: this.cfg.jobs.maxRequestAgeSec,
+      maxHeld: this.t.decisionRetryMaxHeld,
+      chunk: MAX_DECISIONS_PER_TX,
+      baseMs: this.t.decisionRetryBaseMs,
+      maxMs: this.t.decisionRetryMaxMs,
+    });
     this.intake = new RelayIntake({
       relays: this.relays,
       filters: (since) => this.filters(since),
@@ -177,6 +199,7 @@ export class GateService {
       saveCursorSec: (relay, sec) => this.ledger.tx(() => saveCursorSec(this.ledger.db, relay, sec, this.nowMs())),
       onEvent: (ev, relay) => this.onEvent(ev, relay),
       alreadyHave: (id) => this.recent.has(id),
+      holdCursorSec: () => this.undecidedSinceSec(),
       signAuth,
       log: this.log.child({ part: "intake" }),
       nowMs: this.nowMs,
@@ -229,6 +252,7 @@ export class GateService {
     this.started = false;
     await this.intake.stop();
     this.flushDecisions();
+    this.decisionRetry.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.poolStatusTimer) clearTimeout(this.poolStatusTimer);
@@ -306,14 +330,46 @@ export class GateService {
     else {
       // Settlement follows the decisions received before it, as it did unbatched.
       this.flushDecisions();
-      // A zap of the gate's profile is a deposit (SPEC §12); one of a feedback event pays a job.
-      if (kind === ZAP_RECEIPT_KIND) {
-        if (!this.deposits.onZapReceipt(ev)) this.onZapReceipt(ev);
-      }
-      else this.onSignal(ev);
+      if (!this.settleOrHold(ev, relay)) return;
     }
     this.recent.add(id);
     if (this.arrived.length >= MAX_DECISIONS_PER_TX) this.flushDecisions();
+  }
+
+  /** A result, error, deletion or zap; false when its write failed and it is held for a retry. */
+  private settleOrHold(ev: Event, relay: string): boolean {
+    try {
+      // A zap of the gate's profile is a deposit (SPEC §12); one of a feedback event pays a job.
+      if (ev.kind === ZAP_RECEIPT_KIND) {
+        if (!this.deposits.onZapReceipt(ev)) this.onZapReceipt(ev);
+      } else this.onSignal(ev);
+      return true;
+    } catch (err) {
+      if (!isWriteFailure(err)) throw err;
+      this.log.error({ id: ev.id, kind: ev.kind, err: (err as Error).message }, "could not record a settlement signal");
+      this.decisionRetry.failed([{ raw: ev, relay }]);
+      return false;
+    }
+  }
+
+  /** A retry round's events, in the order they came: false (and all not written held again) when writes fail. */
+  private redecide(items: HeldRequest[]): boolean {
+    for (const [i, h] of items.entries()) {
+      const kind = h.raw.kind;
+      if (kind >= 5000 && kind <= 5999) {
+        this.arrived.push({ ...h, now: this.nowMs() });
+        continue;
+      }
+      if (!this.flushDecisions()) {
+        this.decisionRetry.failed(items.slice(i));
+        return false;
+      }
+      if (!this.settleOrHold(h.raw, h.relay)) {
+        this.decisionRetry.failed(items.slice(i + 1));
+        return false;
+      }
+    }
+    return this.flushDecisions();
   }
 
   private onSignal(ev: Event): void {
@@ -338,15 +394,11 @@ export class GateService {
     // The zapped event is named in the embedded zap request; receipts copy its e tag.
     const zapped = ev.tags?.find?.((t) => Array.isArray(t) && t[0] === "e")?.[1];
     if (typeof zapped !== "string") return;
-    const row = db.prepare("SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(zapped) as
-      | { request_id: string }
-      | undefined;
-    if (!row) return;
-    const req = this.ledger.getRequest(row.request_id);
+    const requestId = requestOfPaymentRequiredEvent(db, zapped);
+    if (!requestId) return;
+    const req = this.ledger.getRequest(requestId);
     if (!req || req.state !== "awaiting-payment") return;
-    const used = (hash: string) =>
-      db.prepare("SELECT 1 FROM requests WHERE payment_ref = ?").get(hash) !== undefined ||
-      db.prepare("SELECT 1 FROM invoices WHERE payment_hash = ? AND state = 'paid'").get(hash) !== undefined;
+    const used = (hash: string) => isPaymentHashUsed(db, hash);
     const check = checkZapReceipt(ev, { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
     if (!check.ok) {
       this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");
@@ -415,11 +467,11 @@ export class GateService {
    * until this runs (before the next timer, so before the intake's cursor is saved), and a
    * crash before it loses nothing durable: the cursor overlap brings the events back.
    */
-  flushDecisions(): void {
+  flushDecisions(): boolean {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = null;
     const batch = this.checkArrived();
-    if (batch.length === 0) return;
+    if (batch.length === 0) return true;
     let done: (Decided | null)[];
     try {
       done = this.ledger.tx(() => batch.map((p) => this.writeDecision(p)));
@@ -427,8 +479,11 @@ export class GateService {
       // Nothing of the batch was written: let the same events be handled again if they come back.
       for (const p of batch) this.recent.delete(p.type === "decide" ? p.req.id : p.v.event.id);
       this.log.error({ err: (err as Error).message, requests: batch.length }, "could not record decisions");
-      return;
+      if (!isWriteFailure(err)) return true;
+      this.decisionRetry.failed(batch.map((p): HeldRequest => ({ raw: p.type === "decide" ? p.req.event : p.v.event, relay: p.relay })));
+      return false;
     }
+    this.decisionRetry.succeeded();
     let kick = false;
     let invoice = false;
     for (const d of done) {
@@ -448,6 +503,17 @@ export class GateService {
     if (invoice) void this.invoicing.issuePending();
     if (kick) this.publisher.kick();
     if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
+    return true;
+  }
+
+  /** Oldest created_at of a request received but not decided yet (queued, or held after a failed write). */
+  private undecidedSinceSec(): number | null {
+    let min = this.decisionRetry.holdSec();
+    for (const a of this.arrived) {
+      const c = (a.raw as { created_at?: unknown }).created_at;
+      if (typeof c === "number" && (min === null || c < min)) min = c;
+    }
+    return min;
   }
 
   /** One queued request, inside the batch's transaction; null when nothing new was written. */
@@ -456,6 +522,8 @@ export class GateService {
     try {
       return p.type === "decide" ? this.decide(p.req, p.relay, p.now) : this.refuse(p.v, p.relay, p.now);
     } catch (err) {
+      // The store refuses writes (full, I/O): the whole batch waits for a retry.
+      if (isWriteFailure(err)) throw err;
       // Its savepoint is rolled back; the rest of the batch stands.
       this.recent.delete(id);
       this.log.error({ id, relay: p.relay, err: (err as Error).message }, "event handler failed");

@@ -6,40 +6,74 @@
 // payment-required feedback. A crash between the two leaves the row as it was: on
 // restart a fresh invoice is created; the first one was never shown to anyone.
 //
+// A wallet that fails is asked again on a schedule (invoice-retry.ts), never at once:
+// each row's next attempt is stored with it, one pass takes each row at most once, a
+// backend failing for every job is probed by one call per interval, and a job that
+// cannot get an invoice after MAX_INVOICE_ATTEMPTS calls is answered with an error.
+//
 // Payment is believed only from `lookupInvoice`: hints (NWC notifications, webhooks)
 // and a timer only say when to look.
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.js";
 import type { PaymentBackend } from "../payments/types.js";
-import { abandon, fillPending, getRequestMeta, needingInvoice } from "../ledger/outbox-store.js";
-import { encryptTemplateFor, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
+import {
+  abandon,
+  dueNeedingInvoice,
+  enqueue,
+  fillPending,
+  getRequestMeta,
+  needsInvoiceEndingBefore,
+  recordInvoiceFailure,
+  staleNeedsInvoice,
+  type DueInvoiceRow,
+} from "../ledger/outbox-store.js";
+import {
+  deadOpenInvoices,
+  dueOpenInvoiceHashes,
+  getBackendState,
+  getOpenInvoice,
+  insertInvoice,
+  listOpenInvoices,
+  markInvoiceExpired,
+  saveBackendState,
+  type OpenInvoice,
+} from "../ledger/invoice-store.js";
+import { encryptTemplateFor, errorFeedback, paymentRequiredFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { applyPayment, type SettlementDeps } from "./settlement.js";
+import { applyPayment, replyRelaysFor, type SettlementDeps } from "./settlement.js";
+import { BACKEND_TRIP_FAILURES, MAX_INVOICE_ATTEMPTS, backendFailuresAfter, backendRetryDelayMs, invoiceRetryDelayMs } from "./invoice-retry.js";
 
 /** An invoice with less time than this left on its offer is not worth issuing. */
 export const MIN_INVOICE_SEC = 5;
+/** Rows read (and at most called for) at once in a pass. */
+const ISSUE_BATCH = 50;
+/** Lookup answers kept for closeExpired; the oldest go first past this. */
+const MAX_LAST_LOOKUPS = 10_000;
 
 export interface InvoicingDeps extends SettlementDeps {
   backend: PaymentBackend;
   invoiceExpirySec: number;
-}
-
-interface OpenInvoice {
-  payment_hash: string;
-  request_id: string;
-  expires_at_ms: number;
+  /** Jitter source of the retry schedule. */
+  random?: () => number;
 }
 
 export class Invoicing {
-  private inFlight = new Set<number>();
   private lookingUp = new Set<string>();
-  /** The last answer for an invoice looked up by closeExpired's final check. */
-  private lastLookup = new Map<string, "pending" | "settled" | "expired" | "failed">();
+  /**
+   * The last answer for an open invoice, read by closeExpired's final check. Only open
+   * invoices are kept (a paid or expired one is dropped) and at most MAX_LAST_LOOKUPS.
+   */
+  private lastLookup = new Map<string, "pending" | "failed">();
   private issuing: Promise<void> | null = null;
 
   constructor(private readonly d: InvoicingDeps) {}
 
-  /** Issues invoices for every needs-invoice row; concurrent calls share one pass. */
+  /** Lookup answers held for closeExpired (bounded; for tests and metrics). */
+  get trackedLookups(): number {
+    return this.lastLookup.size;
+  }
+
+  /** Issues invoices for every due needs-invoice row; concurrent calls share one pass. */
   issuePending(): Promise<void> {
     if (!this.issuing) {
       this.issuing = this.issueAll().finally(() => {
@@ -49,16 +83,32 @@ export class Invoicing {
     return this.issuing;
   }
 
+  /**
+   * One pass over the due needs-invoice rows, in id order with a cursor, so each row is
+   * taken at most once (a failed row is not due again until its backoff has passed).
+   * While the backend's breaker is open, one row is the probe and the rest wait; jobs
+   * whose offer would end before the next probe are answered at once.
+   */
   private async issueAll(): Promise<void> {
-    for (let pass = 0; pass < 50; pass++) {
-      const rows = needingInvoice(this.d.ledger.db, 50).filter((r) => !this.inFlight.has(r.outboxId));
-      if (rows.length === 0) return;
-      await Promise.all(rows.map((r) => this.issueOne(r.outboxId, r.requestId)));
+    const { ledger } = this.d;
+    const name = this.d.backend.name;
+    for (let afterId = 0; ; ) {
+      const breaker = getBackendState(ledger.db, name);
+      const open = breaker.failures >= BACKEND_TRIP_FAILURES;
+      const now = this.d.nowMs();
+      if (open && now < breaker.nextAttemptAtMs) {
+        for (const r of needsInvoiceEndingBefore(ledger.db, breaker.nextAttemptAtMs + MIN_INVOICE_SEC * 1000, 500)) this.refuseForNoInvoice(r, now);
+        return;
+      }
+      const batch = dueNeedingInvoice(ledger.db, { nowMs: now, afterId, limit: open ? 1 : ISSUE_BATCH });
+      if (batch.length === 0) return;
+      afterId = batch[batch.length - 1]!.outboxId;
+      await Promise.all(batch.map((r) => this.issueOne(r, open)));
     }
   }
 
-  private async issueOne(outboxId: number, requestId: string): Promise<void> {
-    this.inFlight.add(outboxId);
+  private async issueOne(row: DueInvoiceRow, probe: boolean): Promise<void> {
+    const { outboxId, requestId } = row;
     try {
       const { ledger, log } = this.d;
       const req = ledger.getRequest(requestId);
@@ -80,9 +130,10 @@ export class Invoicing {
           requestId,
         });
       } catch (err) {
-        log.warn({ request: requestId, err: (err as Error).message }, "invoice creation failed; will retry");
+        this.recordFailure(row, req.expiresAtMs!, (err as Error).message, probe);
         return;
       }
+      this.recordSuccess();
       const filledAt = this.d.nowMs();
       const filled = ledger.tx(() => {
         const cur = ledger.getRequest(requestId);
@@ -109,11 +160,15 @@ export class Invoicing {
           nowSec,
         );
         const ev = signEvent(encryptTemplateFor(tpl, target, this.d.secretKey), this.d.secretKey);
-        ledger.db
-          .prepare(
-            "INSERT INTO invoices (payment_hash, request_id, bolt11, amount_msats, backend, state, expires_at_ms, created_at_ms) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
-          )
-          .run(inv.paymentHash, requestId, inv.bolt11, cur.chargeMsats, this.d.backend.name, inv.expiresAtMs, filledAt);
+        insertInvoice(ledger.db, {
+          paymentHash: inv.paymentHash,
+          requestId,
+          bolt11: inv.bolt11,
+          amountMsats: cur.chargeMsats,
+          backend: this.d.backend.name,
+          expiresAtMs: inv.expiresAtMs,
+          createdAtMs: filledAt,
+        });
         return fillPending(ledger.db, outboxId, ev, filledAt);
       });
       if (filled) {
@@ -121,42 +176,115 @@ export class Invoicing {
         this.d.onQueued();
       }
     } catch (err) {
+      // Not the wallet's answer: recording it failed. Back off all the same, if that can be written.
       this.d.log.error({ request: requestId, err: (err as Error).message }, "issuing an invoice failed");
-    } finally {
-      this.inFlight.delete(outboxId);
+      try {
+        const now = this.d.nowMs();
+        const nextAtMs = now + invoiceRetryDelayMs(1, this.random);
+        this.d.ledger.tx(() => recordInvoiceFailure(this.d.ledger.db, outboxId, { attempts: row.invoiceAttempts, nextAtMs, error: (err as Error).message, nowMs: now }));
+      } catch {
+        // Nothing can be written: the next pass, a timer away, tries again.
+      }
+    }
+  }
+
+  private get random(): () => number {
+    return this.d.random ?? Math.random;
+  }
+
+  /**
+   * A failed call: the row waits its turn on the schedule, or, after MAX_INVOICE_ATTEMPTS
+   * calls or when the next could not come before the offer ends, the customer is told.
+   * The backend-wide count moves in the same transaction.
+   */
+  private recordFailure(row: DueInvoiceRow, offerEndsAtMs: number, message: string, probe: boolean): void {
+    const { ledger, log } = this.d;
+    const name = this.d.backend.name;
+    const now = this.d.nowMs();
+    const attempts = row.invoiceAttempts + 1;
+    const nextAtMs = now + invoiceRetryDelayMs(attempts, this.random);
+    const retry = attempts < MAX_INVOICE_ATTEMPTS && nextAtMs <= offerEndsAtMs - MIN_INVOICE_SEC * 1000;
+    ledger.tx(() => {
+      const failures = backendFailuresAfter(getBackendState(ledger.db, name).failures, probe);
+      const backendNextAtMs = failures >= BACKEND_TRIP_FAILURES ? now + backendRetryDelayMs(failures, this.random) : 0;
+      saveBackendState(ledger.db, name, { failures, nextAttemptAtMs: backendNextAtMs, lastError: message }, now);
+      if (retry) recordInvoiceFailure(ledger.db, row.outboxId, { attempts, nextAtMs, error: message, nowMs: now });
+    });
+    if (retry) {
+      log.warn({ request: row.requestId, attempts, retryInMs: nextAtMs - now, err: message }, "invoice creation failed; will retry");
+      return;
+    }
+    log.warn({ request: row.requestId, attempts, err: message }, "invoice creation failed; giving up on this job");
+    this.refuseForNoInvoice(row, now);
+  }
+
+  private recordSuccess(): void {
+    const { ledger } = this.d;
+    const name = this.d.backend.name;
+    if (getBackendState(ledger.db, name).failures === 0) return;
+    const now = this.d.nowMs();
+    ledger.tx(() => saveBackendState(ledger.db, name, { failures: 0, nextAttemptAtMs: 0, lastError: null }, now));
+    this.d.log.info("invoice backend answers again");
+  }
+
+  /**
+   * No invoice can be had for this job: its reservation is voided and the customer gets
+   * an `error` feedback, in one transaction that also retires the waiting row. The
+   * wallet's message stays in our log; the customer is told only that it failed.
+   */
+  private refuseForNoInvoice(row: { outboxId: number; requestId: string }, now: number): void {
+    const { ledger } = this.d;
+    const result = ledger.fail(row.requestId, "no invoice: the payment backend did not issue one", now, (db, r) => {
+      abandon(db, row.outboxId, now);
+      if (r.status !== "voided") return;
+      const meta = getRequestMeta(db, row.requestId);
+      const target: ReplyTarget = {
+        requestId: row.requestId,
+        customer: r.request.pubkey,
+        relayHint: meta?.relayHint ?? "",
+        encryption: meta?.encryption ?? "none",
+        // The reply is about a finished matter: let relays drop it after a day.
+        expiresAtSec: Math.ceil(now / 1000) + 86_400,
+      };
+      const tpl = errorFeedback(target, "no invoice: the gate's wallet could not issue one; try again later", Math.floor(now / 1000));
+      const ev = signEvent(encryptTemplateFor(tpl, target, this.d.secretKey), this.d.secretKey);
+      enqueue(db, { requestId: row.requestId, purpose: "feedback-error", event: ev, relays: replyRelaysFor(this.d, meta?.replyRelays ?? []), nowMs: now });
+    });
+    if (result.status === "voided") {
+      this.d.log.info({ request: row.requestId, returnedMsats: result.returnedMsats }, "no invoice could be issued: voided, customer told");
+      this.d.onQueued();
+    } else {
+      ledger.tx(() => abandon(ledger.db, row.outboxId, now));
     }
   }
 
   /** Looks up open invoices (all of them, or those whose hash is given) and applies payments. */
   async checkPayments(only?: string[]): Promise<number> {
     const db = this.d.ledger.db;
-    const rows = only
-      ? only
-          .map((h) => db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE payment_hash = ? AND state = 'open'").get(h) as OpenInvoice | undefined)
-          .filter((r): r is OpenInvoice => r !== undefined)
-      : (db.prepare("SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE state = 'open' ORDER BY expires_at_ms LIMIT 200").all() as OpenInvoice[]);
+    const rows = only ? only.map((h) => getOpenInvoice(db, h)).filter((r): r is OpenInvoice => r !== null) : listOpenInvoices(db, 200);
     let paid = 0;
     await Promise.all(
       rows.map(async (r) => {
-        if (this.lookingUp.has(r.payment_hash)) return;
-        this.lookingUp.add(r.payment_hash);
+        if (this.lookingUp.has(r.paymentHash)) return;
+        this.lookingUp.add(r.paymentHash);
         try {
-          const st = await this.d.backend.lookupInvoice(r.payment_hash);
-          this.lastLookup.set(r.payment_hash, st.state);
+          const st = await this.d.backend.lookupInvoice(r.paymentHash);
+          if (st.state === "pending") this.remember(r.paymentHash, "pending");
+          else this.lastLookup.delete(r.paymentHash);
           if (st.state === "settled") {
             // A node never settles an expired invoice: a backend that does not report the
             // settle time (LNbits) paid no later than the invoice's expiry.
-            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs), r.expires_at_ms);
-            const res = applyPayment(this.d, { requestId: r.request_id, paymentHash: r.payment_hash, amountMsats: st.amountMsats, atMs });
+            const atMs = Math.min(this.d.nowMs(), Math.max(0, st.settledAtMs), r.expiresAtMs);
+            const res = applyPayment(this.d, { requestId: r.requestId, paymentHash: r.paymentHash, amountMsats: st.amountMsats, atMs });
             if (res.status === "paid") paid++;
           } else if (st.state === "expired") {
-            this.markExpired(r.payment_hash);
+            this.markExpired(r.paymentHash);
           }
         } catch (err) {
-          this.lastLookup.set(r.payment_hash, "failed");
-          this.d.log.warn({ paymentHash: r.payment_hash, err: (err as Error).message }, "invoice lookup failed");
+          this.remember(r.paymentHash, "failed");
+          this.d.log.warn({ paymentHash: r.paymentHash, err: (err as Error).message }, "invoice lookup failed");
         } finally {
-          this.lookingUp.delete(r.payment_hash);
+          this.lookingUp.delete(r.paymentHash);
         }
       }),
     );
@@ -168,13 +296,8 @@ export class Invoicing {
    * payment that arrived just before the deadline is not lost to the sweep.
    */
   async checkDue(nowMs: number): Promise<void> {
-    const due = this.d.ledger.db
-      .prepare(
-        `SELECT i.payment_hash FROM invoices i JOIN requests r ON r.request_id = i.request_id
-         WHERE i.state = 'open' AND r.state = 'awaiting-payment' AND r.expires_at_ms <= ? LIMIT 200`,
-      )
-      .all(nowMs) as { payment_hash: string }[];
-    if (due.length > 0) await this.checkPayments(due.map((r) => r.payment_hash));
+    const due = dueOpenInvoiceHashes(this.d.ledger.db, nowMs, 200);
+    if (due.length > 0) await this.checkPayments(due);
   }
 
   /**
@@ -186,33 +309,28 @@ export class Invoicing {
    */
   async closeExpired(nowMs: number): Promise<void> {
     const { ledger } = this.d;
-    const dead = ledger.db
-      .prepare(
-        `SELECT i.payment_hash, i.expires_at_ms FROM invoices i JOIN requests r ON r.request_id = i.request_id
-         WHERE i.state = 'open' AND r.state <> 'awaiting-payment' LIMIT 200`,
-      )
-      .all() as { payment_hash: string; expires_at_ms: number }[];
-    if (dead.length > 0) await this.checkPayments(dead.map((d) => d.payment_hash));
+    const dead = deadOpenInvoices(ledger.db, 200);
+    if (dead.length > 0) await this.checkPayments(dead.map((d) => d.paymentHash));
     ledger.tx(() => {
-      const close = ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'");
       for (const d of dead) {
         // Still payable: keep watching until the invoice itself expires, so a late
         // payment is seen. Unanswered lookups: give up a day after its expiry.
-        const answered = this.lastLookup.get(d.payment_hash) === "pending";
-        if ((answered && d.expires_at_ms <= nowMs) || d.expires_at_ms <= nowMs - 86_400_000) close.run(d.payment_hash);
+        const answered = this.lastLookup.get(d.paymentHash) === "pending";
+        if ((answered && d.expiresAtMs <= nowMs) || d.expiresAtMs <= nowMs - 86_400_000) markInvoiceExpired(ledger.db, d.paymentHash);
       }
-      const stale = ledger.db
-        .prepare(
-          `SELECT o.id FROM outbox o JOIN requests r ON r.request_id = o.request_id
-           WHERE o.state = 'needs-invoice' AND r.state <> 'awaiting-payment' LIMIT 500`,
-        )
-        .all() as { id: number }[];
-      for (const s of stale) abandon(ledger.db, s.id, nowMs);
+      for (const id of staleNeedsInvoice(ledger.db, 500)) abandon(ledger.db, id, nowMs);
     });
-    for (const d of dead) this.lastLookup.delete(d.payment_hash);
+    for (const d of dead) this.lastLookup.delete(d.paymentHash);
+  }
+
+  private remember(paymentHash: string, answer: "pending" | "failed"): void {
+    // Re-inserted so the Map's order is oldest answer first, and that one goes first.
+    this.lastLookup.delete(paymentHash);
+    this.lastLookup.set(paymentHash, answer);
+    if (this.lastLookup.size > MAX_LAST_LOOKUPS) this.lastLookup.delete(this.lastLookup.keys().next().value!);
   }
 
   private markExpired(paymentHash: string): void {
-    this.d.ledger.tx(() => this.d.ledger.db.prepare("UPDATE invoices SET state = 'expired' WHERE payment_hash = ? AND state = 'open'").run(paymentHash));
+    this.d.ledger.tx(() => markInvoiceExpired(this.d.ledger.db, paymentHash));
   }
 }

@@ -3,8 +3,9 @@
 // that also queues the events it causes (the grant, the "paid" feedback) in the outbox.
 import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
-import type { Ledger, PaidResult, SettleResult, FailResult } from "../ledger/ledger.js";
+import type { Ledger, PaidResult, SettleResult, FailResult, RequestRecord } from "../ledger/ledger.js";
 import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
+import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
 import type { SettlementSignal } from "../events/job-events.js";
@@ -66,7 +67,10 @@ export function replyTargetFor(ledger: Ledger, requestId: string, expiresAtMs: n
 export type SignalOutcome =
   | { signal: "result"; result: SettleResult }
   | { signal: "worker-error"; result: FailResult }
-  | { signal: "deletion"; results: { requestId: string; result: FailResult | { status: "not_the_customer" } }[] };
+  | { signal: "deletion"; results: { requestId: string; result: DeletionResult }[] };
+
+/** What a customer's deletion did: voided before the go signal, nothing after it (SPEC §2). */
+export type DeletionResult = FailResult | { status: "not_the_customer" } | { status: "after_go_signal"; request: RequestRecord };
 
 export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOutcome {
   switch (s.type) {
@@ -82,11 +86,8 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
     }
     case "deletion": {
       const results = s.requestIds.map((requestId) => {
-        const req = deps.ledger.getRequest(requestId);
-        // Only the customer who asked may cancel, and only an open job (fail refuses resolved ones).
-        if (!req) return { requestId, result: { status: "not_found" } as FailResult };
-        if (req.pubkey !== s.author) return { requestId, result: { status: "not_the_customer" } as const };
-        const result = deps.ledger.fail(requestId, "deleted by the customer", deps.nowMs());
+        const result = cancelByCustomer(deps, requestId, s.author);
+        if (result.status === "after_go_signal") deps.log.info({ request: requestId }, "customer deletion after the go signal: the reservation stays until the result, an error or the deadline");
         if (result.status === "voided") {
           deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "customer deletion: voided");
           warnIfPaid(deps, result);
@@ -96,6 +97,23 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
       return { signal: "deletion", results };
     }
   }
+}
+
+/**
+ * A customer's deletion, read and applied in one transaction. Only the customer who asked
+ * may cancel, and only an open job (fail refuses resolved ones). Once the go signal is
+ * out (`processing`: a free decision's reply, or a payment received) the worker may
+ * already be spending on it: voiding then would hand the budget back for work still
+ * being done, so the reservation waits for the worker's result, its error or the deadline.
+ */
+function cancelByCustomer(deps: SettlementDeps, requestId: string, author: string): DeletionResult {
+  return deps.ledger.tx((): DeletionResult => {
+    const req = deps.ledger.getRequest(requestId);
+    if (!req) return { status: "not_found" };
+    if (req.pubkey !== author) return { status: "not_the_customer" };
+    if (req.state === "processing") return { status: "after_go_signal", request: req };
+    return deps.ledger.fail(requestId, "deleted by the customer", deps.nowMs());
+  });
 }
 
 /**
@@ -139,7 +157,7 @@ export function applyPayment(
 ): PaidResult {
   const now = deps.nowMs();
   const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash, paidAtMs: p.atMs }, now, (db, req) => {
-    db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ?").run(now, p.paymentHash);
+    markInvoicePaid(db, p.paymentHash, now);
     const meta = getRequestMeta(db, p.requestId);
     const target: ReplyTarget = {
       requestId: p.requestId,
@@ -159,9 +177,7 @@ export function applyPayment(
   } else if (result.status !== "already_paid") {
     // The money arrived but the offer is gone (expired, cancelled) or short: the
     // operator has to refund by hand; stop watching the invoice either way.
-    deps.ledger.tx(() =>
-      deps.ledger.db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE payment_hash = ? AND state <> 'paid'").run(now, p.paymentHash),
-    );
+    deps.ledger.tx(() => markInvoicePaid(deps.ledger.db, p.paymentHash, now, { onlyIfUnpaid: true }));
     deps.log.warn({ request: p.requestId, paymentHash: p.paymentHash, status: result.status }, "payment for a request that cannot take it: refund by hand");
   }
   return result;

@@ -11,6 +11,7 @@ import WebSocket from "ws";
 import { readFeedback } from "../../src/events/feedback.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { encryptFor } from "../../src/events/encryption.js";
+import { initFastVerify } from "../../src/events/verify.js";
 import { TestWorker } from "../helpers/worker.js";
 import { Customer, fetchEvents, sleep, startGate, waitForAsync, type Gate } from "./harness.js";
 
@@ -38,6 +39,8 @@ describe("bad input through the relay to the running service", () => {
   const other = generateSecretKey();
 
   beforeAll(async () => {
+    // The verifier `dvm-gate start` runs with.
+    expect(await initFastVerify()).toBe(true);
     relay = await startEmbeddedRelay();
     worker = new TestWorker();
     gate = await startGate({ relays: [relay.url], workers: [worker.pubkey] });
@@ -97,6 +100,9 @@ describe("bad input through the relay to the running service", () => {
         answer: "not a JSON array of tags",
       },
       { name: "oversize (70 kB)", event: req(ok(), { content: "x".repeat(70_000) }), answer: "too large" },
+      // Past the wasm verifier's heap, which used to call it forged and answer nothing.
+      { name: "oversize (1 MB), validly signed", event: req(ok(), { content: "x".repeat(1_048_576) }), answer: "too large" },
+      { name: "oversize (1 MB), bad signature", event: () => { const e = req(ok(), { content: "y".repeat(1_048_576) })(); e.sig = (e.sig as string).replace(/^./, (c) => (c === "0" ? "1" : "0")); return e; }, answer: null },
       { name: "number inside a tag", event: req([["i", 5, "text"], ["p", gp]]), answer: "tags must be arrays of strings" },
       { name: "nested array tag", event: req([["i", ["hi"], "text"], ["p", gp]]), answer: "tags must be arrays of strings" },
       { name: "banned customer", event: req(ok(), { sk: banned }), answer: "blocked" },

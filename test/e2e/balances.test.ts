@@ -66,10 +66,15 @@ it("a profile zap tops up the balance; three jobs run from it with a falling bal
     expect(gate.ledger.balance(cust.pubkey)).toMatchObject({ balanceMsats: 0, heldMsats: 30 * SAT, depositedMsats: 30 * SAT });
     expect(gate.ledger.totals().pendingMsats).toBe(0);
 
-    // The customer deletes job 2 before any result: its debit goes back to the balance.
-    const deletion = finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["e", ids[1]!]] }, cust.secretKey);
-    await cust.publish(deletion);
-    await waitFor(() => gate.ledger.getRequest(ids[1]!)?.state === "failed", 8000, "the deletion to void job 2");
+    // The worker (here the gate's own key) reports an error on job 2: its debit goes back
+    // to the balance, not to the pool. (A customer's deletion would cancel nothing: the
+    // processing reply was the go signal, SPEC §2.)
+    const error = finalizeEvent(
+      { kind: 7000, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["e", ids[1]!], ["p", cust.pubkey], ["status", "error", "out of GPU"]] },
+      gate.secretKey,
+    );
+    await cust.publish(error);
+    await waitFor(() => gate.ledger.getRequest(ids[1]!)?.state === "failed", 8000, "the worker error to void job 2");
     expect(gate.ledger.balance(cust.pubkey)).toMatchObject({ balanceMsats: 10 * SAT, heldMsats: 20 * SAT });
     expect(gate.ledger.totals().poolMsats).toBe(10_000 * SAT);
     expect(gate.verify()).toEqual([]);

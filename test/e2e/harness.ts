@@ -70,6 +70,8 @@ export async function startGate(opts: {
   secretKey?: Uint8Array;
   /** Start with the service's clock this far ahead of real time (a restart after a deadline). */
   offsetMs?: number;
+  /** The service's logger (silent unless E2E_LOG is set). */
+  log?: Logger;
 }): Promise<Gate> {
   const tmp = opts.tmp ?? makeTmpDir("dvm-gate-e2e-");
   const cfg = e2eConfig(tmp, opts.relays, opts.over, opts.workers);
@@ -78,7 +80,7 @@ export async function startGate(opts: {
   const secretKey = opts.secretKey ?? generateSecretKey();
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
-  const service = new GateService({ cfg, ledger, backend, log: testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
+  const service = new GateService({ cfg, ledger, backend, log: opts.log ?? testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
   await service.start();
   return {
     tmp,

@@ -135,20 +135,25 @@ describe("gate service over a real relay", () => {
     expect(gate.verify()).toEqual([]);
   });
 
-  it("voids when the customer deletes the request, but not when someone else does", async () => {
-    const elite = await customer();
+  it("voids an unpaid offer when the customer deletes the request, but not when someone else does", async () => {
+    const est = await customer();
     const other = await customer();
-    gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
     const before = gate.ledger.totals();
-    const req = elite.request(gate.pubkey);
-    await elite.publish(req);
-    await elite.waitFeedback(req.id, "processing");
+    // 70 sats against a 50 sat budget: a partial offer, its 50 sats reserved until paid.
+    const req = est.request(gate.pubkey, { kind: 5051 });
+    await est.publish(req);
+    await est.waitFeedback(req.id, "payment-required");
+    expect(gate.ledger.totals().pendingMsats).toBe(before.pendingMsats + 50 * SAT);
     const { finalizeEvent } = await import("nostr-tools/pure");
     const del = (sk: Uint8Array) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, sk);
     await other.publish(del(other.secretKey));
-    await new Promise((r) => setTimeout(r, 500));
-    expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
-    await elite.publish(del(elite.secretKey));
+    // Handled in order: once the control request is decided, the stranger's deletion was read.
+    const control = other.request(gate.pubkey, { input: "control" });
+    await other.publish(control);
+    await other.waitFeedback(control.id, "payment-required");
+    expect(gate.ledger.getRequest(req.id)?.state).toBe("awaiting-payment");
+    await est.publish(del(est.secretKey));
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "failed", 8000, "deletion void");
     expect(gate.ledger.totals()).toEqual(before);
   });

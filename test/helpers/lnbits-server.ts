@@ -26,6 +26,13 @@ export interface FakeLnbits {
   pay: (paymentHash: string) => void;
   /** Stop answering (accept and hold requests) to test client timeouts. */
   setHang: (hang: boolean) => void;
+  /** POST /api/v1/payments requests received (invoice creations asked for, any answer). */
+  createCount: () => number;
+  /**
+   * "unauthorized": answer every request 401 as for a revoked key; "wrong-amount": create
+   * real invoices for 1 sat more than asked; "ok": behave.
+   */
+  setMode: (mode: "ok" | "unauthorized" | "wrong-amount") => void;
   close: () => Promise<void>;
 }
 
@@ -37,6 +44,8 @@ export async function startFakeLnbits(opts: { invoiceKey?: string } = {}): Promi
   const invoices = new Map<string, FakeLnbitsInvoice>();
   let requests = 0;
   let hang = false;
+  let creates = 0;
+  let mode: "ok" | "unauthorized" | "wrong-amount" = "ok";
   const held: ServerResponse[] = [];
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
@@ -61,8 +70,9 @@ export async function startFakeLnbits(opts: { invoiceKey?: string } = {}): Promi
       held.push(res);
       return;
     }
-    if (req.headers["x-api-key"] !== invoiceKey) return send(res, 401, { detail: "Invalid key" });
     const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "POST" && url.pathname === "/api/v1/payments") creates++;
+    if (req.headers["x-api-key"] !== invoiceKey || mode === "unauthorized") return send(res, 401, { detail: "Invalid key" });
     if (req.method === "POST" && url.pathname === "/api/v1/payments") {
       let body: Record<string, unknown>;
       try {
@@ -70,7 +80,7 @@ export async function startFakeLnbits(opts: { invoiceKey?: string } = {}): Promi
       } catch {
         return send(res, 400, { detail: "Invalid JSON" });
       }
-      const amount = body.amount;
+      const amount = typeof body.amount === "number" && mode === "wrong-amount" ? body.amount + 1 : body.amount;
       if (body.out !== false) return send(res, 400, { detail: "this fake only creates incoming invoices" });
       if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0) return send(res, 400, { detail: "amount: whole sats > 0 required" });
       const expirySec = typeof body.expiry === "number" ? body.expiry : 3600;
@@ -112,6 +122,10 @@ export async function startFakeLnbits(opts: { invoiceKey?: string } = {}): Promi
       const inv = invoices.get(hash);
       if (!inv) throw new Error(`fake LNbits: no invoice ${hash}`);
       inv.paid = true;
+    },
+    createCount: () => creates,
+    setMode: (m) => {
+      mode = m;
     },
     setHang: (h) => {
       hang = h;

@@ -46,6 +46,11 @@ export interface NwcWalletService {
   receivePayment: (paymentHash: string) => Promise<void>;
   /** The payer's HTLC arrives and is held, not settled. */
   acceptPayment: (paymentHash: string) => void;
+  /**
+   * Changes how the wallet answers from now on: `errors` as in the options (null: none),
+   * `amountOffsetMsats` makes make_invoice issue an invoice for that much more than asked.
+   */
+  setBehaviour: (b: { errors?: NwcWalletServiceOptions["errors"] | null; amountOffsetMsats?: number }) => void;
   close: () => Promise<void>;
 }
 
@@ -61,6 +66,8 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
   const relays = [opts.relayUrl];
   const pool = new AbstractSimplePool({ verifyEvent, websocketImplementation: WebSocket as never, maxWaitForConnection: 3_000 });
   const nowSec = () => Math.floor(Date.now() / 1000);
+  let errors = opts.errors;
+  let amountOffsetMsats = 0;
 
   const publish = async (template: { kind: number; tags: string[][]; content: string }) => {
     const event = finalizeEvent({ ...template, created_at: nowSec() }, walletSk);
@@ -110,10 +117,10 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
     const params = body.params ?? {};
     requests.push({ method, encryption: scheme, params });
     if (opts.answer === false) return;
-    const error = opts.errors?.[method];
+    const error = errors?.[method];
     if (error) return respond(req, scheme, { result_type: method, error });
     if (method === "make_invoice") {
-      const amountMsats = params.amount as number;
+      const amountMsats = (params.amount as number) + amountOffsetMsats;
       const description = typeof params.description === "string" ? params.description : "";
       const expirySec = typeof params.expiry === "number" ? params.expiry : 3600;
       const paymentHash = createHash("sha256").update(randomBytes(32)).digest("hex");
@@ -142,6 +149,10 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
     clientPubkey,
     invoices,
     requests,
+    setBehaviour: (b) => {
+      if (b.errors !== undefined) errors = b.errors ?? undefined;
+      if (b.amountOffsetMsats !== undefined) amountOffsetMsats = b.amountOffsetMsats;
+    },
     receivePayment: async (paymentHash) => {
       const inv = invoices.get(paymentHash);
       if (!inv) throw new Error(`wallet service: no invoice ${paymentHash}`);
