@@ -61,6 +61,7 @@ function replyJson(r: JobReply): Record<string, unknown> {
     amountMsats: r.amountMsats,
     bolt11: r.bolt11,
     freeTier: r.freeTier,
+    balanceMsats: r.balanceMsats,
     id: r.id,
     pubkey: r.pubkey,
     kind: r.kind,
@@ -76,6 +77,7 @@ function replyText(r: JobReply): string {
   const lines = [`${r.status}${r.statusInfo ? `: ${r.statusInfo}` : ""}`];
   if (r.freeTier) lines.push(`  free tier: ${r.freeTier.label}, ${r.freeTier.absorbedMsats} msats from the pool, ${r.freeTier.chargeMsats} msats to pay`);
   if (r.amountMsats !== null) lines.push(`  amount: ${r.amountMsats} msats`);
+  if (r.balanceMsats !== null) lines.push(`  paid from your prepaid balance: ${r.balanceMsats} msats left`);
   if (r.bolt11) lines.push("  invoice:", r.bolt11);
   if (r.undecryptable) lines.push("  (encrypted reply that this key cannot decrypt)");
   else if (r.content && r.encrypted) lines.push(`  ${r.content}`);
