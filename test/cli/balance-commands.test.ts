@@ -1,7 +1,7 @@
 // `dvm-gate balance show|credit|refund` and the balance in `identity show` (SPEC §8, §12),
 // run as an operator runs them: `node bin/dvm-gate.js …` with a config in a temp dir.
 // Bad input and refusals: exit 2, one "dvm-gate: …" line, nothing changed.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,14 +21,43 @@ function freshConfig(): string {
   return configPath;
 }
 
-function cli(configPath: string, ...args: string[]) {
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  json: () => any;
+}
+
+function cliEnv(configPath: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, DVM_GATE_CONFIG: configPath };
   for (const k of Object.keys(env)) if (k.startsWith("FREE_TIER_") || k.startsWith("TRUST_") || k === "DVM_GATE_DEBUG" || k === "DVM_GATE_NSEC") delete env[k];
-  const r = spawnSync(process.execPath, ["bin/dvm-gate.js", ...args], { cwd: REPO_ROOT, env, encoding: "utf8", timeout: 30_000 });
+  return env;
+}
+
+function cli(configPath: string, ...args: string[]): Run {
+  const r = spawnSync(process.execPath, ["bin/dvm-gate.js", ...args], { cwd: REPO_ROOT, env: cliEnv(configPath), encoding: "utf8", timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
-function expectRefused(r: ReturnType<typeof cli>, reason: RegExp): void {
+/** Independent invocations at once (each is its own process), to keep the file quick. */
+function cliAll(configPath: string, argLists: string[][]): Promise<Run[]> {
+  return Promise.all(
+    argLists.map(
+      (args) =>
+        new Promise<Run>((res, rej) => {
+          const p = spawn(process.execPath, ["bin/dvm-gate.js", ...args], { cwd: REPO_ROOT, env: cliEnv(configPath), timeout: 30_000 });
+          let stdout = "";
+          let stderr = "";
+          p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+          p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+          p.on("error", rej);
+          p.on("close", (status) => res({ status, stdout, stderr, json: () => JSON.parse(stdout) }));
+        }),
+    ),
+  );
+}
+
+function expectRefused(r: Run, reason: RegExp): void {
   expect(r.status, r.stderr).toBe(2);
   expect(r.stdout).toBe("");
   const lines = r.stderr.split("\n").filter((l) => l.length > 0);
@@ -58,17 +87,21 @@ describe("dvm-gate balance", () => {
     expect(cli(cfg, "verify").status).toBe(0);
   });
 
-  it("refuses a credit over the cap, a refund over the balance and bad input, changing nothing", () => {
+  it("refuses a credit over the cap, a refund over the balance and bad input, changing nothing", async () => {
     const cfg = freshConfig();
     expect(cli(cfg, "balance", "credit", hex, "900", "--note", "x").status).toBe(0);
-    expectRefused(cli(cfg, "balance", "credit", hex, "101", "--note", "x"), /exceed balances.maxBalanceSats; room left 100000 msats/);
-    expectRefused(cli(cfg, "balance", "refund", hex, "901", "--note", "x"), /refused, the balance is 900000 msats/);
-    expectRefused(cli(cfg, "balance", "credit", hex, "5"), /--note TEXT is required/);
-    expectRefused(cli(cfg, "balance", "credit", hex, "0", "--note", "x"), /more than 0/);
-    expectRefused(cli(cfg, "balance", "credit", hex, "1.5", "--note", "x"), /whole number of sats/);
-    expectRefused(cli(cfg, "balance", "credit", "not-a-key", "5", "--note", "x"), /not a pubkey/);
-    expectRefused(cli(cfg, "balance", "show"), /missing PUBKEY/);
-    expectRefused(cli(cfg, "balance", "empty", hex), /unknown subcommand/);
+    const cases: [string[], RegExp][] = [
+      [["balance", "credit", hex, "101", "--note", "x"], /exceed balances.maxBalanceSats; room left 100000 msats/],
+      [["balance", "refund", hex, "901", "--note", "x"], /refused, the balance is 900000 msats/],
+      [["balance", "credit", hex, "5"], /--note TEXT is required/],
+      [["balance", "credit", hex, "0", "--note", "x"], /more than 0/],
+      [["balance", "credit", hex, "1.5", "--note", "x"], /whole number of sats/],
+      [["balance", "credit", "not-a-key", "5", "--note", "x"], /not a pubkey/],
+      [["balance", "show"], /missing PUBKEY/],
+      [["balance", "empty", hex], /unknown subcommand/],
+    ];
+    const runs = await cliAll(cfg, cases.map(([args]) => args));
+    runs.forEach((r, i) => expectRefused(r, cases[i]![1]));
     expect(cli(cfg, "balance", "show", hex, "--json").json()).toMatchObject({ balanceMsats: 900_000, depositedMsats: 900_000, withdrawnMsats: 0 });
   });
 });
