@@ -189,7 +189,7 @@ export function buildHistory(path: string, o: HistoryOptions): History {
       const poolMsats = o.poolInitialMsats - absorbedTotal;
       const eventId = ids.next();
       const t = grantTemplate({
-        seq, prevEventId, reservationId: seq, requestId, pubkey, kind, label: partial ? "partial" : "free", tier,
+        seq, prevEventId, decidedAtMs: createdAtMs, requestId, pubkey, kind, label: partial ? "partial" : "free", tier,
         absorbedMsats: absorbMsats, chargedMsats: chargeMsats, createdAtMs: postedAtMs,
         totals: { initialMsats: o.poolInitialMsats, creditedMsats: 0, absorbedMsats: absorbedTotal, pendingMsats: 0, poolMsats },
       });

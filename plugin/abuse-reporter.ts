@@ -5,7 +5,7 @@
 // the relay's writer thread is never held up by the service's writes.
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../src/config/load.js";
-import { ledgerSettings } from "../src/cli/context.js";
+import { ledgerSettings } from "../src/config/ledger-settings.js";
 import { openDb } from "../src/ledger/db.js";
 import { Ledger } from "../src/ledger/ledger.js";
 

@@ -13,6 +13,7 @@ import { buildGatePolicy } from "./gate-policy.js";
 import { LineSplitter, type LineItem } from "./line-splitter.js";
 import { PolicyUnavailableError, reject, type Policy, type PolicyResult, type SourceType } from "./policy.js";
 import { CachedTierLookup, SqliteTierLookup } from "./tier-lookup.js";
+import { isHex64 } from "../src/util/hex.js";
 
 /**
  * How long a pubkey's tier and ban are remembered (0 = read every time): config
@@ -118,12 +119,6 @@ function answerOf(id: string, r: PolicyResult): StrfryAnswer {
 
 function unknownType(type: unknown): string {
   return `invalid: unknown request type ${JSON.stringify(String(type)).slice(0, 40)}`;
-}
-
-const HEX64 = /^[0-9a-f]{64}$/;
-
-export function isHex64(s: string): boolean {
-  return HEX64.test(s);
 }
 
 function idOf(req: unknown): string {

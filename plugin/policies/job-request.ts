@@ -1,7 +1,11 @@
 // Job requests for the gate's own kinds must be well-formed NIP-90 before a relay
 // stores them: bounded size, fresh, not expired, tags in the shapes the gate reads.
 // Other kinds, including other DVMs' job kinds, are not this policy's business.
+// The tag rules are the gate's own (src/events/nip90-tags.ts), so the relay stores
+// exactly the requests the gate will not call malformed.
 import { ACCEPT, isLiveSource, reject, type Policy, type PolicyInput, type PolicyResult } from "../policy.js";
+import { expirationSec, readJobTags } from "../../src/events/nip90-tags.js";
+import { isStringArray } from "../../src/events/verify.js";
 
 export interface JobRequestPolicyOptions {
   /** The gate's job kinds (the keys of `jobs.kinds`). */
@@ -11,11 +15,6 @@ export interface JobRequestPolicyOptions {
   /** How far ahead of our clock `created_at` may be (SPEC §4: 60 s). */
   maxFutureSec?: number;
 }
-
-const INPUT_TYPES = new Set(["url", "event", "job", "text"]);
-const HEX64 = /^[0-9a-f]{64}$/;
-const DIGITS = /^\d{1,16}$/;
-const UNIX_SEC = /^\d{1,12}$/;
 
 export class JobRequestPolicy implements Policy {
   readonly name = "job-request";
@@ -43,42 +42,11 @@ export class JobRequestPolicy implements Policy {
       if (ev.created_at < nowSec - this.opts.maxRequestAgeSec)
         return reject(`invalid: job request is older than ${this.opts.maxRequestAgeSec} s`);
     }
-    for (const tag of ev.tags) {
-      const problem = tagProblem(tag, nowSec);
-      if (problem) return reject(`invalid: ${problem}`);
-    }
+    if (!ev.tags.every(isStringArray)) return reject("invalid: tags must be arrays of strings");
+    const read = readJobTags(ev.tags);
+    if ("problem" in read) return reject(read.problem);
+    const expiresAtSec = expirationSec(ev.tags.find((t) => t[0] === "expiration"));
+    if (expiresAtSec !== null && expiresAtSec <= nowSec) return reject("invalid: job request has expired (NIP-40)");
     return ACCEPT;
-  }
-}
-
-/** What is wrong with one tag of a job request, or null. */
-function tagProblem(tag: unknown, nowSec: number): string | null {
-  if (!Array.isArray(tag) || tag.length === 0 || !tag.every((v) => typeof v === "string")) return "every tag must be a non-empty array of strings";
-  const t = tag as string[];
-  switch (t[0]) {
-    case "i": {
-      if (t.length < 3 || t.length > 5) return `"i" tag must be ["i", data, type, relay?, marker?]`;
-      const [, data, type] = t as [string, string, string];
-      if (!INPUT_TYPES.has(type)) return `"i" tag input type must be url, event, job or text, got ${JSON.stringify(type.slice(0, 20))}`;
-      if (data.length === 0) return `"i" tag data must not be empty`;
-      if ((type === "event" || type === "job") && !HEX64.test(data)) return `"i" tag of type ${type} must carry a 64-hex event id`;
-      return null;
-    }
-    case "bid":
-      if (t.length < 2 || !DIGITS.test(t[1]!) || !Number.isSafeInteger(Number(t[1]))) return `"bid" tag must be whole millisats (digits only)`;
-      return null;
-    case "param":
-      if (t.length < 3 || t[1]!.length === 0) return `"param" tag must be ["param", name, value, ...]`;
-      return null;
-    case "output":
-      if (t.length < 2 || t[1]!.length === 0) return `"output" tag must name a MIME type`;
-      return null;
-    case "expiration": {
-      if (t.length < 2 || !UNIX_SEC.test(t[1]!)) return `"expiration" tag must be a unix time in seconds`;
-      if (Number(t[1]) <= nowSec) return "job request has expired (NIP-40)";
-      return null;
-    }
-    default:
-      return null;
   }
 }

@@ -2,7 +2,8 @@
 // and output helpers. The CLI is the only composition root (config → db → logger → relays).
 import { pino, type Logger } from "pino";
 import { loadConfig, type RuntimeConfig } from "../config/load.js";
-import { Ledger, type GrantSigner, type LedgerSettings } from "../ledger/ledger.js";
+import { Ledger, type GrantSigner } from "../ledger/ledger.js";
+import { ledgerSettings } from "../config/ledger-settings.js";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -22,21 +23,8 @@ export interface CliContext extends CliIO {
   close: () => void;
 }
 
-export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
-  return {
-    budgetsMsats: cfg.freeTier.budgetsMsats,
-    poolInitialMsats: cfg.freeTier.poolInitialMsats,
-    poolCreditPct: cfg.freeTier.poolCreditPct,
-    maxPendingPerPubkey: cfg.freeTier.maxPendingPerPubkey,
-    timeoutSec: cfg.jobs.timeoutSec,
-    invoiceExpirySec: cfg.payments.invoiceExpirySec,
-    trust: cfg.trust,
-    // LNbits invoices whole sats only: partial charges must come out whole.
-    chargeUnitMsats: cfg.payments.backend === "lnbits" ? 1000 : 1,
-    paymentGraceSec: cfg.payments.paymentGraceSec,
-    maxBalanceMsats: cfg.balances.maxBalanceMsats,
-  };
-}
+// Lives in config/ so the plugin can open the ledger without importing the CLI.
+export { ledgerSettings };
 
 /** pino JSON to stderr, so stdout stays for command output; secrets are redacted. */
 export function makeLogger(cfg: RuntimeConfig, name = "dvm-gate"): Logger {

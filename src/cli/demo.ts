@@ -3,12 +3,13 @@
 // from a relay library, the dev wallet, a demo worker for kind 5050, and a short guide.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateSecretKey, getPublicKey } from "nostr-tools/pure";
+import { generateSecretKey } from "nostr-tools/pure";
 import { nip19 } from "nostr-tools";
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../peers/embedded-relay.js";
 import { UsageError } from "./context.js";
+import { HEX64 } from "../util/hex.js";
 
 export const DEMO_KEY_FILE = "gate-key.hex";
 export const DEMO_RELAY_PORT = 7777;
@@ -33,7 +34,7 @@ export function readDemoKey(cfg: RuntimeConfig): Uint8Array | null {
   const p = demoKeyPath(cfg);
   if (!existsSync(p)) return null;
   const hex = readFileSync(p, "utf8").trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new UsageError(`demo key ${p} is not 64 hex characters; delete it to make a new one`);
+  if (!HEX64.test(hex)) throw new UsageError(`demo key ${p} is not 64 hex characters; delete it to make a new one`);
   return Uint8Array.from(Buffer.from(hex, "hex"));
 }
 
@@ -117,8 +118,4 @@ export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: st
     "Then: npx dvm-gate pool status · npx dvm-gate grants · npx dvm-gate verify. Stop with Ctrl-C.",
     "",
   ].join("\n");
-}
-
-export function demoGatePubkey(sk: Uint8Array): string {
-  return getPublicKey(sk);
 }

@@ -2,6 +2,7 @@
 import { pubkeyToHex } from "../config/load.js";
 import { formatSats } from "../util/money.js";
 import { UsageError } from "./context.js";
+import { HEX64 } from "../util/hex.js";
 
 export function printJson(out: (t: string) => void, value: unknown): void {
   out(JSON.stringify(value, null, 2));
@@ -25,7 +26,7 @@ export function pubkeyArg(text: string | undefined, what = "PUBKEY"): string {
 export function requestIdArg(text: string | undefined): string {
   if (!text) throw new UsageError("missing REQUEST_ID (64 hex characters, the job request's event id)");
   const t = text.trim().toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(t)) throw new UsageError(`REQUEST_ID: expected the request event id, 64 hex characters: ${JSON.stringify(text.slice(0, 80))}`);
+  if (!HEX64.test(t)) throw new UsageError(`REQUEST_ID: expected the request event id, 64 hex characters: ${JSON.stringify(text.slice(0, 80))}`);
   return t;
 }
 

@@ -6,6 +6,7 @@ import { nip19 } from "nostr-tools";
 import { z } from "zod";
 import { configSchema, MAX_SATS, TIERS, type ParsedConfig, type Tier } from "./schema.js";
 import { satsToMsats } from "../util/money.js";
+import type { TrustSettings } from "../policy/tiers.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -53,14 +54,7 @@ export interface RuntimeConfig {
   log: { level: ParsedConfig["log"]["level"] };
 }
 
-export interface TrustSettings {
-  pointsPerPaidJob: number;
-  abusePenalty: number;
-  thresholds: { established: number; trusted: number; elite: number };
-  decayAfterDays: number;
-  decayPerDay: number;
-  wot: { anchors: string[]; followFloor: Tier; rankProvider: string | null; rankFloors: { minRank: number; tier: Tier }[]; refreshSec: number };
-}
+export type { TrustSettings };
 
 export interface LoadOptions {
   /** --config FILE, if given. */

@@ -2,8 +2,10 @@
 // code only ever sees msats, converted once by `toRuntime` in load.ts.
 import { z } from "zod";
 
-export const TIERS = ["new", "established", "trusted", "elite"] as const;
-export type Tier = (typeof TIERS)[number];
+import { TIERS, type Tier } from "../policy/tiers.js";
+import { HEX64 } from "../util/hex.js";
+
+export { TIERS, type Tier };
 
 // Whole, non-negative sats, bounded so that msats stay exact in a JS number
 // (10,000 BTC is far beyond any free-tier budget or job price).
@@ -11,8 +13,7 @@ import { MAX_SATS } from "../util/money.js";
 export { MAX_SATS };
 const sats = z.number().int("must be a whole number of sats").min(0, "must be ≥ 0").max(MAX_SATS, `must be ≤ ${MAX_SATS}`);
 const seconds = (min: number, max: number) => z.number().int("must be a whole number of seconds").min(min).max(max);
-const hex64 = /^[0-9a-f]{64}$/;
-const pubkeyText = z.string().refine((s) => hex64.test(s) || /^npub1[02-9ac-hj-np-z]{58}$/.test(s), "must be a 64-char hex pubkey or an npub");
+const pubkeyText = z.string().refine((s) => HEX64.test(s) || /^npub1[02-9ac-hj-np-z]{58}$/.test(s), "must be a 64-char hex pubkey or an npub");
 const relayUrl = z.string().regex(/^wss?:\/\/[^\s]+$/, "must be a ws:// or wss:// URL");
 // A secret may be given inline, as "env:VAR" or as "file:PATH"; resolved in load.ts.
 const secretRef = z.string().min(1, "must not be empty");

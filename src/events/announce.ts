@@ -2,14 +2,15 @@
 // the pool holds and what each tier may draw) and the NIP-89 handler announcement
 // (kind 31990, which job kinds it serves at what price). Both are parameterized
 // replaceable, so a newer one replaces the last; an auditor reads the budgets here.
+import { Application, Handlerinformation, Label } from "nostr-tools/kinds";
 import type { Event, EventTemplate } from "nostr-tools/pure";
-import type { Totals } from "../ledger/ledger.js";
+import type { Totals } from "../policy/pool.js";
 import { TIERS, type Tier } from "../policy/tiers.js";
 import { isMsats } from "../util/money.js";
 
-export const POOL_STATUS_KIND = 30078;
+export const POOL_STATUS_KIND = Application;
 export const POOL_STATUS_D = "dvm-gate/pool";
-export const ANNOUNCEMENT_KIND = 31990;
+export const ANNOUNCEMENT_KIND = Handlerinformation;
 /** One handler per gate key: re-announcing replaces the last announcement. */
 export const ANNOUNCEMENT_D = "dvm-gate";
 
@@ -89,7 +90,7 @@ export function announcementTemplate(opts: AnnouncementOptions, nowSec: number):
       budgetsMsats: { ...opts.budgetsMsats },
       window: "rolling 24 h",
       poolStatus: { kind: POOL_STATUS_KIND, d: POOL_STATUS_D },
-      grants: { kind: 1985, L: "dvm-gate/grant" },
+      grants: { kind: Label, L: "dvm-gate/grant" },
     },
     gatePubkey: opts.gatePubkey,
   };

@@ -8,11 +8,14 @@
 // free-tier, and any content as a ["content", …] tag) into that payload and keep in
 // the clear only what relays and clients need to route it: e, p, expiration, encrypted.
 // Results (kind 6000–6999) follow NIP-90's own rule: content encrypted, `i` tags dropped.
+import { JobFeedback } from "nostr-tools/kinds";
 import { getPublicKey, type Event, type EventTemplate } from "nostr-tools/pure";
 import { decryptFrom, encryptFor } from "./encryption.js";
-import { isMsats } from "../util/money.js";
+import { isMsats, parseWireMsats } from "../util/money.js";
+import { expirationSec } from "./nip90-tags.js";
+import { HEX64 } from "../util/hex.js";
 
-export const FEEDBACK_KIND = 7000;
+export const FEEDBACK_KIND = JobFeedback;
 
 export interface ReplyTarget {
   requestId: string;
@@ -24,7 +27,6 @@ export interface ReplyTarget {
 
 export type FeedbackStatus = "payment-required" | "processing" | "error" | "success" | "partial";
 
-const HEX64 = /^[0-9a-f]{64}$/;
 /** Tags that stay readable on an encrypted reply: routing and NIP-40, nothing about the job. */
 const CLEAR_TAGS: ReadonlySet<string> = new Set(["e", "p", "expiration", "encrypted"]);
 
@@ -158,13 +160,12 @@ export function readFeedback(ev: Event, opts: { secretKey?: Uint8Array } = {}): 
   const state = status?.[1] === "payment_required" ? "payment-required" : status?.[1]; // NDK spells it with _
   if (!isStatus(state)) return "feedback without a known status";
   const amount = tags.find((t) => t[0] === "amount");
-  const amountMsats = amount?.[1] !== undefined && /^\d{1,16}$/.test(amount[1]) ? Number(amount[1]) : null;
+  const amountMsats = parseWireMsats(amount?.[1]);
   const ft = tags.find((t) => t[0] === "free-tier");
   const freeTier =
-    ft && (ft[1] === "free" || ft[1] === "partial") && /^\d{1,16}$/.test(ft[2] ?? "") && /^\d{1,16}$/.test(ft[3] ?? "")
-      ? { label: ft[1] as "free" | "partial", absorbedMsats: Number(ft[2]), chargeMsats: Number(ft[3]) }
+    ft && (ft[1] === "free" || ft[1] === "partial") && parseWireMsats(ft[2]) !== null && parseWireMsats(ft[3]) !== null
+      ? { label: ft[1] as "free" | "partial", absorbedMsats: parseWireMsats(ft[2])!, chargeMsats: parseWireMsats(ft[3])! }
       : null;
-  const exp = ev.tags.find((t) => t[0] === "expiration")?.[1];
   const balance = tags.find((t) => t[0] === "balance")?.[1];
   return {
     event: ev,
@@ -175,8 +176,8 @@ export function readFeedback(ev: Event, opts: { secretKey?: Uint8Array } = {}): 
     amountMsats,
     bolt11: amount?.[2] || null,
     freeTier,
-    balanceMsats: balance !== undefined && /^\d{1,16}$/.test(balance) ? Number(balance) : null,
-    expiresAtSec: exp !== undefined && /^\d{1,16}$/.test(exp) ? Number(exp) : null,
+    balanceMsats: parseWireMsats(balance),
+    expiresAtSec: expirationSec(ev.tags.find((t) => t[0] === "expiration")),
     encrypted,
   };
 }

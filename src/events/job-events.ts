@@ -3,12 +3,14 @@
 // only says what an event claims and that its author signed it; whether the claim
 // applies (the request exists, the deleter is its customer, the result kind matches the
 // request kind) is for the caller, which has the ledger.
+import { EventDeletion, JobFeedback } from "nostr-tools/kinds";
 import type { Event } from "nostr-tools/pure";
 import { toVerifiedEvent } from "./verify.js";
 import { readFeedback } from "./feedback.js";
-import { isMsats } from "../util/money.js";
+import { parseWireMsats } from "../util/money.js";
+import { HEX64 } from "../util/hex.js";
 
-export const DELETION_KIND = 5;
+export const DELETION_KIND = EventDeletion;
 /** A deletion naming more events than this is read for its first ones only. */
 export const MAX_DELETED_IDS = 500;
 
@@ -16,9 +18,6 @@ export type SettlementSignal =
   | { type: "result"; requestId: string; requestKind: number; worker: string; actualMsats: number | null; event: Event }
   | { type: "worker-error"; requestId: string; worker: string; reason: string; event: Event }
   | { type: "deletion"; requestIds: string[]; author: string; event: Event };
-
-const HEX64 = /^[0-9a-f]{64}$/;
-const DIGITS = /^\d{1,16}$/;
 
 /**
  * What a result, feedback or deletion event means for settlement, or why it means
@@ -38,7 +37,7 @@ export function readSettlementSignal(
     if (!workers.has(event.pubkey)) return { ignore: "result from a pubkey that is not a worker" };
     return readResult(event);
   }
-  if (event.kind === 7000) {
+  if (event.kind === JobFeedback) {
     if (!workers.has(event.pubkey)) return { ignore: "feedback from a pubkey that is not a worker" };
     return readWorkerError(event, opts.gateSecretKey);
   }
@@ -51,7 +50,7 @@ function readResult(event: Event): SettlementSignal | { ignore: string } {
   // A worker's amount is its stated cost; one we cannot read is treated as not stated,
   // which settles at the reserved amount (never more).
   const amount = event.tags.find((t) => t[0] === "amount")?.[1];
-  const actualMsats = amount !== undefined && DIGITS.test(amount) && isMsats(Number(amount)) ? Number(amount) : null;
+  const actualMsats = parseWireMsats(amount);
   return { type: "result", requestId, requestKind: event.kind - 1000, worker: event.pubkey, actualMsats, event };
 }
 

@@ -8,16 +8,16 @@
 // the signature runs before anything that leads to an answer or a decryption.
 import type { Event, EventTemplate } from "nostr-tools/pure";
 import { decryptFrom, detectScheme, encryptFor, type EncryptionScheme } from "./encryption.js";
+import { finalizeEvent } from "nostr-tools/pure";
 import { eventShapeProblem, isStringArray, toVerifiedEvent, verifyRawSignature } from "./verify.js";
-import { isMsats } from "../util/money.js";
+import { expirationSec, readJobTags } from "./nip90-tags.js";
+
+export { I_TAG_TYPES, isRelayUrl, MAX_REPLY_RELAYS } from "./nip90-tags.js";
 
 export const JOB_REQUEST_KIND_MIN = 5000;
 export const JOB_REQUEST_KIND_MAX = 5999;
 /** SPEC §4: a request may be at most this far ahead of our clock. */
 export const MAX_FUTURE_SKEW_SEC = 60;
-/** Reply relays kept from a request's `relays` tags; the rest are dropped. */
-export const MAX_REPLY_RELAYS = 10;
-export const I_TAG_TYPES: ReadonlySet<string> = new Set(["url", "event", "job", "text"]);
 /** Only these tags are taken from decrypted content (NIP-90 encrypts `i` and `param`). */
 const TAGS_FROM_ENCRYPTED: ReadonlySet<string> = new Set(["i", "param", "output", "bid"]);
 
@@ -62,9 +62,6 @@ export type JobRequestVerdict =
 type Ignore = Extract<JobRequestVerdict, { answer: "ignore" }>;
 type Problem = { reason: string; malformed: boolean };
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const DIGITS = /^\d{1,16}$/;
-
 export function checkJobRequest(ev: unknown, ctx: JobRequestContext): JobRequestVerdict {
   const shape = eventShapeProblem(ev, { allowAnyTags: true });
   if (shape !== null) return ignore(`invalid: ${shape}`);
@@ -99,13 +96,13 @@ export function checkJobRequest(ev: unknown, ctx: JobRequestContext): JobRequest
   if (!tagsAreStrings) return fail({ reason: "invalid: tags must be arrays of strings", malformed: true });
 
   const expiration = event.tags.find((t) => t[0] === "expiration");
-  if (expiration && !DIGITS.test(expiration[1] ?? "")) return fail({ reason: "invalid: expiration tag is not a unix time", malformed: true });
+  if (expiration && expirationSec(expiration) === null) return fail({ reason: "invalid: expiration tag is not a unix time", malformed: true });
 
   const opened = openEncrypted(event, ctx, addressed);
   if ("reason" in opened) return fail(opened);
 
-  const parsed = readTags([...event.tags, ...opened.hiddenTags]);
-  if ("reason" in parsed) return fail(parsed);
+  const parsed = readJobTags([...event.tags, ...opened.hiddenTags]);
+  if ("problem" in parsed) return fail({ reason: parsed.problem, malformed: true });
 
   const priceMsats = ctx.priceMsatsByKind.get(event.kind)!;
   if (parsed.bidMsats !== null && parsed.bidMsats < priceMsats) {
@@ -136,8 +133,9 @@ function checkBeforeSignature(ev: Event, ctx: JobRequestContext): Ignore | null 
   if (providers.length > 0 && !providers.includes(ctx.gatePubkey)) return ignore("addressed to another provider");
   if (ev.created_at > ctx.nowSec + MAX_FUTURE_SKEW_SEC) return ignore("created_at is too far in the future");
   if (ev.created_at < ctx.nowSec - ctx.maxRequestAgeSec) return ignore("created_at is too old");
-  const expiresAt = firstTag(ev.tags, "expiration")?.[1];
-  if (typeof expiresAt === "string" && DIGITS.test(expiresAt) && Number(expiresAt) <= ctx.nowSec) return ignore("expired (NIP-40)");
+  const expiration = firstTag(ev.tags, "expiration");
+  const expiresAtSec = expiration?.every((v) => typeof v === "string") ? expirationSec(expiration as string[]) : null;
+  if (expiresAtSec !== null && expiresAtSec <= ctx.nowSec) return ignore("expired (NIP-40)");
   return null;
 }
 
@@ -174,60 +172,6 @@ function openEncrypted(
   return { encryption: opened.scheme, hiddenTags: tags.filter((t) => TAGS_FROM_ENCRYPTED.has(t[0] ?? "")) };
 }
 
-interface ParsedTags {
-  inputs: string[][];
-  params: string[][];
-  output: string | null;
-  bidMsats: number | null;
-  replyRelays: string[];
-}
-
-function readTags(tags: string[][]): ParsedTags | Problem {
-  const out: ParsedTags = { inputs: [], params: [], output: null, bidMsats: null, replyRelays: [] };
-  let bids = 0;
-  for (const t of tags) {
-    const [name, a, b] = t;
-    if (name === "i") {
-      const problem = iTagProblem(t);
-      if (problem) return { reason: `invalid: ${problem}`, malformed: true };
-      out.inputs.push(t);
-    } else if (name === "param") {
-      if (!a || b === undefined) return { reason: "invalid: param tag needs a key and a value", malformed: true };
-      out.params.push(t);
-    } else if (name === "output") {
-      if (!a) return { reason: "invalid: output tag needs a mime type", malformed: true };
-      out.output ??= a;
-    } else if (name === "bid") {
-      if (++bids > 1) return { reason: "invalid: more than one bid tag", malformed: true };
-      if (a === undefined || !DIGITS.test(a) || !isMsats(Number(a))) return { reason: "invalid: bid must be a whole number of millisats", malformed: true };
-      out.bidMsats = Number(a);
-    } else if (name === "relays") {
-      for (const url of t.slice(1)) if (out.replyRelays.length < MAX_REPLY_RELAYS && isRelayUrl(url) && !out.replyRelays.includes(url)) out.replyRelays.push(url);
-    }
-  }
-  return out;
-}
-
-function iTagProblem(t: string[]): string | null {
-  const [, data, type] = t;
-  if (data === undefined) return "i tag needs data";
-  if (type === undefined) return null;
-  if (!I_TAG_TYPES.has(type)) return `i tag type must be url, event, job or text, got ${JSON.stringify(type.slice(0, 20))}`;
-  if ((type === "event" || type === "job") && !HEX64.test(data)) return `i tag of type ${type} needs an event id`;
-  return null;
-}
-
-/** ws:// or wss:// only: replies go nowhere else, and these strings reach our relay pool. */
-export function isRelayUrl(url: string): boolean {
-  if (url.length > 256) return false;
-  try {
-    const u = new URL(url);
-    return (u.protocol === "ws:" || u.protocol === "wss:") && u.hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
 /** A detached copy of an event whose tags may hold anything JSON can. */
 function plainCopy(ev: Event): Event {
   const tags = JSON.parse(JSON.stringify(ev.tags)) as string[][];
@@ -253,8 +197,9 @@ export interface JobRequestSpec {
 }
 
 /**
- * A customer's job request template (for `dvm-gate request`, the demo and tests). With
- * encryption, `i` and `param` tags go into the content, encrypted to the gate (NIP-90).
+ * The one job-request builder (for `dvm-gate request`, the customer peer, the demo and
+ * tests). With encryption, `i` and `param` tags go into the content, encrypted to the
+ * gate (NIP-90).
  */
 export function jobRequestTemplate(spec: JobRequestSpec, customerSecretKey: Uint8Array): EventTemplate {
   const secret = [...spec.inputs.map((t) => [...t]), ...(spec.params ?? []).map((t) => [...t])];
@@ -273,4 +218,9 @@ export function jobRequestTemplate(spec: JobRequestSpec, customerSecretKey: Uint
     tags.push(["encrypted"]);
   }
   return { kind: spec.kind, created_at: spec.createdAtSec, tags, content };
+}
+
+/** The signed request: what `dvm-gate request`, the peers and the tests publish. */
+export function signJobRequest(spec: JobRequestSpec, customerSecretKey: Uint8Array): Event {
+  return finalizeEvent(jobRequestTemplate(spec, customerSecretKey), customerSecretKey);
 }

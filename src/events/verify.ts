@@ -9,6 +9,7 @@ import { schnorrVerify } from "@nostr-relay/common";
 import * as pure from "nostr-tools/pure";
 import * as wasm from "nostr-tools/wasm";
 import type { Event, EventTemplate } from "nostr-tools/pure";
+import { HEX64 } from "../util/hex.js";
 
 export type Verifier = "pure" | "wasm";
 
@@ -55,7 +56,6 @@ function cpuSinceUs(c0: NodeJS.CpuUsage): number {
   return d.user + d.system;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const HEX128 = /^[0-9a-f]{128}$/;
 
 /**

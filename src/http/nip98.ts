@@ -2,10 +2,11 @@
 // this URL and method, moments ago. nostr-tools does the unpacking and the tag checks;
 // the clock is ours (nostr-tools' own timestamp check reads the wall clock, and the
 // server takes `nowMs` as a parameter like everything else that decides).
+import { HTTPAuth } from "nostr-tools/kinds";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import { unpackEventFromToken, validateEventKind, validateEventMethodTag, validateEventUrlTag } from "nostr-tools/nip98";
 
-export const HTTP_AUTH_KIND = 27235;
+export const HTTP_AUTH_KIND = HTTPAuth;
 /** How far `created_at` may be from our clock, either way. */
 export const NIP98_MAX_SKEW_SEC = 60;
 /** A signed kind 27235 event with a long URL fits easily; anything bigger is not one. */

@@ -7,7 +7,6 @@
 // LedgerInputError before anything is written; broken invariants throw plain Errors
 // (and SQLite's CHECK constraints abort the transaction).
 import type { Statement } from "better-sqlite3";
-import type { TrustSettings } from "../config/load.js";
 import { decide as decideOutcome } from "../policy/decision.js";
 import {
   applyAbuse,
@@ -17,15 +16,19 @@ import {
   scoreAt,
   tierForScore,
   type Tier,
+  type TrustSettings,
   type TrustState,
   DAY_MS,
 } from "../policy/tiers.js";
+import type { Totals } from "../policy/pool.js";
+import type { GrantSigner } from "../events/grant-event.js";
 import { assertMsats, isMsats, MAX_MSATS, percentOfMsats } from "../util/money.js";
 import { openDb, withBusyRetry, type Db, type OpenOptions } from "./db.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer.js";
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
 import { BalanceStore, type BalanceView, type DepositResult, type DepositSource } from "./balance-store.js";
 import { readDecisionInputs } from "./decision-inputs.js";
+import { HEX64 } from "../util/hex.js";
 
 export const WINDOW_MS = DAY_MS;
 
@@ -54,13 +57,7 @@ export interface LedgerSettings {
 
 export const DEFAULT_MAX_BALANCE_MSATS = 100_000_000;
 
-export interface Totals {
-  initialMsats: number;
-  creditedMsats: number;
-  absorbedMsats: number;
-  pendingMsats: number;
-  poolMsats: number;
-}
+export type { Totals, GrantSigner };
 
 export type Decision = "free" | "partial" | "gate" | "blocked";
 export type RequestState = "awaiting-payment" | "processing" | "done" | "failed" | "expired" | "blocked";
@@ -103,8 +100,6 @@ export interface GrantRecord {
   eventJson: string | null;
 }
 
-/** Signs the grant event inside the posting transaction (CPU only, no I/O). */
-export type GrantSigner = (g: Omit<GrantRecord, "eventId" | "eventJson">) => { id: string; json: string };
 
 /** Runs inside the same transaction as the change it follows (e.g. to write an outbox row). */
 export type TxHook<T> = (db: Db, result: T) => void;
@@ -148,7 +143,6 @@ export interface IdentityView {
   known: boolean;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export function assertHex64(v: unknown, what: string): string {
   if (typeof v !== "string" || !HEX64.test(v)) throw new LedgerInputError(`${what}: expected 64 lowercase hex characters`);
@@ -687,7 +681,8 @@ export class Ledger {
       totals: this.totals(),
       createdAtMs: nowMs,
     };
-    const signed = this.grantSigner ? this.grantSigner(base) : null;
+    // The budget window is counted from the decision (SPEC §4 `decided`), not from this post.
+    const signed = this.grantSigner ? this.grantSigner({ ...base, decidedAtMs: res.created_at_ms }) : null;
     const grant: GrantRecord = { ...base, eventId: signed?.id ?? null, eventJson: signed?.json ?? null };
     this.st.insertGrant!.run({
       seq: grant.seq,

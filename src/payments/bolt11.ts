@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { decode, encode, Invoice } from "@node-lightning/invoice";
 import { MAX_MSATS, isMsats } from "../util/money.js";
 import { PaymentBackendError } from "./types.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface DecodedBolt11 {
   paymentHash: string;
@@ -25,7 +26,6 @@ export interface DecodedBolt11 {
 export const MAX_BOLT11_CHARS = 4096;
 /** BOLT 11 caps the `d` field at 639 bytes; longer descriptions go in as a hash. */
 const MAX_SHORT_DESC_BYTES = 639;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export function normalizeBolt11(text: string): string {
   let t = text.trim();

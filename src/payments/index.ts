@@ -37,9 +37,3 @@ function asConfigError<T>(make: () => T): T {
   }
 }
 
-export * from "./types.js";
-export { decodeBolt11, type DecodedBolt11 } from "./bolt11.js";
-export { DevWalletBackend, devPay, type DevPayResult } from "./dev.js";
-export { LnbitsBackend } from "./lnbits.js";
-export { NwcBackend, parseNwcUri } from "./nwc.js";
-export { checkZapReceipt, type ZapCheck, type ZapExpectation } from "./zap.js";

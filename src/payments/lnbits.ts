@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { isMsats } from "../util/money.js";
 import { decodeBolt11 } from "./bolt11.js";
 import { PaymentBackendError, type InvoiceRequest, type InvoiceState, type IssuedInvoice, type PaymentBackend } from "./types.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface LnbitsOptions {
   url: string;
@@ -25,7 +26,6 @@ interface Tracked {
   expiresAtMs: number;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const MAX_ERROR_DETAIL_CHARS = 200;
 
 export class LnbitsBackend implements PaymentBackend {

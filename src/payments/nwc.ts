@@ -9,14 +9,16 @@ import type { Logger } from "pino";
 import { websocketImplementation } from "../relay/ws.js";
 import { nip04, nip44, nip47 } from "nostr-tools";
 import { AbstractSimplePool, type SubCloser } from "nostr-tools/abstract-pool";
+import * as kinds from "nostr-tools/kinds";
 import { finalizeEvent, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { isMsats } from "../util/money.js";
 import { decodeBolt11 } from "./bolt11.js";
 import { PaymentBackendError, type InvoiceRequest, type InvoiceState, type IssuedInvoice, type PaymentBackend } from "./types.js";
+import { HEX64 } from "../util/hex.js";
 
-export const NWC_INFO_KIND = 13194;
-export const NWC_REQUEST_KIND = 23194;
-export const NWC_RESPONSE_KIND = 23195;
+export const NWC_INFO_KIND = kinds.NWCWalletInfo;
+export const NWC_REQUEST_KIND = kinds.NWCWalletRequest;
+export const NWC_RESPONSE_KIND = kinds.NWCWalletResponse;
 export const NWC_NOTIFICATION_NIP04_KIND = 23196;
 export const NWC_NOTIFICATION_NIP44_KIND = 23197;
 
@@ -27,8 +29,6 @@ export interface NwcConnection {
   relays: string[];
   secretKey: Uint8Array;
 }
-
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Parses a `nostr+walletconnect://` URI; errors never echo the URI (it holds a secret). */
 export function parseNwcUri(uri: string): NwcConnection {

@@ -4,8 +4,10 @@
 // zap request, the amount covers the charge, the zap paid the gate (not some other user
 // of the same provider) for our event, and the payment hash is spent once.
 import { createHash } from "node:crypto";
+import * as kinds from "nostr-tools/kinds";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import { decodeBolt11 } from "./bolt11.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface ZapExpectation {
   providerPubkey: string;
@@ -21,11 +23,10 @@ export interface ZapExpectation {
 
 export type ZapCheck = { ok: true; paymentHash: string; amountMsats: number; zapper: string } | { ok: false; reason: string };
 
-const ZAP_RECEIPT_KIND = 9735;
-const ZAP_REQUEST_KIND = 9734;
+const ZAP_RECEIPT_KIND = kinds.Zap;
+const ZAP_REQUEST_KIND = kinds.ZapRequest;
 /** NIP-57 descriptions are one small event; anything larger is not worth parsing. */
 const MAX_DESCRIPTION_CHARS = 65_536;
-const HEX64 = /^[0-9a-f]{64}$/;
 const HEX128 = /^[0-9a-f]{128}$/;
 
 export function checkZapReceipt(receipt: unknown, expect: ZapExpectation, paymentHashUsed: (hash: string) => boolean): ZapCheck {

@@ -3,7 +3,7 @@
 // customer's rolling 24 h budget. Pure: the caller fetches the events (fetchAuditEvents
 // below does it from relays) and decides what to do with the report.
 import type { Event } from "nostr-tools/pure";
-import type { Totals } from "../ledger/ledger.js";
+import { totalsBalance, type Totals } from "../policy/pool.js";
 import { isTier, type Tier } from "../policy/tiers.js";
 import { GRANT_KIND, GRANT_NAMESPACE, parseGrantEvent, type ParsedGrant } from "../events/grant-event.js";
 import { parsePoolStatus, POOL_STATUS_D, POOL_STATUS_KIND, type PoolStatus } from "../events/announce.js";
@@ -107,13 +107,13 @@ export function auditGrants(events: Event[], gatePubkey: string, budgetsMsats?: 
   checkTotals(chain, problems);
   if (status) {
     const s = status.parsed;
-    if (s.initialMsats + s.creditedMsats !== s.poolMsats + s.pendingMsats + s.absorbedMsats)
+    if (!totalsBalance(s))
       problems.add("totals", `pool status ${short(status.ev.id)}: initial + credited ≠ pool + pending + absorbed`);
   }
   const budgets = budgetsMsats ?? status?.parsed.budgetsMsats;
   if (budgets) {
     notes.push(budgetsMsats ? "budgets from the given configuration" : `budgets from the pool status event ${short(status!.ev.id)}`);
-    checkBudgets(chain, budgets, problems);
+    checkBudgets(chain, budgets, problems, notes);
   } else {
     notes.push("budget check skipped: no pool status event and no budgets given");
   }
@@ -166,7 +166,7 @@ function checkTotals(chain: ParsedGrant[], problems: Problems): void {
   let before: ParsedGrant | null = null;
   for (const g of chain) {
     const t = g.totals;
-    if (t.initialMsats + t.creditedMsats !== t.poolMsats + t.pendingMsats + t.absorbedMsats)
+    if (!totalsBalance(t))
       problems.add(
         "totals",
         `grant seq ${g.seq}: initial ${t.initialMsats} + credited ${t.creditedMsats} ≠ pool ${t.poolMsats} + pending ${t.pendingMsats} + absorbed ${t.absorbedMsats}`,
@@ -188,20 +188,27 @@ function checkTotals(chain: ParsedGrant[], problems: Problems): void {
 }
 
 /**
- * Per customer, the absorbed msats of grants in any rolling 24 h window (by created_at)
- * stay within the budget of the tier named in the window's latest grant: the ledger
- * checked exactly that sum against that tier's budget when it decided.
+ * Per customer, the absorbed msats of grants in any rolling 24 h window stay within the
+ * budget of the tier named in the window's latest grant. The window is counted from each
+ * grant's `decided` time, exactly as `dvm-gate verify` counts it from the reservation's
+ * decision: a job decided at 10:00 and settled at 11:00 was charged to the budget at
+ * 10:00. The audit sees only what was absorbed (never more than the ledger counted),
+ * and `decided` is whole seconds (floored), so it never flags what verify passes.
+ * Grants from gates older than the `decided` tag fall back to their created_at.
  */
-function checkBudgets(chain: ParsedGrant[], budgets: Record<Tier, number>, problems: Problems): void {
+function checkBudgets(chain: ParsedGrant[], budgets: Record<Tier, number>, problems: Problems, notes: string[]): void {
+  const decidedSec = (g: ParsedGrant) => g.decidedSec ?? g.event.created_at;
+  const undated = chain.filter((g) => g.decidedSec === null).length;
+  if (undated > 0) notes.push(`${undated} grants have no decided tag: their budget window is counted from created_at`);
   const byCustomer = new Map<string, ParsedGrant[]>();
   for (const g of chain) byCustomer.set(g.pubkey, [...(byCustomer.get(g.pubkey) ?? []), g]);
   for (const [pubkey, list] of byCustomer) {
-    list.sort((a, b) => a.event.created_at - b.event.created_at || a.seq - b.seq);
+    list.sort((a, b) => decidedSec(a) - decidedSec(b) || a.seq - b.seq);
     let start = 0;
     let sumMsats = 0;
     for (const g of list) {
       sumMsats += g.absorbedMsats;
-      while (list[start]!.event.created_at <= g.event.created_at - WINDOW_SEC) sumMsats -= list[start++]!.absorbedMsats;
+      while (decidedSec(list[start]!) <= decidedSec(g) - WINDOW_SEC) sumMsats -= list[start++]!.absorbedMsats;
       const budget = budgets[g.tier as Tier];
       if (sumMsats > budget)
         problems.add(

@@ -1,43 +1,16 @@
-// A NIP-90 customer: builds and signs a job request addressed to one gate, publishes
-// it, and collects the gate's feedback (kind 7000) and the worker's result (request
+// A NIP-90 customer: publishes a job request (built by signJobRequest in
+// events/job-request.ts), and collects the gate's feedback (kind 7000) and the worker's result (request
 // kind + 1000) for that request, decrypting replies to encrypted requests. Used by
 // `dvm-gate request`, the tests and the end-to-end benchmark.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
-import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
+import { JobFeedback } from "nostr-tools/kinds";
+import type { Event } from "nostr-tools/pure";
 import { websocketImplementation } from "../relay/ws.js";
-import { decryptFrom, encryptFor, type EncryptionScheme } from "../events/encryption.js";
+import { decryptFrom } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
+import { parseWireMsats } from "../util/money.js";
 
-export const FEEDBACK_KIND = 7000;
-
-export interface JobRequestSpec {
-  kind: number;
-  gatePubkey: string;
-  /** `["i", text, "text"]` each. */
-  inputs: string[];
-  params: [string, string][];
-  bidMsats?: number;
-  /** Where replies should go (NIP-90 `relays` tag). */
-  relays: string[];
-  encrypt?: EncryptionScheme;
-}
-
-/** Signs a fresh request; with `encrypt`, the i and param tags travel encrypted to the gate in `content`. */
-export function buildJobRequest(spec: JobRequestSpec, secretKey: Uint8Array, nowSec: number): Event {
-  const jobTags: string[][] = [...spec.inputs.map((text) => ["i", text, "text"]), ...spec.params.map(([k, v]) => ["param", k, v])];
-  const tags: string[][] = [];
-  let content = "";
-  if (spec.encrypt) {
-    content = encryptFor(spec.encrypt, JSON.stringify(jobTags), secretKey, spec.gatePubkey);
-    tags.push(["encrypted"]);
-  } else {
-    tags.push(...jobTags);
-  }
-  if (spec.bidMsats !== undefined) tags.push(["bid", String(spec.bidMsats)]);
-  if (spec.relays.length > 0) tags.push(["relays", ...spec.relays]);
-  tags.push(["p", spec.gatePubkey]);
-  return finalizeEvent({ kind: spec.kind, created_at: nowSec, tags, content }, secretKey);
-}
+export const FEEDBACK_KIND = JobFeedback;
 
 export interface JobReply {
   type: "feedback" | "result";
@@ -61,7 +34,6 @@ export interface JobReply {
   event: Event;
 }
 
-const DIGITS = /^\d{1,16}$/;
 
 /**
  * Reads a feedback or result event for `requestId`; null when it is about another
@@ -90,7 +62,6 @@ export function parseReply(ev: Event, request: { id: string; kind: number }, sec
   const st = tag("status");
   const amount = tag("amount");
   const ft = tag("free-tier");
-  const num = (v: string | undefined) => (v !== undefined && DIGITS.test(v) ? Number(v) : null);
   // NDK spells it payment_required; the NIP (and the gate) payment-required.
   const status = type === "result" ? "result" : (st?.[1] ?? "unknown").replace("payment_required", "payment-required");
   return {
@@ -101,10 +72,10 @@ export function parseReply(ev: Event, request: { id: string; kind: number }, sec
     createdAt: ev.created_at,
     status,
     statusInfo: type === "feedback" ? (st?.[2] ?? null) : null,
-    amountMsats: num(amount?.[1]),
+    amountMsats: parseWireMsats(amount?.[1]),
     bolt11: amount?.[2] || null,
-    freeTier: ft && ft[1] ? { label: ft[1], absorbedMsats: num(ft[2]) ?? 0, chargeMsats: num(ft[3]) ?? 0 } : null,
-    balanceMsats: num(tag("balance")?.[1]),
+    freeTier: ft && ft[1] ? { label: ft[1], absorbedMsats: parseWireMsats(ft[2]) ?? 0, chargeMsats: parseWireMsats(ft[3]) ?? 0 } : null,
+    balanceMsats: parseWireMsats(tag("balance")?.[1]),
     content,
     encrypted,
     ...(undecryptable ? { undecryptable } : {}),
@@ -219,8 +190,4 @@ export async function runRequest(opts: RunRequestOptions): Promise<CustomerSessi
   } finally {
     for (const r of relays) r.close();
   }
-}
-
-export function customerPubkey(secretKey: Uint8Array): string {
-  return getPublicKey(secretKey);
 }

@@ -8,11 +8,13 @@
 // go signal, the encrypted job, and encrypts the result back in the same scheme. A
 // worker with another key cannot even see the status of such feedback, so it skips them.
 import { AbstractRelay } from "nostr-tools/abstract-relay";
+import { JobFeedback } from "nostr-tools/kinds";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
 import { websocketImplementation } from "../relay/ws.js";
 import type { Logger } from "pino";
 import { decryptFrom, encryptFor } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
+import { HEX64 } from "../util/hex.js";
 
 export interface DemoWorkerOptions {
   relayUrls: string[];
@@ -127,10 +129,10 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
   const onFeedback = (raw: Event) => {
     if (closed) return;
     const ev = toVerifiedEvent(raw);
-    if (!ev || ev.pubkey !== opts.gatePubkey || ev.kind !== 7000) return;
+    if (!ev || ev.pubkey !== opts.gatePubkey || ev.kind !== JobFeedback) return;
     const requestId = ev.tags.find((t) => t[0] === "e")?.[1];
     const customer = ev.tags.find((t) => t[0] === "p")?.[1];
-    if (!requestId || !/^[0-9a-f]{64}$/.test(requestId) || !customer || !/^[0-9a-f]{64}$/.test(customer)) return;
+    if (!requestId || !HEX64.test(requestId) || !customer || !HEX64.test(customer)) return;
     if (statusOf(ev, customer) !== "processing") return;
     if (answered.has(requestId)) return;
     if (inFlight >= MAX_IN_FLIGHT) return log.warn({ requestId }, "demo worker busy; go signal dropped");
@@ -150,7 +152,7 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
   };
 
   const sinceSec = Math.floor(Date.now() / 1000) - LOOKBACK_SEC;
-  const subs = relays.map((relay) => relay.subscribe([{ kinds: [7000], authors: [opts.gatePubkey], since: sinceSec }], { onevent: onFeedback }));
+  const subs = relays.map((relay) => relay.subscribe([{ kinds: [JobFeedback], authors: [opts.gatePubkey], since: sinceSec }], { onevent: onFeedback }));
   log.info({ worker: workerPubkey, gate: opts.gatePubkey, kinds: [...kinds], relays: opts.relayUrls }, "demo worker listening");
 
   return {

@@ -5,6 +5,7 @@
 import { NostrRelay } from "@nostr-relay/core";
 import { EventRepositorySqlite } from "@nostr-relay/event-repository-sqlite";
 import type { NostrRelayPlugin } from "@nostr-relay/common";
+import { EventDeletion } from "nostr-tools/kinds";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AddressInfo } from "node:net";
 
@@ -47,7 +48,7 @@ export async function startEmbeddedRelay(opts: EmbeddedRelayOptions = {}): Promi
     async handleMessage(_ctx: unknown, message: unknown[], next: () => Promise<unknown>) {
       const result = (await next()) as { success?: boolean } | undefined;
       const ev = message[0] === "EVENT" ? (message[1] as { kind?: number }) : null;
-      if (ev?.kind === 5 && result?.success === true) await relay.broadcast(ev as never);
+      if (ev?.kind === EventDeletion && result?.success === true) await relay.broadcast(ev as never);
       return result;
     },
   } as never);

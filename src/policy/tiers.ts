@@ -1,10 +1,20 @@
 // Trust tiers from a score with lazy decay, operator pins and web-of-trust floors.
 // Pure: no clock, no I/O; `nowMs` is always a parameter.
-import { TIERS, type Tier } from "../config/schema.js";
-import type { TrustSettings } from "../config/load.js";
 
-export { TIERS, type Tier };
+/** Ordered: a higher index is a higher tier. `banned` is not a tier but a block (SPEC §1). */
+export const TIERS = ["new", "established", "trusted", "elite"] as const;
+export type Tier = (typeof TIERS)[number];
 export const DAY_MS = 86_400_000;
+
+/** The trust model of SPEC §5, as the config states it (config/ fills it, policy reads it). */
+export interface TrustSettings {
+  pointsPerPaidJob: number;
+  abusePenalty: number;
+  thresholds: { established: number; trusted: number; elite: number };
+  decayAfterDays: number;
+  decayPerDay: number;
+  wot: { anchors: string[]; followFloor: Tier; rankProvider: string | null; rankFloors: { minRank: number; tier: Tier }[]; refreshSec: number };
+}
 
 export function isTier(v: unknown): v is Tier {
   return typeof v === "string" && (TIERS as readonly string[]).includes(v);

@@ -5,6 +5,7 @@
 // I/O (relays, the wallet) happens after commit and is retried from durable rows.
 import { getPublicKey, type Event, type EventTemplate, type VerifiedEvent } from "nostr-tools/pure";
 import type { Filter } from "nostr-tools/filter";
+import * as kinds from "nostr-tools/kinds";
 import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
 import type { Ledger, RequestRecord, Totals } from "../ledger/ledger.js";
@@ -81,9 +82,9 @@ type Decided = { type: "decided"; rec: RequestRecord } | { type: "refused"; id: 
 const MAX_DECISIONS_PER_TX = 32;
 /** Error replies are kept by relays for this long (NIP-40). */
 const ERROR_REPLY_TTL_SEC = 3600;
-const FEEDBACK_KIND = 7000;
-const DELETION_KIND = 5;
-const ZAP_RECEIPT_KIND = 9735;
+const FEEDBACK_KIND = kinds.JobFeedback;
+const DELETION_KIND = kinds.EventDeletion;
+const ZAP_RECEIPT_KIND = kinds.Zap;
 
 export class GateService {
   readonly gatePubkey: string;

@@ -9,6 +9,7 @@ import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
 import type { SettlementSignal } from "../events/job-events.js";
+import { poolShareOfCostMsats } from "../policy/cost-share.js";
 
 export interface SettlementDeps {
   ledger: Ledger;
@@ -47,21 +48,6 @@ export function isPrivateRelay(url: string): boolean {
   }
   if (host.includes(":")) return host === "::" || host === "::1" || /^f[cd]/.test(host) || /^fe[89ab]/.test(host) || host.startsWith("::ffff:");
   return false;
-}
-
-/** The reply target of a decided request, from what was saved with its decision. */
-export function replyTargetFor(ledger: Ledger, requestId: string, expiresAtMs: number): (ReplyTarget & { replyRelays: string[] }) | null {
-  const req = ledger.getRequest(requestId);
-  const meta = getRequestMeta(ledger.db, requestId);
-  if (!req || !meta) return null;
-  return {
-    requestId,
-    customer: req.pubkey,
-    relayHint: meta.relayHint,
-    encryption: meta.encryption,
-    expiresAtSec: Math.ceil(expiresAtMs / 1000),
-    replyRelays: meta.replyRelays,
-  };
 }
 
 export type SignalOutcome =
@@ -120,12 +106,14 @@ function cancelByCustomer(deps: SettlementDeps, requestId: string, author: strin
  * Posts a request's reservation (worker result or operator `settle`). The grant event,
  * signed by the ledger inside this transaction, is queued for the gate's relays in it too.
  */
-export function settleJob(deps: SettlementDeps, requestId: string, actualMsats: number | null, resultForKind?: number): SettleResult {
-  if (resultForKind !== undefined) {
-    const req = deps.ledger.getRequest(requestId);
-    // A result of another kind is not the result of this job.
-    if (req && req.kind !== resultForKind) return { status: "not_processing", request: req };
-  }
+export function settleJob(deps: SettlementDeps, requestId: string, costMsats: number | null, resultForKind?: number): SettleResult {
+  const req = deps.ledger.getRequest(requestId);
+  // A result of another kind is not the result of this job.
+  if (resultForKind !== undefined && req && req.kind !== resultForKind) return { status: "not_processing", request: req };
+  // The stated cost is the job's, not the pool's: what the customer paid (fixed once the
+  // job is processing) is spent first.
+  const charged = req && req.paidMsats > 0 ? req.chargeMsats : 0;
+  const actualMsats = costMsats === null ? null : poolShareOfCostMsats(costMsats, charged);
   const now = deps.nowMs();
   const result = deps.ledger.settle(requestId, { actualMsats }, now, (db, r) => {
     if (r.status !== "posted" || !r.grant?.eventJson) return;

@@ -7,6 +7,7 @@
 // provider's own events are read, and an anchor's or provider's own key is never lifted
 // by its own list.
 import type { Filter } from "nostr-tools/filter";
+import { Contacts } from "nostr-tools/kinds";
 import { AbstractSimplePool } from "nostr-tools/abstract-pool";
 import { websocketImplementation } from "../relay/ws.js";
 import { verifyEvent, type Event } from "nostr-tools/pure";
@@ -14,10 +15,10 @@ import type { Logger } from "pino";
 import type { RuntimeConfig, TrustSettings } from "../config/load.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { maxTier, type Tier } from "../policy/tiers.js";
+import { HEX64 } from "../util/hex.js";
 
-export const CONTACTS_KIND = 3;
+export const CONTACTS_KIND = Contacts;
 export const TRUSTED_ASSERTION_KIND = 30382;
-const HEX64 = /^[0-9a-f]{64}$/;
 /** Upper bound on pubkeys lifted from one refresh (a contact list can be huge). */
 export const MAX_WOT_FLOORS = 200_000;
 

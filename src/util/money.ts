@@ -30,11 +30,15 @@ export function parseSatsText(text: string, what = "amount"): number {
   return satsToMsats(Number(t));
 }
 
-/** Parses a wire amount in msats (NIP-90 `amount`/`bid` tags): digits only. */
-export function parseMsatsText(text: string, what = "amount"): number {
-  const t = text.trim();
-  if (!/^\d{1,16}$/.test(t)) throw new AmountError(`${what}: expected whole millisats, got ${JSON.stringify(text.slice(0, 40))}`);
-  return assertMsats(Number(t), what);
+/**
+ * A wire amount in msats (NIP-90 `amount`/`bid`, our own tags): digits only, no sign,
+ * fraction, exponent or space, and a whole amount we can hold (≤ MAX_MSATS). Anything
+ * else is null: the one reading of a msats string for the gate, the plugin and the peers.
+ */
+export function parseWireMsats(text: string | undefined): number | null {
+  if (text === undefined || !/^\d{1,16}$/.test(text)) return null;
+  const v = Number(text);
+  return isMsats(v) ? v : null;
 }
 
 /** floor(amount × pct / 100) without floating point. */

@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { generateSecretKey, type Event } from "nostr-tools/pure";
 import { auditGrants, type AuditCheck } from "../../src/peers/audit.js";
+import { verifyLedger } from "../../src/ledger/verify.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { HOUR_MS, makeHistory, resign, setTag, T0_MS, type History } from "./history.js";
 
@@ -151,5 +152,67 @@ describe("auditGrants budgets", () => {
     const r = auditGrants([...close.grants, close.poolStatus], close.gatePubkey);
     expect(checks(r)).toEqual(["budget"]);
     expect(r.problems.map((p) => p.detail.match(/seq (\d+)/)![1])).toEqual(["2", "3"]);
+  });
+});
+
+describe("auditGrants counts the budget window from the decision (the grant's decided tag), as verify does", () => {
+  const budgets = { new: 0, established: 50, trusted: 200, elite: 25 };
+  const DAY_SEC = 2 * 86_400;
+
+  it("signs the decision time into each grant, in whole seconds", () => {
+    const h = history({ timeoutSec: DAY_SEC, jobs: [{ tier: "elite", who: 0, priceSats: 20, atMs: T0_MS + 1_700, settleAtMs: T0_MS + 23 * HOUR_MS }] });
+    const g = h.grants[0]!;
+    expect(g.tags.find((t) => t[0] === "decided")).toEqual(["decided", String(Math.floor((T0_MS + 1_700) / 1000))]);
+    expect(g.created_at).toBe(Math.floor((T0_MS + 23 * HOUR_MS) / 1000));
+  });
+
+  it("passes a job decided 25 h before the next one even though it was settled only 2 h before it", () => {
+    // The ledger enforces the same 25 sats it publishes: an honest gate. Settlement
+    // times are 2 h apart, decisions 25 h apart: counted by created_at this looked like
+    // 40 sats in 24 h.
+    const jobs = [
+      { tier: "elite" as const, who: 0, priceSats: 20, atMs: T0_MS + 1000, settleAtMs: T0_MS + 23 * HOUR_MS },
+      { tier: "elite" as const, who: 0, priceSats: 20, atMs: T0_MS + 25 * HOUR_MS },
+    ];
+    const dir = tmp.file(`decided-honest.sqlite`);
+    const h = makeHistory(dir, { timeoutSec: DAY_SEC, ledgerBudgetsSats: budgets, jobs });
+    try {
+      expect(h.grants).toHaveLength(2);
+      expect(verifyLedger(h.ledger.db)).toEqual([]);
+      const r = auditGrants([...h.grants, h.poolStatus], h.gatePubkey);
+      expect(r.problems).toEqual([]);
+      expect(r.ok).toBe(true);
+    } finally {
+      h.ledger.close();
+    }
+  });
+
+  it("names two jobs decided 10 h apart over the budget even when their grants were posted 25 h apart", () => {
+    // The ledger gave 1000 sats for elite, the pool status claims 25: decided within
+    // 10 h, 40 sats were given in one window, though the second grant was posted 25 h
+    // after the first (counted by created_at, this slipped through).
+    const jobs = [
+      { tier: "elite" as const, who: 0, priceSats: 20, atMs: T0_MS + 1000 },
+      { tier: "elite" as const, who: 0, priceSats: 20, atMs: T0_MS + 10 * HOUR_MS, settleAtMs: T0_MS + 25 * HOUR_MS + 2000 },
+    ];
+    const h = history({ timeoutSec: DAY_SEC, statusBudgetsSats: budgets, jobs });
+    expect(h.grants[1]!.created_at - h.grants[0]!.created_at).toBeGreaterThan(24 * 3600);
+    const r = auditGrants([...h.grants, h.poolStatus], h.gatePubkey);
+    expect(checks(r)).toEqual(["budget"]);
+    expect(r.problems[0]!.detail).toMatch(/absorbed 40000 msats in the 24 h up to grant seq 2, over the elite budget of 25000 msats/);
+  });
+
+  it("falls back to created_at, with a note, for grants without a decided tag, and refuses a decision after the post", () => {
+    const h = history();
+    const undated = h.grants.map((g) => resign(g, h.gateSk, (tags) => tags.filter((t) => t[0] !== "decided")));
+    // Re-signing changes ids: rebuild the prev chain so only the decided tag differs.
+    for (let i = 1; i < undated.length; i++) undated[i] = resign(undated[i]!, h.gateSk, (tags) => setTag(tags, "prev", [undated[i - 1]!.id]));
+    const r = auditGrants([...undated, h.poolStatus], h.gatePubkey);
+    expect(r.problems).toEqual([]);
+    expect(r.notes?.join(" ")).toMatch(/6 grants have no decided tag/);
+
+    const late = resign(h.grants[0]!, h.gateSk, (tags) => setTag(tags, "decided", [String(h.grants[0]!.created_at + 1)]));
+    const bad = auditGrants([late, ...h.grants.slice(1), h.poolStatus], h.gatePubkey);
+    expect(bad.problems.some((p) => p.check === "format" && /decided after the grant was posted/.test(p.detail))).toBe(true);
   });
 });

@@ -34,11 +34,21 @@ const hex64 = () => randomBytes(32).toString("hex");
  */
 export function makeHistory(
   dbPath: string,
-  opts: { ledgerBudgetsSats?: Record<Tier, number>; statusBudgetsSats?: Record<Tier, number>; jobs?: { tier: Tier; who: number; priceSats: number; atMs: number; paySats?: number }[] } = {},
+  opts: {
+    ledgerBudgetsSats?: Record<Tier, number>;
+    statusBudgetsSats?: Record<Tier, number>;
+    /** jobs.timeoutSec, for jobs that settle long after their decision. */
+    timeoutSec?: number;
+    /** `settleAtMs`: when the worker's result posts the job (default 500 ms after `atMs`). */
+    jobs?: { tier: Tier; who: number; priceSats: number; atMs: number; paySats?: number; settleAtMs?: number }[];
+  } = {},
 ): History {
   const gateSk = generateSecretKey();
   const gatePubkey = getPublicKey(gateSk);
-  const cfg = parseConfig(opts.ledgerBudgetsSats ? { freeTier: { budgetsSats: opts.ledgerBudgetsSats } } : {}, { env: {} });
+  const cfg = parseConfig(
+    { ...(opts.ledgerBudgetsSats ? { freeTier: { budgetsSats: opts.ledgerBudgetsSats } } : {}), ...(opts.timeoutSec ? { jobs: { timeoutSec: opts.timeoutSec } } : {}) },
+    { env: {} },
+  );
   const ledger = Ledger.open(dbPath, ledgerSettings(cfg), { nowMs: T0_MS, grantSigner: grantSigner(gateSk) });
   const keys = Array.from({ length: 4 }, () => getPublicKey(generateSecretKey()));
   const jobs = opts.jobs ?? [
@@ -50,7 +60,20 @@ export function makeHistory(
     { tier: "trusted", who: 1, priceSats: 15, atMs: T0_MS + 3 * HOUR_MS },
     { tier: "elite", who: 3, priceSats: 10, atMs: T0_MS + 30 * HOUR_MS },
   ];
+  // Decisions and settlements run in time order: a job may post after a later one was decided.
+  const settles: { requestId: string; atMs: number; i: number }[] = [];
+  const settleUpTo = (atMs: number) => {
+    settles.sort((x, y) => x.atMs - y.atMs);
+    while (settles.length > 0 && settles[0]!.atMs < atMs) {
+      const { requestId, atMs: when, i } = settles.shift()!;
+      const s = ledger.settle(requestId, {}, when);
+      if (s.status !== "posted" || !s.grant) throw new Error(`test history: job ${i} not posted (${s.status})`);
+      lastMs = Math.max(lastMs, when);
+    }
+  };
+  let lastMs = 0;
   for (const [i, j] of jobs.entries()) {
+    settleUpTo(j.atMs - 1);
     const pubkey = keys[j.who]!;
     ledger.setTier(pubkey, j.tier, j.atMs - 1);
     if (i === 2) ledger.credit(5 * SAT, "operator", "test", j.atMs - 1);
@@ -60,11 +83,12 @@ export function makeHistory(
       const paid = ledger.markPaid(requestId, { paidMsats: (j.paySats ?? 0) * SAT, paymentRef: `ref-${i}` }, j.atMs + 10);
       if (paid.status !== "paid") throw new Error(`test history: markPaid ${paid.status}`);
     } else if (d.request.decision !== "free") throw new Error(`test history: job ${i} was ${d.request.decision}`);
-    const s = ledger.settle(requestId, {}, j.atMs + 500);
-    if (s.status !== "posted" || !s.grant) throw new Error(`test history: job ${i} not posted`);
+    settles.push({ requestId, atMs: j.settleAtMs ?? j.atMs + 500, i });
+    lastMs = Math.max(lastMs, j.atMs);
   }
+  settleUpTo(Infinity);
   const grants = ledger.grants({ limit: 10_000 }).map((g) => JSON.parse(g.eventJson!) as Event);
-  const last = jobs.at(-1)!.atMs + 1000;
+  const last = lastMs + 1000;
   const statusBudgets = opts.statusBudgetsSats ?? opts.ledgerBudgetsSats ?? { new: 0, established: 50, trusted: 200, elite: 1000 };
   const budgetsMsats = Object.fromEntries(Object.entries(statusBudgets).map(([k, v]) => [k, v * SAT])) as Record<Tier, number>;
   const poolStatus = finalizeEvent(poolStatusTemplate(ledger.totals(), budgetsMsats, Math.floor(last / 1000)), gateSk);

@@ -11,7 +11,7 @@ import { WebSocket } from "ws";
 import { pino } from "pino";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { startDemoWorker, DEMO_PREFIX, demoOutput } from "../../src/peers/demo-worker.js";
-import { buildJobRequest } from "../../src/peers/customer.js";
+import { signJobRequest } from "../../src/events/job-request.js";
 import { makeTmpDir } from "../helpers/tmp.js";
 import { runDvmGate } from "../audit/cli-run.js";
 import { startScriptedGate, type ScriptedGate } from "./scripted-gate.js";
@@ -186,13 +186,19 @@ describe("demo worker", () => {
 
   it("answers the gate's processing feedback once with a signed NIP-90 result", async () => {
     const customerSk = generateSecretKey();
-    const req = buildJobRequest({ kind: 5050, gatePubkey: gate.pubkey, inputs: ["abc"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
+    const req = signJobRequest({ kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "abc", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
     // The scripted gate sees a request with input "abc" and answers processing itself;
     // a second, hand-published go signal for the same request must not be answered again.
     await conn.publish(req);
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id)))).toBe(true);
     await conn.publish(processing(req.id, req.pubkey));
-    await new Promise((r) => setTimeout(r, 500));
+    // The control: a go signal sent after the repeated one. The worker judges each go
+    // signal as it arrives, in the relay's order, so once the control is answered the
+    // repeat was judged too.
+    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    await conn.publish(control);
+    await conn.publish(processing(control.id, control.pubkey));
+    expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
     const mine = results.filter((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id));
     expect(mine).toHaveLength(1);
     const res = mine[0]!;
@@ -209,15 +215,20 @@ describe("demo worker", () => {
     const customerSk = generateSecretKey();
     const otherGate = generateSecretKey();
     // Addressed to another gate, so the scripted gate stays silent; only hand-made go signals.
-    const req = buildJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: ["zzz"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
-    const req5100 = buildJobRequest({ kind: 5100, gatePubkey: gate.pubkey, inputs: ["img"], params: [], relays: [] }, customerSk, Math.floor(Date.now() / 1000));
+    const req = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "zzz", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const req5100 = signJobRequest({ kind: 5100, gatePubkey: gate.pubkey, inputs: [["i", "img", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
     await conn.publish(req);
     await conn.publish(req5100);
     await conn.publish(processing(req.id, req.pubkey, otherGate));
     await conn.publish(processing(req5100.id, req5100.pubkey));
-    // A control: the real gate's go signal for the first request is answered.
-    await new Promise((r) => setTimeout(r, 300));
+    // The control: the real gate's go signal for another request, sent after the two
+    // that must be ignored; once it is answered, those two were judged.
+    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    await conn.publish(control);
+    await conn.publish(processing(control.id, control.pubkey));
+    expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
     expect(results.some((r) => r.tags.some((t) => t[0] === "e" && (t[1] === req.id || t[1] === req5100.id)))).toBe(false);
+    // And the real gate's go signal for the first request is answered.
     await conn.publish(processing(req.id, req.pubkey));
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id)))).toBe(true);
     expect(results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req5100.id))).toBe(false);

@@ -168,7 +168,12 @@ describe("bad input through the relay to the running service", () => {
       }
       return errorRows.every((s) => byId.has(String(s.ev.id))) ? byId : null;
     }, 15_000, "error feedback for every error row");
-    await sleep(1000);
+    // The control: one more malformed request, sent after every row. The gate judges
+    // events in arrival order and publishes replies in the order it decided them, so once
+    // the control's error reply is on the relay, any reply a row should not get is too.
+    const control = finalizeEvent({ kind: 5050, created_at: now(), tags: [["p", gate.pubkey], ["bid", "the control"]], content: "" }, mallory);
+    await victim.publish(control);
+    await waitForAsync(async () => ((await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": [control.id] })).length > 0 ? true : null), 15_000, "the control's error reply");
     const final = new Map<string, Event[]>();
     for (const e of await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": ids })) {
       const id = e.tags.find((t) => t[0] === "e")?.[1] ?? "";

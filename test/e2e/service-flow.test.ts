@@ -159,15 +159,15 @@ describe("gate service over a real relay", () => {
   });
 
   it("answers encrypted requests (NIP-44 and NIP-04) with replies encrypted in the same scheme", async () => {
-    const { buildJobRequest } = await import("../../src/peers/customer.js");
+    const { signJobRequest } = await import("../../src/events/job-request.js");
     const { detectScheme } = await import("../../src/events/encryption.js");
     const elite = await customer();
     gate.ledger.setTier(elite.pubkey, "elite", gate.nowMs());
     const fresh = await customer();
     const now = Math.floor(Date.now() / 1000);
-    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: ["secret question"], params: [] as [string, string][], relays: [] };
-    const r44 = buildJobRequest({ ...spec, encrypt: "nip44" }, elite.secretKey, now);
-    const r04 = buildJobRequest({ ...spec, encrypt: "nip04" }, fresh.secretKey, now);
+    const spec = { kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "secret question", "text"]], createdAtSec: now };
+    const r44 = signJobRequest({ ...spec, encryption: "nip44" }, elite.secretKey);
+    const r04 = signJobRequest({ ...spec, encryption: "nip04" }, fresh.secretKey);
     await elite.publish(r44);
     await fresh.publish(r04);
     const f44 = await elite.waitFeedback(r44.id, "processing");
@@ -215,6 +215,27 @@ describe("gate service over a real relay", () => {
     gate = await startGate({ relays: [relay.url], workers: [worker.pubkey], tmp, secretKey, offsetMs: 150_000 });
     await fresh.waitFeedback(req.id, "processing", 10_000);
     expect(gate.ledger.getRequest(req.id)?.state).toBe("processing");
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("spends what the customer paid first when the worker states the cost: absorbed = min(reserved, cost − charged)", async () => {
+    const est = await customer();
+    gate.ledger.setTier(est.pubkey, "established", gate.nowMs());
+    const req = est.request(gate.pubkey, { kind: 5051, input: "stated cost" }); // 70 sats: 50 from the pool, 20 charged
+    await est.publish(req);
+    const fb = await est.waitFeedback(req.id, "payment-required");
+    expect(fb.freeTier).toEqual({ label: "partial", absorbedMsats: 50 * SAT, chargeMsats: 20 * SAT });
+    expect(devPay(gate.ledger.db, fb.bolt11!, gate.nowMs()).status).toBe("paid");
+    await est.waitFeedback(req.id, "processing");
+    const poolBefore = gate.ledger.totals().poolMsats;
+    // The job cost 60 sats: the customer's 20 pay for the first 20, the pool for 40, and
+    // the other 10 reserved go back (before, the pool absorbed min(50, 60) = 50).
+    await worker.result(req, { amountMsats: 60 * SAT });
+    await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
+    const [grant] = gate.ledger.grants({ pubkey: est.pubkey });
+    expect(grant).toMatchObject({ requestId: req.id, label: "partial", absorbedMsats: 40 * SAT, chargedMsats: 20 * SAT });
+    // The 10 sats back, plus the 10 % pool credit of the 20 sats paid.
+    expect(gate.ledger.totals().poolMsats - poolBefore).toBe(10 * SAT + 2 * SAT);
     expect(gate.verify()).toEqual([]);
   });
 });

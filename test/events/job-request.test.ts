@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Event } from "nostr-tools/pure";
 import { checkJobRequest, jobRequestTemplate, MAX_REPLY_RELAYS, type JobRequestVerdict } from "../../src/events/job-request.js";
 import { encryptFor } from "../../src/events/encryption.js";
+import { MAX_RELAY_URLS_READ } from "../../src/events/nip90-tags.js";
 import { activeVerifier, initFastVerify } from "../../src/events/verify.js";
 import { context, flipHex, keys, NOW_SEC, PRICE_MSATS, requestTemplate, sign, signAny, type Keys } from "./fixtures.js";
 
@@ -187,6 +188,16 @@ function describeWith(verifier: "pure" | "wasm") {
       expect(v.request.replyRelays).toHaveLength(MAX_REPLY_RELAYS);
       expect(v.request.replyRelays.slice(0, 3)).toEqual(["wss://a.example", "ws://127.0.0.1:7777", "wss://r0.example"]);
       expect(v.request.replyRelays.every((u) => u.startsWith("ws://") || u.startsWith("wss://"))).toBe(true);
+    });
+
+    it("reads at most MAX_RELAY_URLS_READ reply relay URLs, so thousands of bad ones cost little", () => {
+      const bad = Array.from({ length: MAX_RELAY_URLS_READ }, (_, i) => `https://x${i}.example`);
+      const v = checkJobRequest(sign(withTag("relays", ["relays", ...bad, "wss://late.example"]), customer), ctx);
+      if (!v.ok) throw new Error(v.reason);
+      expect(v.request.replyRelays).toEqual([]);
+      const w = checkJobRequest(sign(withTag("relays", ["relays", ...bad.slice(1), "wss://in-time.example"]), customer), ctx);
+      if (!w.ok) throw new Error(w.reason);
+      expect(w.request.replyRelays).toEqual(["wss://in-time.example"]);
     });
 
     for (const scheme of ["nip04", "nip44"] as const) {

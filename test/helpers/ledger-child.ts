@@ -117,7 +117,7 @@ function main(): void {
   // The first Schnorr signature builds lookup tables (hundreds of ms): do it before
   // "ready", so that kills land on ordinary ledger work rather than always on that.
   signer?.({
-    seq: 1, prevEventId: null, reservationId: 1, requestId: "0".repeat(64), pubkey: "0".repeat(64), kind: 5050, label: "free", tier: "new",
+    seq: 1, prevEventId: null, decidedAtMs: Date.now(), requestId: "0".repeat(64), pubkey: "0".repeat(64), kind: 5050, label: "free", tier: "new",
     absorbedMsats: 1, chargedMsats: 0, totals: { initialMsats: 1, creditedMsats: 0, absorbedMsats: 1, pendingMsats: 0, poolMsats: 0 }, createdAtMs: Date.now(),
   });
   const ledger = Ledger.open(args.dbPath, args.settings, { nowMs: Date.now(), synchronous: args.synchronous, ...(signer ? { grantSigner: signer } : {}) });

@@ -139,9 +139,12 @@ describe("dev wallet", () => {
       await until(() => hints.length >= 1);
       expect(devPay(otherConnection, b.bolt11, Date.now()).status).toBe("paid");
       await until(() => hints.length >= 2);
-      // Several more poll ticks must not repeat a hint.
-      await new Promise((r) => setTimeout(r, 200));
-      expect(hints).toEqual([a.paymentHash, b.paymentHash]);
+      // The control: a third payment, hinted only by a poll tick after b's. Had a tick
+      // repeated a or b, the repeat would stand before it.
+      const c = await wallet.createInvoice({ amountMsats: 3000, description: "c", expirySec: 600, requestId: "8".repeat(64) });
+      expect(devPay(otherConnection, c.bolt11, Date.now()).status).toBe("paid");
+      await until(() => hints.includes(c.paymentHash));
+      expect(hints).toEqual([a.paymentHash, b.paymentHash, c.paymentHash]);
     } finally {
       stop();
       otherConnection.close();
@@ -156,9 +159,12 @@ describe("dev wallet", () => {
     const stop = wallet.onPaymentHint((h) => hints.push(h));
     devPay(db, b.bolt11, Date.now());
     await until(() => hints.length >= 1);
-    await new Promise((r) => setTimeout(r, 100));
+    // The control: a payment after b, hinted by a later tick than b's.
+    const c = await wallet.createInvoice({ amountMsats: 1000, description: "c", expirySec: 600, requestId: "9".repeat(64) });
+    devPay(db, c.bolt11, Date.now());
+    await until(() => hints.includes(c.paymentHash));
     stop();
-    expect(hints).toEqual([b.paymentHash]);
+    expect(hints).toEqual([b.paymentHash, c.paymentHash]);
   });
 });
 

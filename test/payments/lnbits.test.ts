@@ -92,14 +92,18 @@ describe("LNbits backend", () => {
   it("hints a payment of an invoice it created by polling lookups", async () => {
     const a = await backend.createInvoice(req(1000));
     const b = await backend.createInvoice(req(2000));
+    const c = await backend.createInvoice(req(3000));
     const hints: string[] = [];
     const stop = backend.onPaymentHint((h) => hints.push(h));
     server.pay(b.paymentHash);
     await until(() => hints.length >= 1);
-    await new Promise((r) => setTimeout(r, 150));
+    // The control: c paid after b's hint is hinted by a later round of lookups; had b
+    // still been polled, that round would have hinted it again first.
+    server.pay(c.paymentHash);
+    await until(() => hints.includes(c.paymentHash));
     stop();
     // Once settled it is no longer polled, so it is hinted once; a is still open.
-    expect(hints).toEqual([b.paymentHash]);
+    expect(hints).toEqual([b.paymentHash, c.paymentHash]);
     expect(await backend.lookupInvoice(a.paymentHash)).toEqual({ state: "pending" });
   });
 });

@@ -84,7 +84,7 @@ describe("gate policy in @nostr-relay/core", () => {
   it("answers OK false with invalid: for malformed tags and rate-limited: past the tier's allowance", async () => {
     const sk = generateSecretKey();
     const bad = finalizeEvent({ kind: 5050, created_at: nowSec(), tags: [["bid", "a lot"]], content: "" }, sk);
-    await expect(client.publish(bad)).rejects.toThrow(/^invalid: "bid" tag must be whole millisats/);
+    await expect(client.publish(bad)).rejects.toThrow(/^invalid: bid must be a whole number of millisats/);
     await expect(client.publish(jobRequest(sk, "1"))).resolves.toBeTypeOf("string");
     await expect(client.publish(jobRequest(sk, "2"))).resolves.toBeTypeOf("string");
     await expect(client.publish(jobRequest(sk, "3"))).rejects.toThrow("rate-limited: at most 2 job requests per minute for trust tier new");

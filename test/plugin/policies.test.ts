@@ -193,15 +193,17 @@ describe("job-request validation", () => {
 
   it("refuses each malformed tag with invalid: and a reason", () => {
     const bad: [string[], RegExp][] = [
-      [["i"], /"i" tag must be/],
-      [["i", "", "text"], /data must not be empty/],
-      [["i", "x", "text", "r", "m", "extra"], /"i" tag must be/],
-      [["bid", ""], /"bid"/],
-      [["bid", "1e9"], /"bid"/],
-      [["bid", "99999999999999999"], /"bid"/],
-      [["output", ""], /"output"/],
-      [["param", "", "v"], /"param"/],
-      [["expiration", "soon"], /"expiration" tag must be a unix time/],
+      [["i"], /i tag needs data/],
+      [["i", "", "text"], /i tag needs data/],
+      [["i", "x"], /i tag needs a type/],
+      [["i", "x", "text", "r", "m", "extra"], /i tag has more than data, type, relay and marker/],
+      [["bid", ""], /bid must be a whole number of millisats/],
+      [["bid", "1e9"], /bid must be a whole number of millisats/],
+      [["bid", "99999999999999999"], /bid must be a whole number of millisats/],
+      [["bid", "1000000000000001"], /bid must be a whole number of millisats/],
+      [["output", ""], /output tag needs a mime type/],
+      [["param", "", "v"], /param tag needs a key and a value/],
+      [["expiration", "soon"], /expiration tag is not a unix time/],
       [["expiration", String(nowSec)], /expired \(NIP-40\)/],
     ];
     for (const [tag, msg] of bad) {
@@ -211,7 +213,7 @@ describe("job-request validation", () => {
       expect(r.msg, JSON.stringify(tag)).toMatch(msg);
     }
     const nonString = { ...signed(5050, nowSec), tags: [["bid", 5]] } as unknown as Event;
-    expect(verdict(nonString).msg).toBe("invalid: every tag must be a non-empty array of strings");
+    expect(verdict(nonString).msg).toBe("invalid: tags must be arrays of strings");
   });
 
   it("bounds size and the created_at window at the edges", () => {

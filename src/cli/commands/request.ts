@@ -1,7 +1,8 @@
 import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
 import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
 import { parseSatsText } from "../../util/money.js";
-import { buildJobRequest, defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
+import { signJobRequest } from "../../events/job-request.js";
+import { defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
 import { UsageError } from "../context.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
@@ -159,10 +160,18 @@ export const command: Command = {
     }
     const customer = getPublicKey(secretKey);
 
-    const request = buildJobRequest(
-      { kind, gatePubkey, inputs, params, relays: relayUrls, ...(bidMsats !== undefined ? { bidMsats } : {}), ...(encrypt ? { encrypt } : {}) },
+    const request = signJobRequest(
+      {
+        kind,
+        gatePubkey,
+        inputs: inputs.map((text) => ["i", text, "text"]),
+        params: params.map(([k, v]) => ["param", k, v]),
+        relays: relayUrls,
+        createdAtSec: Math.floor(ctx.nowMs() / 1000),
+        ...(bidMsats !== undefined ? { bidMsats } : {}),
+        ...(encrypt ? { encryption: encrypt } : {}),
+      },
       secretKey,
-      Math.floor(ctx.nowMs() / 1000),
     );
 
     const json = values.json === true;

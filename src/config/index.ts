@@ -1,2 +1,0 @@
-export * from "./load.js";
-export * from "./schema.js";

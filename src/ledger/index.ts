@@ -1,3 +1,0 @@
-export * from "./ledger.js";
-export * from "./verify.js";
-export { openDb, withBusyRetry, LedgerBusyError, type Db } from "./db.js";
