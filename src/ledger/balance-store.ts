@@ -79,9 +79,7 @@ export class BalanceStore {
       get: q("SELECT * FROM balances WHERE pubkey = ?"),
       ensure: q("INSERT INTO balances (pubkey, updated_at_ms) VALUES (?, ?) ON CONFLICT(pubkey) DO NOTHING"),
       depositExists: q("SELECT 1 FROM deposits WHERE ref = ?"),
-      insertDeposit: q(
-        "INSERT INTO deposits (pubkey, amount_msats, excess_msats, source, ref, note, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      ),
+      insertDeposit: q("INSERT INTO deposits (pubkey, amount_msats, excess_msats, source, ref, note, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       credit: q(
         "UPDATE balances SET deposited_msats = deposited_msats + @a, balance_msats = balance_msats + @a, updated_at_ms = @nowMs WHERE pubkey = @pubkey",
       ),
@@ -236,7 +234,10 @@ export class BalanceStore {
     };
   }
 
-  recentDeposits(pubkey: string, limit = 20): { id: number; amountMsats: number; excessMsats: number; source: DepositSource; ref: string | null; note: string | null; createdAtMs: number }[] {
+  recentDeposits(
+    pubkey: string,
+    limit = 20,
+  ): { id: number; amountMsats: number; excessMsats: number; source: DepositSource; ref: string | null; note: string | null; createdAtMs: number }[] {
     const rows = this.st.recentDeposits!.all(pubkey, Math.min(Math.max(1, limit), 1000)) as {
       id: number;
       amount_msats: number;
@@ -246,12 +247,28 @@ export class BalanceStore {
       note: string | null;
       created_at_ms: number;
     }[];
-    return rows.map((r) => ({ id: r.id, amountMsats: r.amount_msats, excessMsats: r.excess_msats, source: r.source, ref: r.ref, note: r.note, createdAtMs: r.created_at_ms }));
+    return rows.map((r) => ({
+      id: r.id,
+      amountMsats: r.amount_msats,
+      excessMsats: r.excess_msats,
+      source: r.source,
+      ref: r.ref,
+      note: r.note,
+      createdAtMs: r.created_at_ms,
+    }));
   }
 
   // ---- invoices for POST /deposit ------------------------------------------------
 
-  insertDepositInvoice(i: { paymentHash: string; pubkey: string; bolt11: string; amountMsats: number; backend: string; expiresAtMs: number; nowMs: number }): void {
+  insertDepositInvoice(i: {
+    paymentHash: string;
+    pubkey: string;
+    bolt11: string;
+    amountMsats: number;
+    backend: string;
+    expiresAtMs: number;
+    nowMs: number;
+  }): void {
     this.inTx();
     this.st.insertDepositInvoice!.run(i.paymentHash, i.pubkey, i.bolt11, i.amountMsats, i.backend, i.expiresAtMs, i.nowMs);
   }

@@ -39,7 +39,9 @@ export function checkBalances(db: Db, report: (detail: string) => void): void {
     const derived = r.deposited - r.held - r.spent - r.withdrawn;
     if (derived !== r.balance_msats) say(`${who}: history gives a balance of ${derived} msats, the account says ${r.balance_msats}`);
   }
-  const strays = db.prepare("SELECT COUNT(*) AS n FROM deposits d LEFT JOIN balances b ON b.pubkey = d.pubkey WHERE b.pubkey IS NULL AND d.amount_msats > 0").get() as { n: number };
+  const strays = db
+    .prepare("SELECT COUNT(*) AS n FROM deposits d LEFT JOIN balances b ON b.pubkey = d.pubkey WHERE b.pubkey IS NULL AND d.amount_msats > 0")
+    .get() as { n: number };
   if (strays.n > 0) say(`${strays.n} deposits credited to no account`);
 
   // Each hold agrees with its job: held while the job is open, spent once done, refunded
@@ -65,6 +67,8 @@ export function checkBalances(db: Db, report: (detail: string) => void): void {
     )
     .get() as { n: number };
   if (unheld.n > 0) say(`${unheld.n} jobs say they were paid from a balance that holds nothing for them`);
-  const orphans = db.prepare("SELECT COUNT(*) AS n FROM balance_holds h LEFT JOIN requests q ON q.request_id = h.request_id WHERE q.request_id IS NULL").get() as { n: number };
+  const orphans = db
+    .prepare("SELECT COUNT(*) AS n FROM balance_holds h LEFT JOIN requests q ON q.request_id = h.request_id WHERE q.request_id IS NULL")
+    .get() as { n: number };
   if (orphans.n > 0) say(`${orphans.n} balance holds without a job`);
 }

@@ -23,8 +23,7 @@ export interface DepositsOptions {
 }
 
 export type DepositInvoiceResult =
-  | { status: "created"; bolt11: string; paymentHash: string; amountMsats: number; expiresAtMs: number }
-  | { status: "over_cap"; roomMsats: number };
+  { status: "created"; bolt11: string; paymentHash: string; amountMsats: number; expiresAtMs: number } | { status: "over_cap"; roomMsats: number };
 
 /** Open deposit invoices looked up per pass at most (the rest wait for the next pass). */
 const MAX_LOOKUPS_PER_PASS = 200;
@@ -53,7 +52,15 @@ export class Deposits {
     });
     const nowMs = this.o.nowMs();
     ledger.tx(() =>
-      ledger.balances.insertDepositInvoice({ paymentHash: inv.paymentHash, pubkey, bolt11: inv.bolt11, amountMsats, backend: backend.name, expiresAtMs: inv.expiresAtMs, nowMs }),
+      ledger.balances.insertDepositInvoice({
+        paymentHash: inv.paymentHash,
+        pubkey,
+        bolt11: inv.bolt11,
+        amountMsats,
+        backend: backend.name,
+        expiresAtMs: inv.expiresAtMs,
+        nowMs,
+      }),
     );
     this.o.log.info({ customer: pubkey, amountMsats, paymentHash: inv.paymentHash }, "deposit invoice made");
     return { status: "created", bolt11: inv.bolt11, paymentHash: inv.paymentHash, amountMsats, expiresAtMs: inv.expiresAtMs };

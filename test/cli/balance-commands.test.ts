@@ -100,7 +100,10 @@ describe("dvm-gate balance", () => {
       [["balance", "show"], /missing PUBKEY/],
       [["balance", "empty", hex], /unknown subcommand/],
     ];
-    const runs = await cliAll(cfg, cases.map(([args]) => args));
+    const runs = await cliAll(
+      cfg,
+      cases.map(([args]) => args),
+    );
     runs.forEach((r, i) => expectRefused(r, cases[i]![1]));
     expect(cli(cfg, "balance", "show", hex, "--json").json()).toMatchObject({ balanceMsats: 900_000, depositedMsats: 900_000, withdrawnMsats: 0 });
   });

@@ -70,7 +70,16 @@ it("a profile zap tops up the balance; three jobs run from it with a falling bal
     // to the balance, not to the pool. (A customer's deletion would cancel nothing: the
     // processing reply was the go signal, SPEC §2.)
     const error = finalizeEvent(
-      { kind: 7000, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["e", ids[1]!], ["p", cust.pubkey], ["status", "error", "out of GPU"]] },
+      {
+        kind: 7000,
+        created_at: Math.floor(Date.now() / 1000),
+        content: "",
+        tags: [
+          ["e", ids[1]!],
+          ["p", cust.pubkey],
+          ["status", "error", "out of GPU"],
+        ],
+      },
       gate.secretKey,
     );
     await cust.publish(error);

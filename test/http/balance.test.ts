@@ -15,7 +15,15 @@ beforeAll(async () => {
   h = await startHarness({
     deposits: (ledger) => {
       backend = new DevWalletBackend(ledger.db);
-      deposits = new Deposits({ ledger, backend, log: pino({ level: "silent" }), gatePubkey: "ee".repeat(32), zapProviderPubkey: null, invoiceExpirySec: 600, nowMs: Date.now });
+      deposits = new Deposits({
+        ledger,
+        backend,
+        log: pino({ level: "silent" }),
+        gatePubkey: "ee".repeat(32),
+        zapProviderPubkey: null,
+        invoiceExpirySec: 600,
+        nowMs: Date.now,
+      });
       return deposits;
     },
   });

@@ -38,7 +38,12 @@ it.each(["FULL", "NORMAL"] as const)("%s: four processes racing for one balance 
 
   const outcomes: Record<string, number> = {};
   for (const r of reports) for (const [k, n] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + n;
-  console.log(`${synchronous}: 4 processes, 30 jobs for one balance of 10`, JSON.stringify(outcomes), "served per process", reports.map((r) => r.outcomes["from-balance"] ?? 0).join("/"));
+  console.log(
+    `${synchronous}: 4 processes, 30 jobs for one balance of 10`,
+    JSON.stringify(outcomes),
+    "served per process",
+    reports.map((r) => r.outcomes["from-balance"] ?? 0).join("/"),
+  );
   expect(reports.map((r) => r.errors)).toEqual(reports.map(() => ({})));
   expect(outcomes).toEqual({ "from-balance": 10, "gate:no_budget": 20 });
 

@@ -30,7 +30,14 @@ describe("spending a prepaid balance", () => {
     l.setTier(customer, "established", T0); // 50 sats/day
     fund(l, 100 * SAT);
     const r = l.decide({ requestId: id(1), pubkey: customer, kind: 5050, priceMsats: 80 * SAT }, T0);
-    expect(r.request).toMatchObject({ decision: "partial", absorbMsats: 50 * SAT, chargeMsats: 30 * SAT, state: "processing", paidMsats: 30 * SAT, balanceLeftMsats: 70 * SAT });
+    expect(r.request).toMatchObject({
+      decision: "partial",
+      absorbMsats: 50 * SAT,
+      chargeMsats: 30 * SAT,
+      state: "processing",
+      paidMsats: 30 * SAT,
+      balanceLeftMsats: 70 * SAT,
+    });
     expect(l.balance(customer)).toMatchObject({ balanceMsats: 70 * SAT, heldMsats: 30 * SAT });
     expect(verifyLedger(l.db)).toEqual([]);
     l.close();
@@ -40,7 +47,10 @@ describe("spending a prepaid balance", () => {
     const l = open();
     l.setTier(customer, "elite", T0);
     fund(l, 100 * SAT);
-    expect(l.decide({ requestId: id(1), pubkey: customer, kind: 5050, priceMsats: 10 * SAT }, T0).request).toMatchObject({ decision: "free", state: "processing" });
+    expect(l.decide({ requestId: id(1), pubkey: customer, kind: 5050, priceMsats: 10 * SAT }, T0).request).toMatchObject({
+      decision: "free",
+      state: "processing",
+    });
     expect(l.balance(customer).balanceMsats).toBe(100 * SAT);
     l.close();
   });
@@ -140,7 +150,9 @@ describe("deposits and the cap", () => {
     l.db.exec("DROP TRIGGER deposits_no_update; DROP TRIGGER deposits_no_delete");
     l.db.prepare("UPDATE deposits SET amount_msats = amount_msats + 1").run();
     const v = verifyLedger(l.db);
-    expect(v.map((x) => x.guarantee)).toContain("7 balances: every msat deposited is in a balance, held by a pending job, or spent (or refunded by the operator)");
+    expect(v.map((x) => x.guarantee)).toContain(
+      "7 balances: every msat deposited is in a balance, held by a pending job, or spent (or refunded by the operator)",
+    );
     expect(v.map((x) => x.detail).join("\n")).toMatch(/deposits sum to 5001 msats, the account says 5000/);
     l.close();
   });

@@ -71,8 +71,15 @@ describe("profile zaps as deposits", () => {
     const { receipt, paymentHash } = zap({ amountMsats: 150 * SAT });
     deposits.onZapReceipt(receipt);
     expect(ledger.balance(zapper).balanceMsats).toBe(500 * SAT);
-    expect(ledger.db.prepare("SELECT amount_msats, excess_msats FROM deposits WHERE ref = ?").get(paymentHash)).toEqual({ amount_msats: 100 * SAT, excess_msats: 50 * SAT });
-    expect(logs.find((l) => l.level === 40 && /refund it to the customer by hand/.test(String(l.msg)))).toMatchObject({ excessMsats: 50 * SAT, customer: zapper, paymentHash });
+    expect(ledger.db.prepare("SELECT amount_msats, excess_msats FROM deposits WHERE ref = ?").get(paymentHash)).toEqual({
+      amount_msats: 100 * SAT,
+      excess_msats: 50 * SAT,
+    });
+    expect(logs.find((l) => l.level === 40 && /refund it to the customer by hand/.test(String(l.msg)))).toMatchObject({
+      excessMsats: 50 * SAT,
+      customer: zapper,
+      paymentHash,
+    });
     // At the cap already, a further zap is recorded (payment hash spent) and credits nothing.
     const full = zap({ amountMsats: 5 * SAT });
     deposits.onZapReceipt(full.receipt);
@@ -85,7 +92,11 @@ describe("profile zaps as deposits", () => {
   const forged: [string, () => { receipt: unknown }, RegExp][] = [
     ["signed by another key than the provider", () => zap({ signer: generateSecretKey() }), /not signed by the configured LNURL provider/],
     ["receipt altered after signing", () => zap({ tamperReceipt: (r) => void (r.created_at += 1) }), /receipt signature does not verify/],
-    ["receipt signature broken", () => zap({ tamperReceipt: (r) => void (r.sig = (r.sig[0] === "0" ? "1" : "0") + r.sig.slice(1)) }), /receipt signature does not verify/],
+    [
+      "receipt signature broken",
+      () => zap({ tamperReceipt: (r) => void (r.sig = (r.sig[0] === "0" ? "1" : "0") + r.sig.slice(1)) }),
+      /receipt signature does not verify/,
+    ],
     ["zap request altered after signing", () => zap({ tamperRequest: (zr) => void (zr.content = "changed") }), /zap request signature does not verify/],
     ["bolt11 commits to another description", () => zap({ hashedDescription: "another zap request" }), /description hash does not match/],
     ["amount tag differs from the bolt11", () => zap({ amountTag: String(1000 * SAT) }), /amount tag does not match/],
@@ -117,7 +128,15 @@ describe("profile zaps as deposits", () => {
 describe("deposit invoices (POST /deposit)", () => {
   it("credits a paid invoice once, from the backend's lookup, and refuses one over the cap before making it", async () => {
     const backend = new DevWalletBackend(ledger.db);
-    const d = new Deposits({ ledger, backend, log: pino({ level: "silent" }), gatePubkey: gatePk, zapProviderPubkey: null, invoiceExpirySec: 600, nowMs: () => Date.now() });
+    const d = new Deposits({
+      ledger,
+      backend,
+      log: pino({ level: "silent" }),
+      gatePubkey: gatePk,
+      zapProviderPubkey: null,
+      invoiceExpirySec: 600,
+      nowMs: () => Date.now(),
+    });
     const over = await d.createInvoice(zapper, 501 * SAT);
     expect(over).toEqual({ status: "over_cap", roomMsats: 500 * SAT });
     expect(ledger.db.prepare("SELECT COUNT(*) AS n FROM dev_wallet_invoices").get()).toEqual({ n: 0 });
