@@ -1,5 +1,7 @@
 // What every command gets: the loaded config, a lazily opened ledger, a logger,
 // and output helpers. The CLI is the only composition root (config → db → logger → relays).
+import { existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
 import { loadConfig, type RuntimeConfig } from "../config/load.js";
 import { Ledger, type GrantSigner } from "../ledger/ledger.js";
@@ -18,8 +20,13 @@ export interface CliContext extends CliIO {
   cfg: RuntimeConfig;
   log: Logger;
   nowMs: () => number;
-  /** Opens the ledger once (creating and seeding the database on first use). */
-  ledger: (opts?: { grantSigner?: GrantSigner; sweep?: boolean; backgroundCheckpointMs?: number }) => Ledger;
+  /** The environment the command runs in (for `env:VAR` references on the command line). */
+  env: NodeJS.ProcessEnv;
+  /**
+   * Opens the ledger once. Only `create: true` (start, and commands that write) makes
+   * a missing database file and its folder; everything else refuses with exit 2.
+   */
+  ledger: (opts?: { grantSigner?: GrantSigner; sweep?: boolean; backgroundCheckpointMs?: number; create?: boolean }) => Ledger;
   close: () => void;
 }
 
@@ -46,6 +53,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
   const nowMs = () => Date.now();
   return {
     ...io,
+    env,
     cfg,
     log,
     nowMs,
@@ -53,6 +61,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
       if (ledger && opts?.grantSigner && !openedWithSigner)
         throw new Error("invariant: the ledger was opened without the grant signer a later caller needs");
       if (!ledger) {
+        checkDatabasePath(cfg.database.path, opts?.create === true);
         openedWithSigner = opts?.grantSigner !== undefined;
         ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), {
           nowMs: nowMs(),
@@ -70,4 +79,21 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
       ledger = null;
     },
   };
+}
+
+/** A database path that cannot be a ledger, or (for read commands) one that does not exist yet. */
+export function checkDatabasePath(path: string, create: boolean): void {
+  if (path === ":memory:") return;
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    if (!create) {
+      const where = existsSync(dirname(path)) ? "" : ` (nor its folder ${dirname(path)})`;
+      throw new UsageError(
+        `no database at ${path}${where}: run \`dvm-gate start\` once to create it, or point database.path at an existing ledger`,
+      );
+    }
+  }
+  if (isDir) throw new UsageError(`database.path ${path} is a directory, not a database file`);
 }

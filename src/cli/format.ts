@@ -1,6 +1,6 @@
 // Small output helpers shared by commands.
 import { pubkeyToHex } from "../config/load.js";
-import { formatSats } from "../util/money.js";
+import { formatSats, MAX_SATS, satsToMsats } from "../util/money.js";
 import { UsageError } from "./context.js";
 import { HEX64 } from "../util/hex.js";
 
@@ -32,4 +32,33 @@ export function requestIdArg(text: string | undefined): string {
 
 export function noExtraArgs(positionals: string[], expected: number, usage: string): void {
   if (positionals.length > expected) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[expected])}; usage: ${usage}`);
+}
+
+/**
+ * The one way a CLI number is refused: `WHAT: expected a whole number from MIN to MAX, got "X"`,
+ * the same for a sign, a fraction, letters or a number too large.
+ */
+export function wholeNumberArg(text: string, what: string, min: number, max: number, unit = ""): number {
+  const t = text.trim();
+  const n = /^\d{1,16}$/.test(t) ? Number(t) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`${what}: expected a whole number${unit ? ` of ${unit}` : ""} from ${min} to ${max}, got ${JSON.stringify(text.slice(0, 40))}`);
+  return n;
+}
+
+/** Whole sats from `minSats` to MAX_SATS, returned as msats. */
+export function satsArg(text: string, what: string, minSats = 0): number {
+  return satsToMsats(wholeNumberArg(text, what, minSats, MAX_SATS, "sats"));
+}
+
+/** "1 reply", "2 replies": counts in messages read as English. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Free text with a limit is refused when longer, never cut (the operator would not know). */
+export function textArg(text: string, what: string, maxChars: number): string {
+  const chars = [...text].length;
+  if (chars > maxChars) throw new UsageError(`${what} is ${chars} characters long; at most ${maxChars} are kept, nothing changed`);
+  return text;
 }

@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError } from "../config/load.js";
 import { LedgerInputError } from "../ledger/ledger.js";
 import { LedgerBusyError } from "../ledger/db.js";
+import { LedgerLockedError } from "../ledger/serve-lock.js";
 import { AmountError } from "../util/money.js";
 import { PaymentBackendError } from "../payments/types.js";
 import { HttpListenError } from "../http/server.js";
@@ -93,7 +94,8 @@ export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv =
     if (!command) throw new UsageError(`unknown command "${name}" (run dvm-gate --help)`);
     let parsed;
     try {
-      parsed = parseArgs({ args: rest, options: { ...COMMON_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
+      const options = { ...COMMON_OPTIONS, ...(command.options ?? {}) };
+      parsed = parseArgs({ args: negativesAsValues(rest, options), options, allowPositionals: true, strict: true });
     } catch (err) {
       throw new UsageError(`${name}: ${describeParseError(err as NodeJS.ErrnoException)}`);
     }
@@ -119,8 +121,43 @@ function isUserError(err: unknown): boolean {
     err instanceof ConfigError ||
     err instanceof LedgerInputError ||
     err instanceof AmountError ||
-    err instanceof HttpListenError
+    err instanceof HttpListenError ||
+    err instanceof LedgerLockedError
   );
+}
+
+/**
+ * node:util parseArgs takes "-5" for an option, so `--wait -1` and `pool credit -5` would
+ * be refused by the parser with a message that knows nothing of the real range. Numbers
+ * that start with "-" are handed over as values (`--wait=-1`) or positionals (after
+ * `--`), and the command's own check refuses them saying the range.
+ */
+export function negativesAsValues(args: string[], options: NonNullable<ParseArgsConfig["options"]>): string[] {
+  const flags: string[] = [];
+  const positionals: string[] = [];
+  const isNegative = (a: string) => /^-\d/.test(a);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (name !== null && options[name]?.type === "string" && next !== undefined && isNegative(next)) {
+      flags.push(`${a}=${next}`);
+      i++;
+    } else if (isNegative(a)) positionals.push(a);
+    else if (a.startsWith("-")) flags.push(a);
+    else if (name === null && flags.length > 0 && isStringOption(flags.at(-1)!, options)) flags.push(a);
+    else positionals.push(a);
+  }
+  return positionals.length > 0 ? [...flags, "--", ...positionals] : flags;
+}
+
+function isStringOption(flag: string, options: NonNullable<ParseArgsConfig["options"]>): boolean {
+  if (!flag.startsWith("--") || flag.includes("=")) return false;
+  return options[flag.slice(2)]?.type === "string";
 }
 
 /** node:util parseArgs speaks of "ambiguous" values and positional "-5"s: say it plainly. */
@@ -128,11 +165,10 @@ function describeParseError(err: NodeJS.ErrnoException): string {
   const first = (err.message ?? String(err)).split("\n")[0]!;
   const option = /'(-{1,2}[^' ]+)/.exec(first)?.[1];
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    if (option && /^-\d/.test(option)) return `${option} is not a valid amount or option (amounts are whole numbers ≥ 0)`;
     return `unknown option ${option ?? first} (see --help)`;
   }
   if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    if (/ambiguous/.test(first) && option) return `${option}: expected a whole number ≥ 0 or a value that does not start with "-"`;
+    if (/ambiguous/.test(first) && option) return `${option}: its value starts with "-"; write ${option}=VALUE if that is meant`;
     return first;
   }
   return first;

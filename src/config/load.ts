@@ -17,7 +17,12 @@ export interface RuntimeConfig {
   sourcePath: string | null;
   /** Folder for the database, the demo key and other state. */
   dataDir: string;
-  nostr: { secretKeyHex: string | null; relays: string[] };
+  nostr: {
+    secretKeyHex: string | null;
+    relays: string[];
+    maxReplyRelays: number;
+    customerRelays: { maxOpen: number; connectTimeoutMs: number; publishTimeoutMs: number; maxAttempts: number };
+  };
   database: { path: string; synchronous: "FULL" | "NORMAL"; busyTimeoutMs: number };
   jobs: {
     priceMsatsByKind: Map<number, number>;
@@ -88,10 +93,28 @@ export function loadConfig(opts: LoadOptions = {}): RuntimeConfig {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(`config ${path} is not valid JSON: ${(err as Error).message}`);
+      throw new ConfigError(`config ${path} is not valid JSON${jsonErrorWhere(text, err)} (its text is not shown: it may hold a secret)`);
     }
   }
   return parseConfig(raw, { env, baseDir: path ? dirname(path) : cwd, sourcePath: path });
+}
+
+/**
+ * Where a JSON syntax error is, never what is there: V8's message quotes the text
+ * around the error, and an unquoted nsec would show in it. Only numbers are kept.
+ */
+export function jsonErrorWhere(text: string, err: unknown): string {
+  const message = String((err as Error)?.message ?? "");
+  const lineCol = /line (\d+) column (\d+)/.exec(message);
+  if (lineCol) return ` at line ${lineCol[1]}, column ${lineCol[2]}`;
+  const pos = /position (\d+)/.exec(message);
+  if (pos) {
+    const before = text.slice(0, Number(pos[1]));
+    const line = before.split("\n").length;
+    return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
+  }
+  if (/end of JSON input/i.test(message)) return " (it ends too early)";
+  return "";
 }
 
 const ENV_OVERRIDES: { name: string; apply: (c: Record<string, any>, v: number) => void }[] = [
@@ -181,6 +204,25 @@ export function resolveSecret(field: string, ref: string, env: NodeJS.ProcessEnv
   return ref;
 }
 
+/**
+ * Adds `key` to `obj` as an enumerable getter that runs `resolve` on first read and
+ * keeps its value (an error is thrown again on each read, naming the field, never the value).
+ */
+function lazily<T extends object, K extends string, V>(obj: T, key: K, resolve: () => V): T & Record<K, V> {
+  let done = false;
+  let value: V;
+  return Object.defineProperty(obj, key, {
+    enumerable: true,
+    get: () => {
+      if (!done) {
+        value = resolve();
+        done = true;
+      }
+      return value;
+    },
+  }) as T & Record<K, V>;
+}
+
 export function parseConfig(
   raw: unknown,
   ctx: { env?: NodeJS.ProcessEnv; baseDir?: string; sourcePath?: string | null } = {},
@@ -193,7 +235,6 @@ export function parseConfig(
   const c = parsed.data;
 
   const secretRef = c.nostr.secretKey ?? env.DVM_GATE_NSEC;
-  const secretKeyHex = secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null;
   const dbPath = resolve(baseDir, c.database.path);
 
   if (c.payments.backend === "nwc" && !c.payments.nwc) throw new ConfigError(`${where}: payments.nwc: required when payments.backend is "nwc"`);
@@ -201,10 +242,16 @@ export function parseConfig(
     throw new ConfigError(`${where}: payments.lnbits: required when payments.backend is "lnbits"`);
 
   const toMsats = (s: number) => satsToMsats(s);
+  const nwc = c.payments.nwc;
+  const lnbits = c.payments.lnbits;
   return {
     sourcePath: ctx.sourcePath ?? null,
     dataDir: dirname(dbPath),
-    nostr: { secretKeyHex, relays: c.nostr.relays },
+    // Secrets are resolved when first read, so the commands that never sign or pay
+    // (keygen, pool status, verify, grants, …) run without them being set.
+    nostr: lazily({ relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays }, "secretKeyHex", () =>
+      secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null,
+    ),
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
     jobs: {
       priceMsatsByKind: new Map(Object.entries(c.jobs.kinds).map(([k, v]) => [Number(k), toMsats(v.priceSats)])),
@@ -238,17 +285,14 @@ export function parseConfig(
         refreshSec: c.trust.wot.refreshSec,
       },
     },
-    payments: {
+    payments: lazily({
       backend: c.payments.backend,
       invoiceExpirySec: c.payments.invoiceExpirySec,
       paymentGraceSec: c.payments.paymentGraceSec,
       devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
-      nwcUri: c.payments.nwc ? resolveSecret("payments.nwc.uri", c.payments.nwc.uri, env, baseDir) : null,
-      lnbits: c.payments.lnbits
-        ? { url: c.payments.lnbits.url, invoiceKey: resolveSecret("payments.lnbits.invoiceKey", c.payments.lnbits.invoiceKey, env, baseDir) }
-        : null,
+      lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
-    },
+    }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
     balances: { maxBalanceMsats: toMsats(c.balances.maxBalanceSats) },
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {

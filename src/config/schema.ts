@@ -31,6 +31,17 @@ export const configSchema = z
       .object({
         secretKey: secretRef.optional(),
         relays: z.array(relayUrl).default([]),
+        // Relays named in a request's `relays` tag are untrusted peers (SPEC §4, docs/OPERATIONS.md).
+        maxReplyRelays: z.number().int().min(0).max(10).default(3),
+        customerRelays: z
+          .object({
+            maxOpen: z.number().int().min(1).max(1000).default(16),
+            connectTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+            publishTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+            maxAttempts: z.number().int().min(1).max(12).default(3),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -113,6 +113,14 @@ export class GateMetrics {
     return out;
   }
 
+  /** Each relay's connection as last reported by the service (for the operator page). */
+  async relayStates(): Promise<{ relay: string; up: boolean }[]> {
+    return (await this.relayUp.get()).values
+      .filter((v) => typeof v.labels.relay === "string")
+      .map((v) => ({ relay: String(v.labels.relay), up: v.value === 1 }))
+      .sort((a, b) => a.relay.localeCompare(b.relay));
+  }
+
   /** Relay URLs as labels: the first MAX_RELAY_LABELS distinct ones, then "other". */
   private relayLabel(relay: string): string {
     const label = String(relay).slice(0, 200);

@@ -150,6 +150,7 @@ export class GateService {
       log: this.log,
       secretKey: this.secretKey,
       relays: this.relays,
+      maxReplyRelays: this.cfg.nostr.maxReplyRelays,
       nowMs: this.nowMs,
       onQueued: () => this.publisher.kick(),
       onGrant: (absorbedMsats) => {
@@ -163,6 +164,8 @@ export class GateService {
       nowMs: this.nowMs,
       signAuth,
       pollMs: this.t.publishPollMs,
+      trustedRelays: this.relays,
+      untrusted: this.cfg.nostr.customerRelays,
       // Our own replies come back through the intake (the gate's key is also a worker's):
       // an event with an id we signed is byte for byte ours and settles nothing, so it is
       // dropped before its signature is checked a second time (that check was ~13% of the

@@ -17,6 +17,8 @@ export interface SettlementDeps {
   secretKey: Uint8Array;
   /** Relays every gate event goes to. */
   relays: string[];
+  /** At most this many of a request's own `relays` besides ours (nostr.maxReplyRelays). */
+  maxReplyRelays?: number;
   nowMs: () => number;
   /** Called after a commit that queued something to publish. */
   onQueued: () => void;
@@ -28,9 +30,12 @@ export interface SettlementDeps {
  * A customer may not point the gate at loopback or private addresses (its own network)
  * unless the gate itself runs on such relays (the demo, tests, a private deployment).
  */
-export function replyRelaysFor(deps: { relays: string[] }, requestRelays: string[]): string[] {
+export function replyRelaysFor(deps: { relays: string[]; maxReplyRelays?: number }, requestRelays: string[]): string[] {
   const local = deps.relays.some(isPrivateRelay);
-  return [...new Set([...deps.relays, ...requestRelays.filter((u) => local || !isPrivateRelay(u))])];
+  const own = new Set(deps.relays);
+  // The customer's relays are untrusted peers: the first few count, a long list buys no more connections.
+  const theirs = [...new Set(requestRelays.filter((u) => !own.has(u) && (local || !isPrivateRelay(u))))].slice(0, deps.maxReplyRelays ?? 3);
+  return [...own, ...theirs];
 }
 
 export function isPrivateRelay(url: string): boolean {

@@ -52,7 +52,7 @@ export function percentOfMsats(amountMsats: number, pct: number): number {
 export function formatSats(msats: number): string {
   const sats = Math.trunc(msats / 1000);
   const rest = msats % 1000;
-  return rest === 0 ? `${sats} sats` : `${sats}.${String(rest).padStart(3, "0")} sats`;
+  return rest === 0 ? `${sats} ${sats === 1 ? "sat" : "sats"}` : `${sats}.${String(rest).padStart(3, "0")} sats`;
 }
 
 function describe(v: unknown): string {

@@ -26,13 +26,25 @@ const BASE_CONFIG = {
 };
 
 let configNo = 0;
-/** A fresh config file (and so a fresh database) in its own folder. */
-function freshConfig(raw: unknown = BASE_CONFIG): { configPath: string; dbPath: string; raw: unknown } {
+/**
+ * A fresh config file in its own folder, and its database created as `start` would
+ * (read commands refuse a missing one); `{ db: false }` leaves the database absent.
+ */
+function freshConfig(raw: unknown = BASE_CONFIG, opts: { db?: boolean } = {}): { configPath: string; dbPath: string; raw: unknown } {
   const dir = tmp.file(`case-${++configNo}`);
   mkdirSync(dir, { recursive: true });
   const configPath = join(dir, "dvm-gate.json");
   writeFileSync(configPath, JSON.stringify(raw, null, 2));
-  return { configPath, dbPath: join(dir, "data", "dvm-gate.sqlite"), raw };
+  const dbPath = join(dir, "data", "dvm-gate.sqlite");
+  if (opts.db !== false) {
+    try {
+      const cfg = parseConfig(raw, { env: {}, baseDir: dir, sourcePath: configPath });
+      Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: Date.now() }).close();
+    } catch {
+      // a config the CLI must refuse: no database to make
+    }
+  }
+  return { configPath, dbPath, raw };
 }
 
 interface Run {
@@ -115,12 +127,12 @@ describe("dvm-gate pool", () => {
     const { configPath } = freshConfig();
     expectOk(cli(configPath, "pool", "status")); // create the database first, so the refusals race on nothing
     const cases: [string[], RegExp | undefined][] = [
-      [["pool", "credit", "-5"], /-5 is not a valid amount/],
+      [["pool", "credit", "-5"], /pool credit SATS: expected a whole number of sats from 1 to 1000000000000, got "-5"/],
       [["pool", "credit", "--", "-5"], /whole number of sats/],
       [["pool", "credit", "1.5"], /whole number of sats/],
       [["pool", "credit", "abc"], /whole number of sats/],
-      [["pool", "credit", "0"], /more than 0/],
-      [["pool", "credit", "99999999999999999"], /whole number of sats/],
+      [["pool", "credit", "0"], /from 1 to 1000000000000, got "0"/],
+      [["pool", "credit", "99999999999999999"], /from 1 to 1000000000000, got "99999999999999999"/],
       [["pool", "credit"], /missing SATS/],
     ];
     const runs = await cliAll(configPath, cases.map(([args]) => args));

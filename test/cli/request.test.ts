@@ -137,12 +137,12 @@ describe("dvm-gate request", () => {
     const before = gate.requests.length;
     const cases: [string[], RegExp][] = [
       [["--gate", "npub1nope"], /--gate: not a pubkey/],
-      [["--kind", "42"], /--kind expects a whole number from 5000 to 5999/],
+      [["--kind", "42"], /--kind: expected a whole number from 5000 to 5999, got "42"/],
       [["--param", "novalue"], /--param expects K=V/],
       [["--encrypt", "rot13"], /--encrypt expects nip04 or nip44/],
-      [["--wait", "0"], /--wait expects a whole number from 1 to 3600/],
+      [["--wait", "0"], /--wait: expected a whole number from 1 to 3600, got "0"/],
       [["--until-status", "done"], /--until-status expects a comma-separated list/],
-      [["--bid", "1.5"], /--bid: expected a whole number of sats/],
+      [["--bid", "1.5"], /--bid: expected a whole number of sats from 0 to 1000000000000, got "1.5"/],
       [["--key", "nsec1bad"], /--key expects an nsec or 64 hex/],
       [["--relay", "https://relay.example.com"], /--relay expects a ws:\/\/ or wss:\/\/ URL/],
     ];

@@ -32,6 +32,15 @@ function data(over: Partial<PageData> = {}): PageData {
     decisions24h: { free: 1 },
     decisionsAll: { free: 1 },
     decisionsSinceStart: { free: 1, partial: 0, gate: 0, blocked: 0, error: 0, ignored: 0 },
+    marks: [{ atMs: 1_750_000_030_000, what: "credit", amountMsats: 5000, detail: EVIL }],
+    decisionsByHour: Array.from({ length: 24 }, (_, i) => ({ startMs: 1_750_000_060_000 - (24 - i) * 3_600_000, counts: { free: i % 2, partial: 0, gate: 0, blocked: 0 } })),
+    money: {
+      invoices24h: { issued: { count: 1, msats: 10_000 }, paid: { count: 1, msats: 10_000 }, expired: { count: 0, msats: 0 }, unpaid: { count: 0, msats: 0 } },
+      invoicesAll: { issued: { count: 1, msats: 10_000 }, paid: { count: 1, msats: 10_000 }, expired: { count: 0, msats: 0 }, unpaid: { count: 0, msats: 0 } },
+      earned24h: { count: 1, msats: 10_000 },
+      earnedAll: { count: 1, msats: 10_000 },
+    },
+    relays: [{ relay: EVIL, up: true }],
     recentGrants: [grant],
     budgetsMsats: { new: 0, established: 50_000, trusted: 200_000, elite: 1_000_000 },
     pricesMsats: [[5050, 10_000]],
@@ -62,6 +71,6 @@ describe("renderPage", () => {
       { atMs: 2, poolMsats: 7000, what: "now" },
     ]);
     expect(flat).not.toMatch(/NaN|Infinity/);
-    expect(flat).toMatch(/<polyline points="80\.0,(\d+\.\d) 704\.0,\1 704\.0,\1"/);
+    expect(flat).toMatch(/<polyline points="96\.0,(\d+\.\d) 936\.0,\1 936\.0,\1"/);
   });
 });

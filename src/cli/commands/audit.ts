@@ -2,7 +2,7 @@ import { pubkeyToHex } from "../../config/load.js";
 import { auditGrants, fetchAuditEvents, RelayFetchError } from "../../peers/audit.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, printJson } from "../format.js";
+import { noExtraArgs, printJson, wholeNumberArg } from "../format.js";
 
 const usage = `Usage: dvm-gate audit --relay URL [--relay URL]… --gate NPUB|HEX [--since UNIX] [--budgets-from-config] [--json]
 
@@ -20,7 +20,9 @@ event (kind 1985, L dvm-gate/grant) signed by the gate and its pool status event
   --since UNIX           only grants from this time on (the chain may then start above 1)
   --budgets-from-config  use freeTier.budgetsSats of the config instead of the pool status
 
-Exit 0 when every check passes, 1 naming each break, 2 on bad input or an unreachable relay.`;
+Exit 0 when every check passes, 1 naming each break, 1 with "nothing to audit" when the
+key published no grant event and no pool status event on those relays, 2 on bad input
+or an unreachable relay.`;
 
 export const command: Command = {
   name: "audit",
@@ -48,8 +50,7 @@ export const command: Command = {
     }
     let sinceSec: number | undefined;
     if (values.since !== undefined) {
-      if (typeof values.since !== "string" || !/^\d{1,12}$/.test(values.since)) throw new UsageError("audit: --since expects a unix time in seconds");
-      sinceSec = Number(values.since);
+      sinceSec = wholeNumberArg(String(values.since), "audit: --since (unix time)", 0, 99_999_999_999, "seconds");
     }
 
     let fetched;
@@ -58,6 +59,14 @@ export const command: Command = {
     } catch (err) {
       if (err instanceof RelayFetchError) throw new UsageError(`audit: ${err.message}`);
       throw err;
+    }
+    // No grant and no pool status signed by this key: a wrong key or wrong relays, not a
+    // clean pool. Passing would tell an auditor something nobody showed (docs/AUDIT.md).
+    if (fetched.events.length === 0) {
+      const line = `nothing to audit: ${gatePubkey} published no grant events and no pool status event on ${relays.join(", ")}${sinceSec !== undefined ? ` since ${sinceSec}` : ""}`;
+      if (values.json) printJson(ctx.out, { ok: false, nothingToAudit: true, grants: 0, customers: 0, problems: [], notes: [line] });
+      else ctx.out(`gate ${gatePubkey}\n${line}\naudit FAILED: nothing to audit`);
+      return 1;
     }
     const budgets = values["budgets-from-config"] ? ctx.cfg.freeTier.budgetsMsats : undefined;
     const report = auditGrants(fetched.events, gatePubkey, budgets, { partial: sinceSec !== undefined });

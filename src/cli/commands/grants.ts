@@ -1,6 +1,6 @@
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, printJson, pubkeyArg } from "../format.js";
+import { noExtraArgs, printJson, pubkeyArg, wholeNumberArg } from "../format.js";
 
 export const command: Command = {
   name: "grants",
@@ -14,15 +14,15 @@ hash-chained grant log (seq, prev) and the pool totals after it.`,
     noExtraArgs(positionals, 0, "dvm-gate grants [--after SEQ] [--limit N] [--pubkey PUBKEY] [--json]");
     const int = (v: unknown, name: string, dflt: number, min: number, max: number) => {
       if (v === undefined) return dflt;
-      if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max)
-        throw new UsageError(`grants: --${name} expects a whole number from ${min} to ${max}`);
-      return Number(v);
+      return wholeNumberArg(String(v), `grants: --${name}`, min, max);
     };
-    const list = ctx.ledger().grants({
+    // Arguments are checked before the database is opened: bad input changes nothing.
+    const query = {
       afterSeq: int(values.after, "after", 0, 0, 999_999_999),
       limit: int(values.limit, "limit", 100, 1, 10_000),
       ...(typeof values.pubkey === "string" ? { pubkey: pubkeyArg(values.pubkey, "--pubkey") } : {}),
-    });
+    };
+    const list = ctx.ledger().grants(query);
     if (values.json) {
       printJson(ctx.out, list.map(({ eventJson, ...g }) => ({ ...g, event: eventJson ? JSON.parse(eventJson) : null })));
       return 0;

@@ -1,13 +1,13 @@
 import { isTier, TIERS } from "../../policy/tiers.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, printJson, pubkeyArg } from "../format.js";
+import { noExtraArgs, printJson, pubkeyArg, textArg } from "../format.js";
 import { nip19 } from "nostr-tools";
 
 const usage = `Usage:
   dvm-gate identity show PUBKEY                tier, score, budget and usage
   dvm-gate identity set-tier PUBKEY TIER       pin a tier (${TIERS.join("|")}), or "auto" to unpin
-  dvm-gate identity ban PUBKEY [--reason TEXT] block every request from PUBKEY
+  dvm-gate identity ban PUBKEY [--reason TEXT] block every request from PUBKEY (reason: at most 200 characters)
   dvm-gate identity unban PUBKEY
 
 PUBKEY is an npub or 64 hex characters. Every subcommand prints the customer's view
@@ -33,14 +33,18 @@ export const command: Command = {
         if (!tierArg) throw new UsageError(`identity set-tier: missing TIER (${TIERS.join(", ")} or auto)`);
         if (tierArg !== "auto" && !isTier(tierArg))
           throw new UsageError(`identity set-tier: unknown tier "${tierArg}" (expected ${TIERS.join(", ")} or auto)`);
-        view = ctx.ledger().setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
+        view = ctx.ledger({ create: true }).setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
         break;
       }
       case "ban":
-      case "unban":
+      case "unban": {
         noExtraArgs(positionals, 2, `dvm-gate identity ${sub} PUBKEY`);
-        view = ctx.ledger().setBanned(pubkeyArg(who), sub === "ban", typeof values.reason === "string" ? values.reason : null, now);
+        // Arguments first: bad input must not create or change the database.
+        const pubkey = pubkeyArg(who);
+        const reason = typeof values.reason === "string" ? textArg(values.reason, `identity ${sub}: --reason`, 200) : null;
+        view = ctx.ledger({ create: true }).setBanned(pubkey, sub === "ban", reason, now);
         break;
+      }
       default:
         throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
     }

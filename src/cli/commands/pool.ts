@@ -1,13 +1,13 @@
-import { parseSatsText } from "../../util/money.js";
+import { formatSats } from "../../util/money.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
-import { msatsLine, noExtraArgs, printJson } from "../format.js";
+import { msatsLine, noExtraArgs, printJson, satsArg, textArg } from "../format.js";
 
 const usage = `Usage:
   dvm-gate pool status [--json]                      the generosity pool's totals
   dvm-gate pool credit SATS [--note TEXT] [--json]   add SATS (whole sats, more than 0) to the pool
 
---note TEXT is kept with the credit in the ledger; --json prints the totals after it.
+--note TEXT (at most 200 characters) is kept with the credit in the ledger; --json prints the totals after it.
 Totals always satisfy initial + credited = pool + pending + absorbed.`;
 
 export const command: Command = {
@@ -36,11 +36,11 @@ export const command: Command = {
     if (sub === "credit") {
       noExtraArgs(positionals, 2, "dvm-gate pool credit SATS");
       if (arg === undefined) throw new UsageError("pool credit: missing SATS (a whole number of sats)");
-      const msats = parseSatsText(arg, "pool credit SATS");
-      if (msats === 0) throw new UsageError("pool credit: SATS must be more than 0");
-      const t = ctx.ledger().credit(msats, "operator", typeof values.note === "string" ? values.note.slice(0, 200) : null, ctx.nowMs());
+      const msats = satsArg(arg, "pool credit SATS", 1);
+      const note = typeof values.note === "string" ? textArg(values.note, "pool credit: --note", 200) : null;
+      const t = ctx.ledger({ create: true }).credit(msats, "operator", note, ctx.nowMs());
       if (values.json) printJson(ctx.out, t);
-      else ctx.out(`credited ${arg.trim()} sats; pool is now ${t.poolMsats} msats`);
+      else ctx.out(`credited ${formatSats(msats)}; pool is now ${t.poolMsats} msats`);
       return 0;
     }
     throw new UsageError(sub ? `pool: unknown subcommand "${sub}" (status or credit)` : "pool: missing subcommand (status or credit)");

@@ -1,12 +1,11 @@
 import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
-import { pubkeyToHex, secretKeyToHex } from "../../config/load.js";
-import { parseSatsText } from "../../util/money.js";
+import { ConfigError, pubkeyToHex, resolveSecret, secretKeyToHex } from "../../config/load.js";
 import { signJobRequest } from "../../events/job-request.js";
 import { defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
 import { UsageError } from "../context.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
-import { noExtraArgs } from "../format.js";
+import { noExtraArgs, plural, satsArg, wholeNumberArg } from "../format.js";
 
 const usage = `Usage: dvm-gate request [--relay URL]… [--gate NPUB|HEX] [--kind N] [--input TEXT]…
                         [--param K=V]… [--bid SATS] [--encrypt nip04|nip44] [--key NSEC|HEX]
@@ -24,7 +23,8 @@ and prints the gate's feedback and the worker's result as they arrive.
   --param K=V          a ["param", K, V] tag (repeatable)
   --bid SATS           the most you will pay, whole sats (sent as msats)
   --encrypt SCHEME     encrypt inputs and params to the gate: nip04 or nip44
-  --key NSEC|HEX       the customer's key (default: a fresh throwaway key, printed as npub)
+  --key KEY            the customer's key: an nsec or hex, or env:VAR / file:PATH holding one
+                       (default: a fresh throwaway key, printed as npub)
   --wait SEC           stop waiting after SEC seconds (default 30, at most 3600)
   --until-status LIST  stop at the first reply whose status is in LIST (comma-separated:
                        payment-required, processing, partial, success, error, result);
@@ -49,9 +49,7 @@ function relayUrl(u: string): string {
 
 function intArg(v: unknown, name: string, min: number, max: number, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "string" || !/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max)
-    throw new UsageError(`request: --${name} expects a whole number from ${min} to ${max}, got ${JSON.stringify(String(v).slice(0, 40))}`);
-  return Number(v);
+  return wholeNumberArg(String(v), `request: --${name}`, min, max);
 }
 
 function replyJson(r: JobReply): Record<string, unknown> {
@@ -129,7 +127,7 @@ export const command: Command = {
       return [p.slice(0, at), p.slice(at + 1)];
     });
     const inputs = stringList(values.input);
-    const bidMsats = typeof values.bid === "string" ? parseSatsText(values.bid, "request: --bid") : undefined;
+    const bidMsats = typeof values.bid === "string" ? satsArg(values.bid, "request: --bid") : undefined;
     const encrypt = values.encrypt;
     if (encrypt !== undefined && encrypt !== "nip04" && encrypt !== "nip44")
       throw new UsageError(`request: --encrypt expects nip04 or nip44, got ${JSON.stringify(String(encrypt).slice(0, 40))}`);
@@ -149,10 +147,17 @@ export const command: Command = {
     let secretKey: Uint8Array;
     let throwaway = false;
     if (typeof values.key === "string") {
+      // Like the config's secrets: "env:VAR" or "file:PATH" keeps the key off the command line.
+      let text: string;
       try {
-        secretKey = Buffer.from(secretKeyToHex(values.key), "hex");
+        text = resolveSecret("request: --key", values.key, ctx.env, process.cwd());
+      } catch (err) {
+        throw new UsageError(err instanceof ConfigError ? err.message : "request: --key could not be read");
+      }
+      try {
+        secretKey = Buffer.from(secretKeyToHex(text), "hex");
       } catch {
-        throw new UsageError("request: --key expects an nsec or 64 hex characters (value not shown)");
+        throw new UsageError("request: --key expects an nsec or 64 hex characters, or env:VAR / file:PATH holding one (value not shown)");
       }
     } else {
       secretKey = generateSecretKey();
@@ -210,7 +215,7 @@ export const command: Command = {
     }
     if (!session.published.some((p) => p.ok)) return 1;
     if (!session.stopped) {
-      ctx.err(`dvm-gate: waited ${waitSec} s without ${stopText} (${session.replies.length} replies)`);
+      ctx.err(`dvm-gate: waited ${waitSec} s without ${stopText} (${plural(session.replies.length, "reply", "replies")})`);
       return 1;
     }
     return 0;

@@ -1,9 +1,9 @@
 import { getPublicKey } from "nostr-tools/pure";
 import { grantSigner } from "../../events/grant-event.js";
 import { settleJob } from "../../service/settlement.js";
-import { formatSats, parseSatsText } from "../../util/money.js";
+import { formatSats } from "../../util/money.js";
 import { UsageError } from "../context.js";
-import { noExtraArgs, printJson, requestIdArg } from "../format.js";
+import { noExtraArgs, printJson, requestIdArg, satsArg } from "../format.js";
 import type { Command } from "../main.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 
@@ -27,12 +27,12 @@ export const command: Command = {
     noExtraArgs(positionals, 1, "dvm-gate settle REQUEST_ID [--actual-sats N]");
     const requestId = requestIdArg(positionals[0]);
     const actual = values["actual-sats"];
-    const actualMsats = typeof actual === "string" ? parseSatsText(actual, "--actual-sats") : null;
+    const actualMsats = typeof actual === "string" ? satsArg(actual, "settle: --actual-sats") : null;
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: false });
     if (!secretKey) throw new UsageError("settle: the gate's key is needed to sign the grant event (set nostr.secretKey)");
     const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey) });
     const result = settleJob(
-      { ledger, log: ctx.log, secretKey, relays: gateRelays(ctx.cfg), nowMs: ctx.nowMs, onQueued: () => {} },
+      { ledger, log: ctx.log.child({}, { level: "error" }), secretKey, relays: gateRelays(ctx.cfg), nowMs: ctx.nowMs, onQueued: () => {} },
       requestId,
       actualMsats,
     );

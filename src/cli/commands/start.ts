@@ -10,10 +10,15 @@ import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
 import { startDemoWorker } from "../../peers/demo-worker.js";
 import { startWotRefresh } from "../../service/wot.js";
-import { UsageError } from "../context.js";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { acquireServeLock } from "../../ledger/serve-lock.js";
+import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
 import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+import { routeConsoleToLogger } from "../../relay/library-console.js";
+import { RateLimitedLog } from "../../relay/rate-limited-log.js";
 
 const usage = `Usage: dvm-gate start [--config FILE] [--json]
 
@@ -38,9 +43,14 @@ export const command: Command = {
   async run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 0, "dvm-gate start [--config FILE]");
     const demo = ctx.cfg.sourcePath === null;
+    // Before anything is bound, written or published: a second start on a ledger that
+    // one is serving refuses here and leaves everything the first one made untouched.
+    checkDatabasePath(ctx.cfg.database.path, true);
+    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
     const gatePubkey = getPublicKey(secretKey);
+    const lock = acquireServeLock(ctx.cfg.database.path, ctx.nowMs());
     const log = ctx.log;
     // Signals are caught from the first moment: one that arrives while relays, wallet
     // and HTTP are still starting is honoured (graceful stop) once they are up, instead
@@ -53,10 +63,23 @@ export const command: Command = {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Logs are pino JSON: the relay library's console output goes through the logger, per relay rate-limited.
+    const restoreConsole = routeConsoleToLogger(log);
+    // Last resort only: every promise of the relay library is handled where it is made
+    // (src/relay/safe-relay.ts). One that still escapes is a bug to log, not a reason for a
+    // peer to be able to stop the gate.
+    const escaped = new RateLimitedLog(log, { perWindow: 5, windowMs: 60_000 });
+    const onUnhandled = (reason: unknown) => {
+      escaped.write("error", "unhandled-rejection", { err: String((reason as Error)?.message ?? reason).slice(0, 300) }, "unhandled promise rejection (bug): kept running");
+    };
+    process.on("unhandledRejection", onUnhandled);
     const closers: Closer[] = [
+      () => lock.release(),
       () => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
+        process.off("unhandledRejection", onUnhandled);
+        restoreConsole();
       },
     ];
     const closeAll = async () => {
@@ -78,7 +101,7 @@ export const command: Command = {
         closers.push(() => d.relay.close());
       }
       // The service checkpoints the WAL off the decision path (docs/BENCHMARKS.md).
-      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey), backgroundCheckpointMs: 250 });
+      const ledger = ctx.ledger({ grantSigner: grantSigner(secretKey), backgroundCheckpointMs: 250, create: true });
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
