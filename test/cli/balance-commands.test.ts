@@ -8,6 +8,9 @@ import { fileURLToPath } from "node:url";
 import { nip19 } from "nostr-tools";
 import { afterAll, describe, expect, it } from "vitest";
 import { makeTmpDir } from "../helpers/tmp.js";
+import { ledgerSettings } from "../../src/config/ledger-settings.js";
+import { parseConfig } from "../../src/config/load.js";
+import { Ledger } from "../../src/ledger/ledger.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const tmp = makeTmpDir("dvm-gate-cli-balance-");
@@ -17,7 +20,11 @@ function freshConfig(): string {
   const dir = tmp.file(`case-${Math.random().toString(16).slice(2)}`);
   mkdirSync(dir, { recursive: true });
   const configPath = join(dir, "dvm-gate.json");
-  writeFileSync(configPath, JSON.stringify({ database: { path: "./data/dvm-gate.sqlite" }, balances: { maxBalanceSats: 1000 } }));
+  const raw = { database: { path: "./data/dvm-gate.sqlite" }, balances: { maxBalanceSats: 1000 } };
+  writeFileSync(configPath, JSON.stringify(raw));
+  // Commands other than start open an existing ledger only: make it, as `start` would.
+  const cfg = parseConfig(raw, { env: {}, baseDir: dir, sourcePath: configPath });
+  Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: Date.now() }).close();
   return configPath;
 }
 
