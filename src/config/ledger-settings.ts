@@ -16,5 +16,6 @@ export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
     chargeUnitMsats: cfg.payments.backend === "lnbits" ? 1000 : 1,
     paymentGraceSec: cfg.payments.paymentGraceSec,
     maxBalanceMsats: cfg.balances.maxBalanceMsats,
+    invoiceLimits: cfg.payments.invoiceLimits,
   };
 }

@@ -28,6 +28,8 @@ import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } f
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
 import { BalanceStore, type BalanceView, type DepositResult, type DepositSource } from "./balance-store.js";
 import { readDecisionInputs } from "./decision-inputs.js";
+import { applyInvoiceLimits, findLimited, type LimitedRequest } from "./invoice-limits-store.js";
+import { DEFAULT_INVOICE_LIMITS, type InvoiceLimitSettings } from "../policy/invoice-limits.js";
 import { HEX64 } from "../util/hex.js";
 
 export const WINDOW_MS = DAY_MS;
@@ -53,6 +55,8 @@ export interface LedgerSettings {
   paymentGraceSec?: number;
   /** Most a customer's prepaid balance (available + held) may hold (SPEC §12). Default 100,000 sats. */
   maxBalanceMsats?: number;
+  /** SPEC §6 invoice limits; DEFAULT_INVOICE_LIMITS when absent. */
+  invoiceLimits?: InvoiceLimitSettings;
 }
 
 export const DEFAULT_MAX_BALANCE_MSATS = 100_000_000;
@@ -105,6 +109,12 @@ export interface GrantRecord {
 export type TxHook<T> = (db: Db, result: T) => void;
 
 export type DecideResult = { status: "decided"; request: RequestRecord } | { status: "exists"; request: RequestRecord };
+/** Over an invoice limit (SPEC §6): no request row, no reservation; `fresh` false when refused before. */
+export type LimitedResult = { status: "limited"; limited: LimitedRequest; fresh: boolean };
+/** Decide with the invoice limits applied; `onLimited` writes the refusal's reply in the same transaction. */
+export interface LimitOptions {
+  onLimited?: TxHook<LimitedRequest>;
+}
 export type PaidResult =
   | { status: "paid"; request: RequestRecord }
   | { status: "already_paid"; request: RequestRecord }
@@ -361,11 +371,19 @@ export class Ledger {
    * in one transaction. The same request id again returns the stored decision and
    * changes nothing.
    */
+  decide(req: { requestId: string; pubkey: string; kind: number; priceMsats: number }, nowMs: number, hook?: TxHook<RequestRecord>): DecideResult;
+  decide(
+    req: { requestId: string; pubkey: string; kind: number; priceMsats: number },
+    nowMs: number,
+    hook: TxHook<RequestRecord> | undefined,
+    limits: LimitOptions,
+  ): DecideResult | LimitedResult;
   decide(
     req: { requestId: string; pubkey: string; kind: number; priceMsats: number },
     nowMs: number,
     hook?: TxHook<RequestRecord>,
-  ): DecideResult {
+    limits?: LimitOptions,
+  ): DecideResult | LimitedResult {
     assertHex64(req.requestId, "request id");
     assertHex64(req.pubkey, "pubkey");
     assertKind(req.kind);
@@ -374,11 +392,21 @@ export class Ledger {
     return this.tx(() => {
       const existing = this.st.request!.get(req.requestId) as RequestRow | undefined;
       if (existing) return { status: "exists", request: toRequest(existing) } as const;
+      const refused = limits ? findLimited(this.db, req.requestId) : null;
+      if (refused) return { status: "limited", limited: refused, fresh: false } as const;
 
       const inputs = readDecisionInputs(this.db, this.settings, req.pubkey, req.priceMsats, nowMs);
       const { tier, budgetMsats } = inputs;
       const outcome = decideOutcome(inputs);
       const fromBalance = "fromBalance" in outcome && outcome.fromBalance === true;
+      // A job the balance pays needs no invoice, so no invoice limit applies to it.
+      if (limits && !fromBalance && (outcome.kind === "partial" || outcome.kind === "gate")) {
+        const limited = applyInvoiceLimits(this.db, { requestId: req.requestId, pubkey: req.pubkey, tier }, nowMs, this.settings.invoiceLimits ?? DEFAULT_INVOICE_LIMITS);
+        if (limited) {
+          limits.onLimited?.(this.db, limited);
+          return { status: "limited", limited, fresh: true } as const;
+        }
+      }
 
       const state: RequestState =
         outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" || fromBalance ? "processing" : "awaiting-payment";

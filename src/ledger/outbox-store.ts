@@ -24,7 +24,12 @@ export type OutboxPurpose =
   | "feedback-error"
   | "grant"
   | "pool-status"
-  | "announce";
+  | "announce"
+  // SPEC §11: the gate's own backends' results, an upstream DVM's progress re-signed, liveness.
+  | "result"
+  | "feedback-upstream-processing"
+  | "feedback-upstream-partial"
+  | "heartbeat";
 
 export interface RequestMeta {
   requestId: string;

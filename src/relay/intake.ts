@@ -150,6 +150,16 @@ export class RelayIntake {
     return [...this.states.values()].filter((s) => s.connected).map((s) => s.url);
   }
 
+  /**
+   * True while a connected relay may still send stored events older than those it sent
+   * (before EOSE, or paging back): the gate holds its decisions a bounded while so that a
+   * backlog's oldest requests, which come last, are ordered with the rest.
+   */
+  catchingUp(): boolean {
+    for (const s of this.states.values()) if (s.connected && s.resumeSinceSec !== null) return true;
+    return false;
+  }
+
   /** How many times each relay's subscription was (re)opened: lets tests see reconnects. */
   connectCount(url: string): number {
     return this.states.get(url)?.connects ?? 0;

@@ -4,6 +4,7 @@
 import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult, RequestRecord } from "../ledger/ledger.js";
+import type { Db } from "../ledger/db.js";
 import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
 import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
@@ -23,6 +24,8 @@ export interface SettlementDeps {
   /** Called after a commit that queued something to publish. */
   onQueued: () => void;
   onGrant?: (absorbedMsats: number) => void;
+  /** Inside the transaction that sends a go signal (the gate's own backends queue the job here). */
+  onGoSignal?: (db: Db, req: RequestRecord, nowMs: number) => void;
 }
 
 /**
@@ -163,6 +166,7 @@ export function applyPayment(
     const tpl = processingFeedback(target, { text: "payment received; the job is being processed" }, Math.min(nowSec, target.expiresAtSec - 1));
     const ev = signEvent(encryptTemplateFor(tpl, target, deps.secretKey), deps.secretKey);
     enqueue(db, { requestId: p.requestId, purpose: "feedback-paid", event: ev, relays: replyRelaysFor(deps, meta?.replyRelays ?? []), nowMs: now });
+    deps.onGoSignal?.(db, req, now);
   });
   if (result.status === "paid") {
     deps.log.info({ request: p.requestId, paidMsats: p.amountMsats }, "payment received");

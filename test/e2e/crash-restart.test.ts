@@ -10,7 +10,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
 import { startRelayProcess, startServiceProcess, writeConfig, type ChildHandle } from "../helpers/service-process.js";
-import { Customer, fetchEvents, sleep, startGate, waitFor, waitForAsync, type Gate } from "./harness.js";
+import { Customer, fetchEvents, sleep, startGate, UNLIMITED_INVOICES, waitFor, waitForAsync, type Gate } from "./harness.js";
 
 /** Reply events (kind 7000 by the gate) per request id, as stored on the relay. */
 async function repliesByRequest(url: string, gatePubkey: string, ids: string[]): Promise<Map<string, Event[]>> {
@@ -41,7 +41,7 @@ describe("crash and restart", () => {
       database: { path: tmp.file("gate.sqlite"), synchronous: "FULL" },
       jobs: { kinds: { "5050": { priceSats: 10 } }, timeoutSec: 600 },
       freeTier: { maxPendingPerPubkey: 1000 },
-      payments: { backend: "dev", dev: { enabled: true } },
+      payments: { backend: "dev", dev: { enabled: true }, maxOpenInvoicesPerPubkey: 1000 },
       http: { enabled: false },
       log: { level: "warn" },
     };
@@ -113,7 +113,7 @@ describe("crash and restart", () => {
     let relay = await startRelayProcess(0, tmp.file("relay.sqlite"));
     const port = relay.port;
     cleanups.push(() => relay.kill("SIGKILL").then(() => {}));
-    const gate: Gate = await startGate({ relays: [relay.url], tuning: { reconnectBaseMs: 200, reconnectMaxMs: 1000 } });
+    const gate: Gate = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tuning: { reconnectBaseMs: 200, reconnectMaxMs: 1000 } });
     cleanups.push(async () => {
       await gate.stop();
       gate.tmp.remove();
@@ -165,7 +165,7 @@ describe("crash and restart", () => {
     // 500 by default), newest first; a gate back from downtime must page back to its cursor.
     const relay = await startEmbeddedRelay();
     cleanups.push(() => relay.close());
-    const first = await startGate({ relays: [relay.url] });
+    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
     cleanups.push(() => first.tmp.remove());
     const elite = await new Customer().connect([relay.url]);
     cleanups.push(() => elite.close());
@@ -183,7 +183,7 @@ describe("crash and restart", () => {
     const createdAt = (i: number) => (i < 150 ? nowSec - 30 : nowSec - 20 + Math.floor((i - 150) / 10));
     for (let i = 0; i < N; i++) await elite.publish(elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) }));
 
-    const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
+    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
     cleanups.push(() => second.stop());
     const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
@@ -198,7 +198,8 @@ describe("crash and restart", () => {
     // requests: paging back from the oldest event across filters skipped the gap between.
     const relay = await startEmbeddedRelay();
     cleanups.push(() => relay.close());
-    const first = await startGate({ relays: [relay.url] });
+    // Past its 3 pending jobs the customer is gated: the invoice limit (SPEC §6) is lifted so every request is decided.
+    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
     cleanups.push(() => first.tmp.remove());
     const elite = await new Customer().connect([relay.url]);
     cleanups.push(() => elite.close());
@@ -221,7 +222,7 @@ describe("crash and restart", () => {
       sent.push(ev);
     }
 
-    const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
+    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
     cleanups.push(() => second.stop());
     const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
