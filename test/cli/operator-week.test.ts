@@ -282,3 +282,19 @@ describe("a config file that is not valid JSON", () => {
     expect(line).not.toContain("nsec1");
   });
 });
+
+describe("a secret key where a pubkey belongs", () => {
+  it("is refused without being echoed, by every command that takes a pubkey", async () => {
+    const nsec = nip19.nsecEncode(generateSecretKey());
+    const relay = "ws://127.0.0.1:9";
+    const runs = await Promise.all([
+      runAsync(["audit", "--relay", relay, "--gate", nsec]),
+      runAsync(["request", "--relay", relay, "--gate", nsec]),
+      runAsync(["identity", "show", nsec]),
+    ]);
+    for (const r of runs) {
+      const line = expectOneLine(r, /secret key \(nsec\).*value not shown/);
+      expect(line).not.toContain(nsec.slice(5, 20));
+    }
+  });
+});
