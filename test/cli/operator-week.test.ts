@@ -298,3 +298,12 @@ describe("a secret key where a pubkey belongs", () => {
     }
   });
 });
+
+describe("an option given without its value", () => {
+  it("says the option needs a value, wherever it stands", async () => {
+    const runs = await Promise.all([runAsync(["pool", "status", "--config"]), runAsync(["request", "--input"]), runAsync(["grants", "--limit", "--json"])]);
+    expectOneLine(runs[0]!, /^dvm-gate: pool: --config needs a value/);
+    expectOneLine(runs[1]!, /^dvm-gate: request: --input needs a value/);
+    expectOneLine(runs[2]!, /^dvm-gate: grants: --limit needs a value \(write --limit=VALUE/);
+  });
+});
