@@ -307,3 +307,12 @@ describe("an option given without its value", () => {
     expectOneLine(runs[2]!, /^dvm-gate: grants: --limit needs a value \(write --limit=VALUE/);
   });
 });
+
+describe("start without the gate's secret", () => {
+  it("exits 2 and creates neither the database nor its folder", () => {
+    const { dir, configPath, dbPath } = caseDir({ ...EXAMPLE, database: { path: "./fresh/dvm-gate.sqlite" } });
+    expectOneLine(run(["start"], { env: cleanEnv({ DVM_GATE_CONFIG: configPath }) }), /DVM_GATE_NSEC is not set/);
+    expect(existsSync(dirname(dbPath))).toBe(false);
+    expect(existsSync(join(dir, "fresh"))).toBe(false);
+  });
+});

@@ -43,9 +43,10 @@ export const command: Command = {
     // Before anything is bound, written or published: a second start on a ledger that
     // one is serving refuses here and leaves everything the first one made untouched.
     checkDatabasePath(ctx.cfg.database.path, true);
-    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
+    // The secret first: a start refused for want of it leaves no empty data folder behind.
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
+    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const gatePubkey = getPublicKey(secretKey);
     const lock = acquireServeLock(ctx.cfg.database.path, ctx.nowMs());
     const log = ctx.log;
