@@ -315,4 +315,21 @@ describe("start without the gate's secret", () => {
     expect(existsSync(dirname(dbPath))).toBe(false);
     expect(existsSync(join(dir, "fresh"))).toBe(false);
   });
+
+  it("with a wallet setting it cannot use, exits 2 naming it and leaves no ledger, lock or folder", async () => {
+    const secretKey = Buffer.from(generateSecretKey()).toString("hex");
+    const wallets: [Record<string, unknown>, RegExp][] = [
+      [{ backend: "nwc", nwc: { uri: "http://wallet.example?secret=topsecret123" } }, /payments\.nwc\.uri: not a nostr\+walletconnect/],
+      [{ backend: "nwc", nwc: { uri: "env:NWC_NOT_SET_ANYWHERE" } }, /NWC_NOT_SET_ANYWHERE is not set/],
+      [{ backend: "lnbits", lnbits: { url: "ftp://127.0.0.1:9", invoiceKey: "k" } }, /payments\.lnbits\.url: must be http/],
+      [{ backend: "dev", dev: { enabled: false } }, /payments\.dev\.enabled is false/],
+    ];
+    const cases = wallets.map(([payments]) => caseDir({ ...EXAMPLE, nostr: { secretKey, relays: [] }, database: { path: "./fresh/dvm-gate.sqlite" }, payments }));
+    const runs = await Promise.all(cases.map((c) => runAsync(["start"], { env: cleanEnv({ DVM_GATE_CONFIG: c.configPath }) })));
+    runs.forEach((r, i) => {
+      const line = expectOneLine(r, wallets[i]![1]);
+      expect(line).not.toContain("topsecret");
+      expect(existsSync(join(cases[i]!.dir, "fresh"))).toBe(false);
+    });
+  });
 });

@@ -3,7 +3,7 @@ import { nip19 } from "nostr-tools";
 import type { RuntimeConfig } from "../../config/load.js";
 import { GateMetrics } from "../../http/metrics.js";
 import { startHttpServer } from "../../http/server.js";
-import { createPaymentBackend } from "../../payments/index.js";
+import { checkPaymentConfig, createPaymentBackend } from "../../payments/index.js";
 import { GateService } from "../../service/gate-service.js";
 import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
@@ -46,6 +46,7 @@ export const command: Command = {
     // The secret first: a start refused for want of it leaves no empty data folder behind.
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
+    checkPaymentConfig(ctx.cfg);
     mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const gatePubkey = getPublicKey(secretKey);
     const lock = acquireServeLock(ctx.cfg.database.path, ctx.nowMs());
