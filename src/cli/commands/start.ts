@@ -15,7 +15,7 @@ import { acquireServeLock } from "../../ledger/serve-lock.js";
 import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
-import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+import { cliInvocation, DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
 
 const usage = `Usage: dvm-gate start [--config FILE] [--json]
 
@@ -119,7 +119,7 @@ export const command: Command = {
       const info = { gate: gatePubkey, npub: nip19.npubEncode(gatePubkey), relays: cfg.nostr.relays, http: httpUrl, demo };
       log.info(info, "dvm-gate running");
       if (values.json) ctx.out(JSON.stringify(info));
-      else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir }));
+      else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir, cli: cliInvocation(process.cwd()) }));
       else ctx.out(`dvm-gate running: gate ${info.npub} on ${cfg.nostr.relays.join(", ") || "no relays"}${httpUrl ? `; http ${httpUrl}` : ""}`);
 
       await new Promise<void>((resolve) => {
