@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import type { BenchFigure, BenchModule } from "./types.js";
 import { measureLimits } from "./limits.js";
 
-const MODULES = ["ledger", "plugin", "e2e"] as const;
+const MODULES = ["ledger", "plugin", "e2e", "backends", "floods"] as const;
 
 const { values } = parseArgs({ options: { only: { type: "string" }, json: { type: "boolean" } } });
 const only = values.only ? new Set(values.only.split(",")) : null;

@@ -1,6 +1,6 @@
 // `npm start` with no config (SPEC §8): everything a first look needs, on loopback and
 // in the data directory — the gate's key (generated once, kept 0600), an embedded relay
-// from a relay library, the dev wallet, a demo worker for kind 5050, and a short guide.
+// from a relay library, the dev wallet, kind 5050 run by a built-in demo backend, and a short guide.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -6,6 +6,7 @@ import { nip19 } from "nostr-tools";
 import { z } from "zod";
 import { configSchema, MAX_SATS, TIERS, type ParsedConfig, type Tier } from "./schema.js";
 import { satsToMsats } from "../util/money.js";
+import { toBackendConfig, type BackendConfig } from "./backend-schema.js";
 import type { TrustSettings } from "../policy/tiers.js";
 
 export class ConfigError extends Error {
@@ -17,7 +18,13 @@ export interface RuntimeConfig {
   sourcePath: string | null;
   /** Folder for the database, the demo key and other state. */
   dataDir: string;
-  nostr: { secretKeyHex: string | null; relays: string[] };
+  nostr: {
+    secretKeyHex: string | null;
+    relays: string[];
+    maxReplyRelays: number;
+    heartbeatSec: number;
+    customerRelays: { maxOpen: number; connectTimeoutMs: number; publishTimeoutMs: number; maxAttempts: number };
+  };
   database: { path: string; synchronous: "FULL" | "NORMAL"; busyTimeoutMs: number };
   jobs: {
     priceMsatsByKind: Map<number, number>;
@@ -25,6 +32,9 @@ export interface RuntimeConfig {
     timeoutSec: number;
     maxRequestAgeSec: number;
     maxRequestBytes: number;
+    /** Kinds the gate runs itself (SPEC §11); a kind not here waits for an external worker. */
+    backends: Map<number, BackendConfig>;
+    maxResultBytes: number;
   };
   freeTier: {
     budgetsMsats: Record<Tier, number>;
@@ -41,7 +51,9 @@ export interface RuntimeConfig {
     nwcUri: string | null;
     lnbits: { url: string; invoiceKey: string } | null;
     zapProviderPubkey: string | null;
+    invoiceLimits: { maxOpenInvoicesPerPubkey: number; newTierInvoicesPerMinute: number; newTierLimitRepliesPerMinute: number };
   };
+  intake: ParsedConfig["intake"];
   http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
     perPubkeyPerMinute: Record<Tier, number>;
@@ -243,7 +255,7 @@ export function parseConfig(
     dataDir: dirname(dbPath),
     // Secrets are resolved when first read, so the commands that never sign or pay
     // (keygen, pool status, verify, grants, …) run without them being set.
-    nostr: lazily({ relays: c.nostr.relays }, "secretKeyHex", () =>
+    nostr: lazily({ relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays, heartbeatSec: c.nostr.heartbeatSec }, "secretKeyHex", () =>
       secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null,
     ),
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
@@ -253,6 +265,14 @@ export function parseConfig(
       timeoutSec: c.jobs.timeoutSec,
       maxRequestAgeSec: c.jobs.maxRequestAgeSec,
       maxRequestBytes: c.jobs.maxRequestBytes,
+      backends: new Map(
+        Object.entries(c.jobs.kinds).flatMap(([k, v]) =>
+          v.backend
+            ? [[Number(k), toBackendConfig(v.backend, `jobs.kinds.${k}.backend`, { pubkeyToHex, secret: (f, ref) => resolveSecret(f, ref, env, baseDir) })] as const]
+            : [],
+        ),
+      ),
+      maxResultBytes: c.jobs.maxResultBytes,
     },
     freeTier: {
       budgetsMsats: {
@@ -286,7 +306,13 @@ export function parseConfig(
       devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
       lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
       zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
+      invoiceLimits: {
+        maxOpenInvoicesPerPubkey: c.payments.maxOpenInvoicesPerPubkey,
+        newTierInvoicesPerMinute: c.payments.newTierInvoicesPerMinute,
+        newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
+      },
     }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
+    intake: c.intake,
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {
       perPubkeyPerMinute: c.plugin.perPubkeyPerMinute,

@@ -10,6 +10,7 @@ export { TIERS, type Tier };
 // Whole, non-negative sats, bounded so that msats stay exact in a JS number
 // (10,000 BTC is far beyond any free-tier budget or job price).
 import { MAX_SATS } from "../util/money.js";
+import { backendSchema } from "./backend-schema.js";
 export { MAX_SATS };
 const sats = z.number().int("must be a whole number of sats").min(0, "must be ≥ 0").max(MAX_SATS, `must be ≤ ${MAX_SATS}`);
 const seconds = (min: number, max: number) => z.number().int("must be a whole number of seconds").min(min).max(max);
@@ -31,6 +32,19 @@ export const configSchema = z
       .object({
         secretKey: secretRef.optional(),
         relays: z.array(relayUrl).default([]),
+        // Kind 11998 liveness (SPEC §11): clients show a DVM as offline without one newer than 420 s.
+        heartbeatSec: seconds(10, 86_400).default(300),
+        // Relays named in a request's `relays` tag are untrusted peers (SPEC §4, docs/OPERATIONS.md).
+        maxReplyRelays: z.number().int().min(0).max(10).default(3),
+        customerRelays: z
+          .object({
+            maxOpen: z.number().int().min(1).max(1000).default(16),
+            connectTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+            publishTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+            maxAttempts: z.number().int().min(1).max(12).default(3),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -44,11 +58,13 @@ export const configSchema = z
       .prefault({}),
     jobs: z
       .object({
-        kinds: z.record(kindKey, z.object({ priceSats: sats }).strict()).default({ "5050": { priceSats: 10 } }),
+        kinds: z.record(kindKey, z.object({ priceSats: sats, backend: backendSchema.optional() }).strict()).default({ "5050": { priceSats: 10 } }),
         workerPubkeys: z.array(pubkeyText).default([]),
         timeoutSec: seconds(1, 7 * 86_400).default(600),
         maxRequestAgeSec: seconds(1, 7 * 86_400).default(900),
         maxRequestBytes: z.number().int().min(256).max(1_048_576).default(65_536),
+        // A backend's answer longer than this (UTF-8 bytes) fails the job (SPEC §11).
+        maxResultBytes: z.number().int().min(256).max(16_777_216).default(65_536),
       })
       .strict()
       .prefault({}),
@@ -98,6 +114,29 @@ export const configSchema = z
         nwc: z.object({ uri: secretRef }).strict().optional(),
         lnbits: z.object({ url: z.string().url(), invoiceKey: secretRef }).strict().optional(),
         zap: z.object({ providerPubkey: pubkeyText }).strict().optional(),
+        // Invoice limits (SPEC §6): an invoice costs a wallet call, a fresh key costs nothing.
+        maxOpenInvoicesPerPubkey: z.number().int().min(1).max(1000).default(3),
+        newTierInvoicesPerMinute: z.number().int().min(0).max(1_000_000).default(60),
+        newTierLimitRepliesPerMinute: z.number().int().min(0).max(1_000_000).default(60),
+      })
+      .strict()
+      .prefault({}),
+    // Arrival queues by tier (docs/OPERATIONS.md "Floods"): bounds on memory and waiting.
+    intake: z
+      .object({
+        queueSizes: z
+          .object({
+            new: z.number().int().min(1).max(1_000_000).default(2000),
+            established: z.number().int().min(1).max(1_000_000).default(2000),
+            trusted: z.number().int().min(1).max(1_000_000).default(2000),
+            elite: z.number().int().min(1).max(1_000_000).default(2000),
+          })
+          .strict()
+          .prefault({}),
+        maxQueued: z.number().int().min(1).max(1_000_000).default(5000),
+        maxWaitMs: z.number().int().min(100).max(3_600_000).default(60_000),
+        catchUpHoldMs: z.number().int().min(0).max(600_000).default(10_000),
+        tierCacheMs: z.number().int().min(0).max(600_000).default(2000),
       })
       .strict()
       .prefault({}),

@@ -93,11 +93,45 @@ export function announcementTemplate(opts: AnnouncementOptions, nowSec: number):
       grants: { kind: Label, L: "dvm-gate/grant" },
     },
     gatePubkey: opts.gatePubkey,
+    // SPEC §11: the fields clients read, in both spellings (nostrdvm writes the second of
+    // each pair, Primal reads the first). `amount` is display text: "free" when nothing
+    // costs anything, else the lowest price.
+    amount: lowestPriceText(opts.kinds),
+    encryptionSupported: true,
+    supportsEncryption: true,
+    cashuAccepted: false,
+    acceptsNutZaps: false,
   };
   return {
     kind: ANNOUNCEMENT_KIND,
     created_at: nowSec,
     tags: [["d", ANNOUNCEMENT_D], ...kinds.map((k) => ["k", String(k)]), ["alt", "NIP-90 DVM handler announcement (dvm-gate)"]],
     content: JSON.stringify(content),
+  };
+}
+
+function lowestPriceText(kinds: ReadonlyMap<number, number>): string {
+  const prices = [...kinds.values()];
+  const lowest = prices.length ? Math.min(...prices) : 0;
+  if (lowest === 0 && prices.every((p) => p === 0)) return "free";
+  return lowest % 1000 === 0 ? `${lowest / 1000} sats` : `${lowest} msats`;
+}
+
+export const HEARTBEAT_KIND = 11998;
+
+/**
+ * SPEC §11 liveness, as nostrdvm writes it: the announcement's `d`, a `status` and an
+ * `expiration` two periods ahead, so one lost heartbeat does not make the gate look offline.
+ */
+export function heartbeatTemplate(o: { status: string; periodSec: number }, nowSec: number): EventTemplate {
+  return {
+    kind: HEARTBEAT_KIND,
+    created_at: nowSec,
+    tags: [
+      ["d", ANNOUNCEMENT_D],
+      ["status", o.status],
+      ["expiration", String(nowSec + 2 * o.periodSec)],
+    ],
+    content: "",
   };
 }

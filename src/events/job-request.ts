@@ -29,6 +29,8 @@ export interface JobRequestContext {
   nowSec: number;
   /** For decrypting encrypted params. */
   gateSecretKey: Uint8Array;
+  /** A price that depends on the job itself (SPEC §11 token pricing); null = the kind's price. */
+  priceOf?: (kind: number, iTags: string[][], params: string[][]) => number | null;
 }
 
 export interface JobRequest {
@@ -104,7 +106,7 @@ export function checkJobRequest(ev: unknown, ctx: JobRequestContext): JobRequest
   const parsed = readJobTags([...event.tags, ...opened.hiddenTags]);
   if ("problem" in parsed) return fail({ reason: parsed.problem, malformed: true });
 
-  const priceMsats = ctx.priceMsatsByKind.get(event.kind)!;
+  const priceMsats = ctx.priceOf?.(event.kind, parsed.inputs, parsed.params) ?? ctx.priceMsatsByKind.get(event.kind)!;
   if (parsed.bidMsats !== null && parsed.bidMsats < priceMsats) {
     return fail({ reason: `bid below price: ${priceMsats} msats`, malformed: false });
   }

@@ -4,6 +4,9 @@
 // the known paths, so a hostile or misconfigured input cannot blow up cardinality.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Totals } from "../ledger/ledger.js";
+import { TIERS, type Tier } from "../policy/tiers.js";
+import type { InvoiceLimit } from "../policy/invoice-limits.js";
+import { DecisionRate, type FloodStats } from "./flood-stats.js";
 
 export const DECISION_OUTCOMES = ["free", "partial", "gate", "blocked", "error", "ignored"] as const;
 export type DecisionOutcome = (typeof DECISION_OUTCOMES)[number];
@@ -30,6 +33,12 @@ export class GateMetrics {
   private readonly relayUp: Gauge<"relay">;
   private readonly httpRequests: Counter<"route" | "status">;
   private readonly relayLabels = new Set<string>();
+  private readonly shed: Counter<"tier" | "reason">;
+  private readonly limited: Counter<"limit" | "answer">;
+  private readonly rate = new DecisionRate();
+  private depths: () => Record<Tier, number> = () => Object.fromEntries(TIERS.map((t) => [t, 0])) as Record<Tier, number>;
+  private readonly shedCounts = Object.fromEntries(TIERS.map((t) => [t, { full: 0, stale: 0 }])) as FloodStats["shed"];
+  private readonly limitedCounts: FloodStats["limited"] = { "open-invoices": { replied: 0, silent: 0 }, "new-tier-rate": { replied: 0, silent: 0 } };
 
   constructor(opts: GateMetricsOptions = {}) {
     const registry = new Registry();
@@ -71,12 +80,72 @@ export class GateMetrics {
       labelNames: ["route", "status"],
       registers,
     });
+    // Floods (docs/OPERATIONS.md): what waits, what is shed unseen, what the invoice limits refused.
+    const self = this;
+    new Gauge({
+      name: "dvm_gate_intake_queue_depth",
+      help: "Job requests waiting to be decided, by the tier their pubkey claims (signature not checked yet).",
+      labelNames: ["tier"],
+      registers,
+      collect() {
+        const d = self.depths();
+        for (const t of TIERS) this.set({ tier: t }, d[t]);
+      },
+    });
+    this.shed = new Counter({
+      name: "dvm_gate_intake_shed_total",
+      help: "Job requests dropped undecided, by tier and reason: full (queues full, dropped before any signature check) or stale (waited longer than intake.maxWaitMs).",
+      labelNames: ["tier", "reason"],
+      registers,
+    });
+    for (const t of TIERS) for (const r of ["full", "stale"]) this.shed.inc({ tier: t, reason: r }, 0);
+    this.limited = new Counter({
+      name: "dvm_gate_invoice_limited_total",
+      help: "Requests refused an invoice by a limit (SPEC §6), by limit (open-invoices, new-tier-rate) and answer (replied: rate-limited error sent; silent: dropped).",
+      labelNames: ["limit", "answer"],
+      registers,
+    });
+    for (const l of ["open-invoices", "new-tier-rate"]) for (const a of ["replied", "silent"]) this.limited.inc({ limit: l, answer: a }, 0);
+    new Gauge({
+      name: "dvm_gate_decisions_per_second",
+      help: "Job requests decided per second (any outcome but ignored, and invoice-limit refusals), over the last 10 s.",
+      registers,
+      collect() {
+        this.set(self.rate.perSecond(Date.now()));
+      },
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: "dvm_gate_" });
   }
 
   decision(outcome: DecisionOutcome): void {
     if (!(DECISION_OUTCOMES as readonly string[]).includes(outcome)) throw new Error(`invariant: unknown decision outcome ${String(outcome)}`);
     this.decisions.inc({ outcome });
+    if (outcome !== "ignored") this.rate.add(Date.now());
+  }
+
+  watchIntake(depths: () => Record<Tier, number>): void {
+    this.depths = depths;
+  }
+
+  shedRequest(tier: Tier, why: "full" | "stale"): void {
+    this.shed.inc({ tier, reason: why });
+    this.shedCounts[tier][why]++;
+  }
+
+  invoiceLimited(limit: InvoiceLimit, replied: boolean): void {
+    this.limited.inc({ limit, answer: replied ? "replied" : "silent" });
+    this.limitedCounts[limit][replied ? "replied" : "silent"]++;
+    this.rate.add(Date.now());
+  }
+
+  /** The floods section of the operator page, since this process started. */
+  floodStats(): FloodStats {
+    return {
+      depths: this.depths(),
+      shed: structuredClone(this.shedCounts),
+      limited: structuredClone(this.limitedCounts),
+      decisionsPerSecond: this.rate.perSecond(Date.now()),
+    };
   }
 
   replyPublished(relay: string, ok: boolean): void {

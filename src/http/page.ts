@@ -22,6 +22,8 @@ import {
 import { TIERS, type Tier } from "../policy/tiers.js";
 import { formatSats } from "../util/money.js";
 import { DECISION_OUTCOMES, type DecisionOutcome, type GateMetrics } from "./metrics.js";
+import type { FloodStats } from "./flood-stats.js";
+import { floodsSection } from "./page-floods.js";
 
 /** Grants read for the balance chart (the newest ones); the table shows fewer. */
 export const CHART_MAX_POINTS = HISTORY_MAX_ROWS;
@@ -55,6 +57,7 @@ export interface PageData {
   recentGrants: GrantRecord[];
   budgetsMsats: Record<Tier, number>;
   pricesMsats: [number, number][];
+  floods?: FloodStats;
 }
 
 const stores = new WeakMap<Ledger, ReportStore>();
@@ -99,6 +102,7 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
     recentGrants,
     budgetsMsats: cfg.freeTier.budgetsMsats,
     pricesMsats: [...cfg.jobs.priceMsatsByKind.entries()].sort((a, b) => a[0] - b[0]),
+    floods: metrics.floodStats(),
   };
 }
 
@@ -144,7 +148,7 @@ function shortId(id: string | null): string {
 }
 
 /** The page, top to bottom. One function per section: adding a section is one entry. */
-export const SECTIONS: ((d: PageData) => string)[] = [moneySection, poolSection, decisionsSection, relaysSection, grantsSection, budgetsSection];
+export const SECTIONS: ((d: PageData) => string)[] = [moneySection, poolSection, decisionsSection, relaysSection, grantsSection, budgetsSection, (d) => (d.floods ? floodsSection(d.floods) : "")];
 
 export function renderPage(d: PageData): string {
   let npub = d.gatePubkey;

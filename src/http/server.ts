@@ -24,6 +24,8 @@ export interface HttpServerOptions {
    * against `http://` + the request's Host header + the request path.
    */
   publicBaseUrl?: string | null;
+  /** A job-dependent price (SPEC §11 openai token pricing) from `input` and `max_tokens` query parameters. */
+  priceOf?: (kind: number, iTags: string[][], params: string[][]) => number | null;
 }
 
 export interface HttpServer {
@@ -99,7 +101,12 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     }
     const kind = parseKindParam(query.getAll("kind"), cfg);
     if (!kind.ok) return sendJson(res, 400, { error: kind.message });
-    sendJson(res, 200, estimate(ledger, cfg, { pubkey: auth.pubkey, kind: kind.kind, priceMsats: kind.priceMsats }, nowMs));
+    const input = query.get("input");
+    const maxTokens = query.get("max_tokens");
+    const priceMsats =
+      opts.priceOf?.(kind.kind, input !== null ? [["i", input.slice(0, cfg.jobs.maxRequestBytes), "text"]] : [], maxTokens !== null ? [["param", "max_tokens", maxTokens]] : []) ??
+      kind.priceMsats;
+    sendJson(res, 200, estimate(ledger, cfg, { pubkey: auth.pubkey, kind: kind.kind, priceMsats }, nowMs));
   }
 
   async function page({ res, nowMs }: Ctx): Promise<void> {

@@ -26,6 +26,8 @@ import { assertMsats, isMsats, MAX_MSATS, percentOfMsats } from "../util/money.j
 import { openDb, withBusyRetry, type Db, type OpenOptions } from "./db.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer.js";
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
+import { applyInvoiceLimits, findLimited, type LimitedRequest } from "./invoice-limits-store.js";
+import { DEFAULT_INVOICE_LIMITS, type InvoiceLimitSettings } from "../policy/invoice-limits.js";
 import { HEX64 } from "../util/hex.js";
 
 export const WINDOW_MS = DAY_MS;
@@ -49,6 +51,8 @@ export interface LedgerSettings {
    * but seen late (the service was down, the backend slow) is still honoured. Default 0.
    */
   paymentGraceSec?: number;
+  /** SPEC §6 invoice limits; DEFAULT_INVOICE_LIMITS when absent. */
+  invoiceLimits?: InvoiceLimitSettings;
 }
 
 export type { Totals, GrantSigner };
@@ -97,6 +101,12 @@ export interface GrantRecord {
 export type TxHook<T> = (db: Db, result: T) => void;
 
 export type DecideResult = { status: "decided"; request: RequestRecord } | { status: "exists"; request: RequestRecord };
+/** Over an invoice limit (SPEC §6): no request row, no reservation; `fresh` false when refused before. */
+export type LimitedResult = { status: "limited"; limited: LimitedRequest; fresh: boolean };
+/** Decide with the invoice limits applied; `onLimited` writes the refusal's reply in the same transaction. */
+export interface LimitOptions {
+  onLimited?: TxHook<LimitedRequest>;
+}
 export type PaidResult =
   | { status: "paid"; request: RequestRecord }
   | { status: "already_paid"; request: RequestRecord }
@@ -349,11 +359,19 @@ export class Ledger {
    * in one transaction. The same request id again returns the stored decision and
    * changes nothing.
    */
+  decide(req: { requestId: string; pubkey: string; kind: number; priceMsats: number }, nowMs: number, hook?: TxHook<RequestRecord>): DecideResult;
+  decide(
+    req: { requestId: string; pubkey: string; kind: number; priceMsats: number },
+    nowMs: number,
+    hook: TxHook<RequestRecord> | undefined,
+    limits: LimitOptions,
+  ): DecideResult | LimitedResult;
   decide(
     req: { requestId: string; pubkey: string; kind: number; priceMsats: number },
     nowMs: number,
     hook?: TxHook<RequestRecord>,
-  ): DecideResult {
+    limits?: LimitOptions,
+  ): DecideResult | LimitedResult {
     assertHex64(req.requestId, "request id");
     assertHex64(req.pubkey, "pubkey");
     assertKind(req.kind);
@@ -362,6 +380,8 @@ export class Ledger {
     return this.tx(() => {
       const existing = this.st.request!.get(req.requestId) as RequestRow | undefined;
       if (existing) return { status: "exists", request: toRequest(existing) } as const;
+      const refused = limits ? findLimited(this.db, req.requestId) : null;
+      if (refused) return { status: "limited", limited: refused, fresh: false } as const;
 
       const trust = toTrustState(this.st.identity!.get(req.pubkey) as IdentityRow | undefined, nowMs);
       const tier = effectiveTier(trust, nowMs, this.settings.trust);
@@ -380,6 +400,13 @@ export class Ledger {
         maxPendingPerPubkey: this.settings.maxPendingPerPubkey,
         chargeUnitMsats: this.settings.chargeUnitMsats ?? 1,
       });
+      if (limits && (outcome.kind === "partial" || outcome.kind === "gate")) {
+        const limited = applyInvoiceLimits(this.db, { requestId: req.requestId, pubkey: req.pubkey, tier }, nowMs, this.settings.invoiceLimits ?? DEFAULT_INVOICE_LIMITS);
+        if (limited) {
+          limits.onLimited?.(this.db, limited);
+          return { status: "limited", limited, fresh: true } as const;
+        }
+      }
 
       const state: RequestState =
         outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" ? "processing" : "awaiting-payment";

@@ -24,7 +24,12 @@ export type OutboxPurpose =
   | "feedback-error"
   | "grant"
   | "pool-status"
-  | "announce";
+  | "announce"
+  // SPEC §11: the gate's own backends' results, an upstream DVM's progress re-signed, liveness.
+  | "result"
+  | "feedback-upstream-processing"
+  | "feedback-upstream-partial"
+  | "heartbeat";
 
 export interface RequestMeta {
   requestId: string;
@@ -151,23 +156,38 @@ export interface DueDelivery {
   event: Event;
 }
 
-export function dueDeliveries(db: Db, nowMs: number, limit = 200, exceptRelays: readonly string[] = []): DueDelivery[] {
+export function dueDeliveries(
+  db: Db,
+  nowMs: number,
+  limit = 200,
+  exceptRelays: readonly string[] = [],
+  onlyRelays: readonly string[] | null = null,
+): DueDelivery[] {
   // Relays with a delivery already in flight are left out in SQL: under load every
   // decision kicks a round, and reading (and parsing) a busy relay's whole backlog each
-  // time only to drop it cost more than the deliveries themselves.
+  // time only to drop it cost more than the deliveries themselves. `onlyRelays` reads one
+  // class of relays (the configured ones) so that another's backlog cannot crowd it out of `limit`.
   const rows = (
-    exceptRelays.length === 0
+    onlyRelays !== null
       ? stmt(
           db,
           `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
+           WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? AND d.relay IN (SELECT value FROM json_each(?))
+             AND d.relay NOT IN (SELECT value FROM json_each(?))
+           ORDER BY d.next_attempt_at_ms LIMIT ?`,
+        ).all(nowMs, JSON.stringify(onlyRelays), JSON.stringify(exceptRelays), limit)
+      : exceptRelays.length === 0
+        ? stmt(
+            db,
+            `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
            WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? ORDER BY d.next_attempt_at_ms LIMIT ?`,
-        ).all(nowMs, limit)
-      : stmt(
-          db,
-          `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
+          ).all(nowMs, limit)
+        : stmt(
+            db,
+            `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
            WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? AND d.relay NOT IN (SELECT value FROM json_each(?))
            ORDER BY d.next_attempt_at_ms LIMIT ?`,
-        ).all(nowMs, JSON.stringify(exceptRelays), limit)
+          ).all(nowMs, JSON.stringify(exceptRelays), limit)
   ) as { outbox_id: number; relay: string; attempts: number; event_json: string }[];
   return rows.map((r) => ({ outboxId: r.outbox_id, relay: r.relay, attempts: r.attempts, event: JSON.parse(r.event_json) as Event }));
 }
@@ -182,7 +202,7 @@ export function nextDeliveryAtMs(db: Db): number | null {
  * Records a relay's answer. `ok` (OK true, or "duplicate:") ends the delivery; a failure
  * is retried with capped exponential backoff and jitter, at most MAX_DELIVERY_ATTEMPTS times.
  */
-export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number): void {
+export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number, maxAttempts = MAX_DELIVERY_ATTEMPTS): void {
   const msg = message.slice(0, 300);
   if (ok) {
     // The usual answer, in two statements: this delivery ends, and the row is done once none is pending.
@@ -198,7 +218,7 @@ export function recordDelivery(db: Db, outboxId: number, relay: string, ok: bool
     | undefined;
   if (!row || row.state !== "pending") return;
   const attempts = row.attempts + 1;
-  if (attempts >= MAX_DELIVERY_ATTEMPTS) {
+  if (attempts >= maxAttempts) {
     stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, msg, outboxId, relay);
     markDoneIfDelivered(db, outboxId, nowMs);
   } else {
@@ -212,6 +232,15 @@ export function recordDelivery(db: Db, outboxId: number, relay: string, ok: bool
       relay,
     );
   }
+}
+
+/**
+ * A relay that failed as a whole (no connection, refused us) backs off as a whole: its
+ * pending deliveries, tried this round or not, wait until `untilMs`. Not an attempt for
+ * the rows that were not tried. Durable, so a restart does not hammer it either.
+ */
+export function deferRelay(db: Db, relay: string, untilMs: number): void {
+  stmt(db, "UPDATE outbox_delivery SET next_attempt_at_ms = ? WHERE relay = ? AND state = 'pending' AND next_attempt_at_ms < ?").run(untilMs, relay, untilMs);
 }
 
 /** A row whose every delivery has ended (ok or given up) is done. */

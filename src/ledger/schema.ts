@@ -219,5 +219,44 @@ CREATE TABLE invoice_backend_state (
   updated_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+  // backends: the durable job queue of SPEC §11. A row is written in the transaction that
+  // sends a job's go signal; `attempts` counts starts, so a job running when the gate
+  // stopped is started again after restart at most `maxAttempts` times in all.
+  `
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL UNIQUE REFERENCES requests(request_id),
+  kind INTEGER NOT NULL,
+  -- 3 elite … 0 new: waiting jobs start highest first, then by arrival (id).
+  tier_rank INTEGER NOT NULL CHECK (tier_rank BETWEEN 0 AND 3),
+  state TEXT NOT NULL CHECK (state IN ('waiting','running','done','failed','cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  queued_at_ms INTEGER NOT NULL,
+  started_at_ms INTEGER,
+  ended_at_ms INTEGER,
+  reason TEXT
+);
+CREATE INDEX jobs_open ON jobs(kind, state, tier_rank DESC, id) WHERE state IN ('waiting','running');
+`,
+  // invoice limits (SPEC §6): requests refused an invoice by a limit, so the same request
+  // seen again changes nothing, and the once-a-minute `rate-limited:` reply is counted
+  // across restarts; plus indexes for counting open invoices per pubkey and tier `new`'s
+  // invoices of the last minute inside the deciding transaction; identities by update, for
+  // the intake's in-memory set of known pubkeys.
+  `
+CREATE TABLE limited_requests (
+  request_id TEXT PRIMARY KEY CHECK (length(request_id) = 64),
+  pubkey TEXT NOT NULL CHECK (length(pubkey) = 64),
+  tier TEXT NOT NULL CHECK (tier ${TIER_CHECK}),
+  limit_hit TEXT NOT NULL CHECK (limit_hit IN ('open-invoices','new-tier-rate')),
+  replied INTEGER NOT NULL CHECK (replied IN (0, 1)),
+  at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX limited_replies_by_pubkey ON limited_requests(pubkey, at_ms) WHERE replied = 1;
+CREATE INDEX limited_replies_new_tier ON limited_requests(at_ms) WHERE replied = 1 AND tier = 'new';
+CREATE INDEX limited_by_time ON limited_requests(at_ms);
+CREATE INDEX requests_awaiting_by_pubkey ON requests(pubkey, expires_at_ms) WHERE state = 'awaiting-payment';
+CREATE INDEX requests_invoiced_new_tier ON requests(created_at_ms) WHERE tier = 'new' AND decision IN ('partial','gate');
+CREATE INDEX identities_by_update ON identities(updated_at_ms);
+`,
 ];
-

@@ -15,6 +15,7 @@ import { websocketImplementation } from "../relay/ws.js";
 import type { Logger } from "pino";
 import { decryptFrom, encryptFor } from "../events/encryption.js";
 import { toVerifiedEvent } from "../events/verify.js";
+import type { Backend } from "../backends/types.js";
 import { HEX64 } from "../util/hex.js";
 
 export interface DemoWorkerOptions {
@@ -40,6 +41,17 @@ export const DEMO_PREFIX = "[dvm-gate demo worker, not a model] ";
 export function demoOutput(inputs: string[]): string {
   const text = inputs.length > 0 ? inputs.join("\n") : "(no text input)";
   return DEMO_PREFIX + [...text].reverse().join("").slice(0, MAX_OUTPUT_CHARS);
+}
+
+/**
+ * The demo's job as a built-in backend (SPEC §11): `npm start` runs kind 5050 through it
+ * in the gate's own process, so a request becomes a result with nothing else running.
+ */
+export function demoBackend(): Backend {
+  return {
+    type: "demo",
+    run: async (job) => ({ ok: true, content: demoOutput(job.inputs.filter((i) => i[1] === "text" || i[1] === undefined).map((i) => i[0] ?? "")) }),
+  };
 }
 
 export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(): Promise<void> }> {

@@ -4,11 +4,13 @@
 // keep a per-relay cursor (the newest created_at handled) in the database and
 // resubscribe from `cursor − overlap`; the duplicates this brings back are dropped
 // here by id and, durably, by the ledger's idempotency keys.
-import { AbstractRelay, type Subscription } from "nostr-tools/abstract-relay";
-import type { Filter } from "nostr-tools/filter";
+import type { Subscription } from "nostr-tools/abstract-relay";
+import { matchFilter, type Filter } from "nostr-tools/filter";
 import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
-import { websocketImplementation } from "./ws.js";
 import type { Logger } from "pino";
+import { SafeRelay } from "./safe-relay.js";
+import { RateLimitedLog } from "./rate-limited-log.js";
+import { backoffDelayMs } from "./backoff.js";
 
 export interface IntakeOptions {
   relays: string[];
@@ -37,6 +39,8 @@ export interface IntakeOptions {
   connectTimeoutMs?: number;
   /** How often cursors are written (forward, or back only to a held second: see holdCursorSec). */
   cursorFlushMs?: number;
+  /** A connection that stayed up this long resets the reconnect backoff. */
+  healthyAfterMs?: number;
   /**
    * The newest second a cursor may be saved at or resumed from (a request from then is
    * not decided yet, e.g. its write failed), or null for no limit.
@@ -70,15 +74,20 @@ export class RecentIds {
   }
 }
 
-export function backoffDelayMs(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const capped = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  // "Equal jitter": never below half the step, so a flapping relay is not hammered.
-  return Math.floor(capped / 2 + random() * (capped / 2));
+/** matchFilter on an event nobody checked yet: a malformed one matches nothing. */
+function matches(f: Filter, ev: Event): boolean {
+  try {
+    return matchFilter(f, ev);
+  } catch {
+    return false;
+  }
 }
+
+export { backoffDelayMs } from "./backoff.js";
 
 interface RelayState {
   url: string;
-  relay: AbstractRelay | null;
+  relay: SafeRelay | null;
   sub: Subscription | null;
   attempt: number;
   timer: NodeJS.Timeout | null;
@@ -91,6 +100,12 @@ interface RelayState {
   resumeSinceSec: number | null;
   connected: boolean;
   connects: number;
+  /** When the current subscription opened: a relay that lets us in and then refuses us must not reset its backoff. */
+  subscribedAtMs: number | null;
+  /** Why we are closing the socket ourselves (the reconnect line says it, once). */
+  closeWhy: string | null;
+  /** Counts subscriptions: the catch-up of one replaced by reread() must not clear the next one's resume point. */
+  subGen: number;
 }
 
 export class RelayIntake {
@@ -98,6 +113,8 @@ export class RelayIntake {
   private stopped = true;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly o: Required<Omit<IntakeOptions, "relays">> & { relays: string[] };
+  /** Lines a relay can cause (refusals, bad frames) are rate-limited per relay. */
+  private readonly peerLog: RateLimitedLog;
 
   constructor(opts: IntakeOptions) {
     this.o = {
@@ -107,17 +124,19 @@ export class RelayIntake {
       backoffMaxMs: 60_000,
       connectTimeoutMs: 10_000,
       cursorFlushMs: 1000,
+      healthyAfterMs: 30_000,
       alreadyHave: () => false,
       holdCursorSec: () => null,
       ...opts,
     };
+    this.peerLog = new RateLimitedLog(this.o.log, { perWindow: 10, windowMs: 60_000 });
   }
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
     for (const url of new Set(this.o.relays)) {
-      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0 };
+      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null, closeWhy: null, subGen: 0 };
       st.cursorSec = st.savedCursorSec = this.o.loadCursorSec(url);
       this.states.set(url, st);
       void this.connect(st);
@@ -129,6 +148,16 @@ export class RelayIntake {
   /** Relays whose subscription is currently open. */
   connectedRelays(): string[] {
     return [...this.states.values()].filter((s) => s.connected).map((s) => s.url);
+  }
+
+  /**
+   * True while a connected relay may still send stored events older than those it sent
+   * (before EOSE, or paging back): the gate holds its decisions a bounded while so that a
+   * backlog's oldest requests, which come last, are ordered with the rest.
+   */
+  catchingUp(): boolean {
+    for (const s of this.states.values()) if (s.connected && s.resumeSinceSec !== null) return true;
+    return false;
   }
 
   /** How many times each relay's subscription was (re)opened: lets tests see reconnects. */
@@ -143,16 +172,13 @@ export class RelayIntake {
     for (const st of this.states.values()) {
       if (st.timer) clearTimeout(st.timer);
       st.timer = null;
-      try {
-        st.relay?.close();
-      } catch {
-        /* already closed */
-      }
+      st.relay?.safeClose();
       st.relay = null;
       st.connected = false;
     }
     this.flushCursors();
     this.states.clear();
+    this.peerLog.flush(true);
   }
 
   private flushCursors(): void {
@@ -199,9 +225,11 @@ export class RelayIntake {
   private scheduleReconnect(st: RelayState, why: string): void {
     if (this.stopped || st.timer) return;
     st.connected = false;
+    if (st.subscribedAtMs !== null && this.o.nowMs() - st.subscribedAtMs >= this.o.healthyAfterMs) st.attempt = 0;
+    st.subscribedAtMs = null;
     const delayMs = backoffDelayMs(st.attempt, this.o.backoffBaseMs, this.o.backoffMaxMs);
     st.attempt++;
-    this.o.log.info({ relay: st.url, why, retryInMs: delayMs }, "relay disconnected; reconnecting");
+    this.peerLog.write("info", st.url, { relay: st.url, why: why.slice(0, 200), retryInMs: delayMs }, "relay disconnected; reconnecting");
     st.timer = setTimeout(() => {
       st.timer = null;
       void this.connect(st);
@@ -210,55 +238,82 @@ export class RelayIntake {
 
   private async connect(st: RelayState): Promise<void> {
     if (this.stopped) return;
-    const relay = new AbstractRelay(st.url, {
-      // Handlers verify what they use (and answer invalid requests), so the socket layer does not.
-      verifyEvent: () => true,
-      websocketImplementation: websocketImplementation,
+    const relay: SafeRelay = new SafeRelay(st.url, {
       enablePing: true,
+      signAuth: this.o.signAuth,
+      // A relay whose AUTH we cannot pass refuses us: drop the socket, come back after the
+      // backoff. Logged once, by the reconnect line.
+      onAuthFailed: (reason) => {
+        if (st.relay !== relay) return;
+        this.refused(st, relay, `auth failed: ${reason}`);
+      },
+      onBadFrame: (reason) => this.peerLog.write("warn", st.url, { relay: st.url, reason }, "relay sent a frame we could not handle"),
     });
-    relay.onnotice = (msg) => this.o.log.debug({ relay: st.url, msg: msg.slice(0, 200) }, "relay notice");
-    relay.onauth = (t) => this.o.signAuth(t);
+    relay.onnotice = (msg) => this.peerLog.write("debug", st.url, () => ({ relay: st.url, msg: String(msg).slice(0, 200) }), "relay notice");
     st.relay = relay;
+    st.closeWhy = null;
     try {
       await relay.connect({ timeout: this.o.connectTimeoutMs });
     } catch (err) {
       if (st.relay === relay) {
         st.relay = null;
-        try {
-          relay.close();
-        } catch {
-          /* never opened */
-        }
+        relay.safeClose();
         this.scheduleReconnect(st, String((err as Error)?.message ?? err));
       }
       return;
     }
     if (this.stopped || st.relay !== relay) {
-      relay.close();
+      relay.safeClose();
+      return;
+    }
+    if (!relay.connected) {
+      // Dropped between the handshake and now (its close went to nobody yet).
+      st.relay = null;
+      relay.safeClose();
+      const why = st.closeWhy ?? "connection dropped at once";
+      st.closeWhy = null;
+      this.scheduleReconnect(st, why);
       return;
     }
     relay.onclose = () => {
       if (st.relay !== relay) return;
       st.relay = null;
       st.sub = null;
-      this.scheduleReconnect(st, "connection closed");
+      const why = st.closeWhy ?? "connection closed";
+      st.closeWhy = null;
+      this.scheduleReconnect(st, why);
     };
-    this.subscribe(st, relay);
+    try {
+      this.subscribe(st, relay);
+    } catch (err) {
+      // The socket went away between open and REQ.
+      relay.safeClose();
+      if (st.relay === relay) {
+        st.relay = null;
+        this.scheduleReconnect(st, String((err as Error)?.message ?? err));
+      }
+    }
   }
 
-  private subscribe(st: RelayState, relay: AbstractRelay, authRetried = false): void {
+  private subscribe(st: RelayState, relay: SafeRelay, authRetried = false): void {
     const since = this.sinceFor(st);
     st.resumeSinceSec = since;
+    const gen = ++st.subGen;
+    const current = () => st.relay === relay && st.subGen === gen;
+    const filters = this.o.filters(since);
     // Stored events come newest first, and a relay returns at most its limit of them
-    // per filter: the oldest one of this answer is where paging back starts.
+    // *per filter*: each filter pages back from its own oldest event, or a filter whose
+    // events reach further back (the gate's own replies) would make another skip a gap.
     const stored = new Set<string>();
-    let oldestSec = Infinity;
+    const oldestSec: number[] = filters.map(() => Infinity);
     let eosed = false;
-    const sub = relay.subscribe(this.o.filters(since), {
+    const sub = relay.subscribe(filters, {
       onevent: (ev) => {
         if (!eosed) {
           if (typeof ev.id === "string") stored.add(ev.id);
-          if (typeof ev.created_at === "number" && ev.created_at < oldestSec) oldestSec = ev.created_at;
+          if (typeof ev.created_at === "number") {
+            for (let i = 0; i < filters.length; i++) if (ev.created_at < oldestSec[i]! && matches(filters[i]!, ev)) oldestSec[i] = ev.created_at;
+          }
         }
         this.handle(st, ev);
       },
@@ -266,86 +321,118 @@ export class RelayIntake {
       alreadyHaveEvent: (id) => eosed && this.o.alreadyHave(id),
       oneose: () => {
         eosed = true;
-        st.attempt = 0;
         this.o.log.debug({ relay: st.url, since, stored: stored.size }, "relay caught up");
-        if (stored.size > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, since, oldestSec, stored, 1);
-        else if (st.relay === relay) st.resumeSinceSec = null;
+        const toPage = filters.map((f, i) => ({ filter: f, untilSec: oldestSec[i]! })).filter((p) => Number.isFinite(p.untilSec));
+        if (toPage.length === 0) {
+          if (current()) st.resumeSinceSec = null;
+          return;
+        }
+        // The cursor may move on only once every filter is through.
+        let open = toPage.length;
+        const done = (complete: boolean) => {
+          open--;
+          if (!complete) open = -Infinity;
+          if (open === 0 && current()) st.resumeSinceSec = null;
+        };
+        for (const p of toPage) this.pageBack(st, relay, current, since, p.filter, p.untilSec, stored, 1, done);
       },
       onclose: (reason) => {
-        if (this.stopped || st.relay !== relay || st.sub !== sub) return;
+        if (this.stopped || st.relay !== relay || st.sub !== sub || relay.closing || !relay.connected) return;
         st.sub = null;
         st.connected = false;
         if (!authRetried && reason.startsWith("auth-required:")) {
           // The relay wants NIP-42 first: authenticate with the gate key, then ask again.
           relay
-            .auth((t) => this.o.signAuth(t))
+            .authenticate()
             .then(() => {
               if (st.relay === relay && !this.stopped) this.subscribe(st, relay, true);
             })
             .catch((err) => {
-              this.o.log.warn({ relay: st.url, err: String((err as Error)?.message ?? err) }, "relay auth failed");
-              relay.close();
+              if (st.relay === relay) this.refused(st, relay, `auth failed: ${String((err as Error)?.message ?? err).slice(0, 200)}`);
             });
           return;
         }
         // The relay closed our subscription (not the socket): drop the socket and start over.
-        this.o.log.warn({ relay: st.url, reason: reason.slice(0, 200) }, "relay closed the subscription");
-        relay.close();
+        this.refused(st, relay, `subscription closed: ${reason.slice(0, 200)}`);
       },
       eoseTimeout: 30_000,
     });
     st.sub = sub;
     st.connected = true;
     st.connects++;
-    this.o.log.info({ relay: st.url, since }, "subscribed");
+    st.subscribedAtMs = this.o.nowMs();
+    this.peerLog.write("info", st.url, { relay: st.url, since }, "subscribed");
+  }
+
+  /** The relay refuses us (AUTH we cannot pass, our subscription closed): close it and reconnect after the backoff. */
+  private refused(st: RelayState, relay: SafeRelay, why: string): void {
+    if (relay.closing) return;
+    st.closeWhy = why;
+    relay.safeClose();
   }
 
   /**
-   * Pages back through stored events older than the first answer held (REQ with
-   * `until`, inclusive, so the boundary second is asked again and deduped), until a page
-   * brings no event not seen before. Only then may the cursor move on. Events inside one
-   * second beyond the relay's limit cannot be reached this way (NIP-01 has no finer
-   * cursor); MAX_BACKFILL_PAGES bounds a relay that keeps answering.
+   * Pages back through one filter's stored events older than its previous page held
+   * (REQ with `until`, inclusive, so the boundary second is asked again and deduped),
+   * until a page brings no event not seen before; then calls `done(true)`. Events
+   * inside one second beyond the relay's limit cannot be reached this way (NIP-01 has no
+   * finer cursor); MAX_BACKFILL_PAGES bounds a relay that keeps answering.
    */
-  private pageBack(st: RelayState, relay: AbstractRelay, since: number, untilSec: number, seen: Set<string>, page: number): void {
-    if (this.stopped || st.relay !== relay) return;
+  private pageBack(
+    st: RelayState,
+    relay: SafeRelay,
+    current: () => boolean,
+    since: number,
+    filter: Filter,
+    untilSec: number,
+    seen: Set<string>,
+    page: number,
+    done: (complete: boolean) => void,
+  ): void {
+    if (this.stopped || !current()) return;
     if (page > MAX_BACKFILL_PAGES || untilSec < since) {
-      if (page > MAX_BACKFILL_PAGES) this.o.log.warn({ relay: st.url, since, untilSec }, "backfill stopped after the page limit; older stored events were not read");
-      st.resumeSinceSec = null;
+      if (page > MAX_BACKFILL_PAGES) this.o.log.warn({ relay: st.url, since, untilSec, kinds: filter.kinds }, "backfill stopped after the page limit; older stored events were not read");
+      done(true);
       return;
     }
     let fresh = 0;
     let oldestSec = Infinity;
     let ended = false;
-    const sub = relay.subscribe(
-      // An explicit limit: relays clamp it to their maximum, usually well above their default.
-      this.o.filters(since).map((f) => ({ ...f, until: untilSec, limit: BACKFILL_PAGE_LIMIT })),
-      {
-        onevent: (ev) => {
-          // Handled already in this catch-up (the boundary second comes back on every page).
-          if (typeof ev.id !== "string" || seen.has(ev.id)) return;
-          seen.add(ev.id);
-          fresh++;
-          if (typeof ev.created_at === "number" && ev.created_at < oldestSec) oldestSec = ev.created_at;
-          this.handle(st, ev);
+    let sub: Subscription;
+    try {
+      sub = relay.subscribe(
+        // An explicit limit: relays clamp it to their maximum, usually well above their default.
+        [{ ...filter, until: untilSec, limit: BACKFILL_PAGE_LIMIT }],
+        {
+          onevent: (ev) => {
+            // Handled already in this catch-up (the boundary second comes back on every page).
+            if (typeof ev.id !== "string" || seen.has(ev.id)) return;
+            seen.add(ev.id);
+            fresh++;
+            if (typeof ev.created_at === "number" && ev.created_at < oldestSec) oldestSec = ev.created_at;
+            this.handle(st, ev);
+          },
+          oneose: () => {
+            if (ended) return;
+            ended = true;
+            sub.close();
+            this.o.log.debug({ relay: st.url, kinds: filter.kinds, page, untilSec, fresh }, "backfill page");
+            if (fresh > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, current, since, filter, oldestSec, seen, page + 1, done);
+            else done(true);
+          },
+          onclose: (reason) => {
+            if (ended) return;
+            ended = true;
+            // Left set: the next subscription on this relay starts from `since` again.
+            done(false);
+            if (!relay.closing && relay.connected) this.peerLog.write("warn", st.url, { relay: st.url, page, reason: reason.slice(0, 200) }, "backfill page closed by the relay");
+          },
+          eoseTimeout: 30_000,
         },
-        oneose: () => {
-          if (ended) return;
-          ended = true;
-          sub.close();
-          this.o.log.debug({ relay: st.url, page, untilSec, fresh }, "backfill page");
-          if (fresh > 0 && Number.isFinite(oldestSec)) this.pageBack(st, relay, since, oldestSec, seen, page + 1);
-          else if (st.relay === relay) st.resumeSinceSec = null;
-        },
-        onclose: (reason) => {
-          if (ended) return;
-          ended = true;
-          // Left set: the next subscription on this relay starts from `since` again.
-          this.o.log.warn({ relay: st.url, page, reason: reason.slice(0, 200) }, "backfill page closed by the relay");
-        },
-        eoseTimeout: 30_000,
-      },
-    );
+      );
+    } catch {
+      done(false);
+    }
   }
 
   private handle(st: RelayState, ev: Event): void {

@@ -3,14 +3,33 @@
 // delivered after the relay said OK (or "duplicate:"), so a crash at any point means
 // the same signed event is sent again — never a different one, never none: relays
 // dedupe by event id, so the customer sees each reply once.
-import { AbstractRelay } from "nostr-tools/abstract-relay";
+//
+// Relays named in a customer's `relays` tag are untrusted peers: anyone can aim us at an
+// address that hangs, refuses us or needs AUTH we cannot pass. They get short timeouts,
+// few attempts per reply and a budget of connections of their own, so the configured
+// relays are never starved by them; and every relay that fails as a whole backs off as a
+// whole (capped exponential, with jitter), with its failures logged once per attempt at
+// most, rate-limited per relay.
 import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
-import { websocketImplementation } from "./ws.js";
-import { backoffDelayMs } from "./intake.js";
-import { dueDeliveries, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "../ledger/outbox-store.js";
+import { deferRelay, dueDeliveries, MAX_DELIVERY_ATTEMPTS, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "../ledger/outbox-store.js";
+import { backoffDelayMs } from "./backoff.js";
+import { RateLimitedLog } from "./rate-limited-log.js";
+import { SafeRelay } from "./safe-relay.js";
+
+/** Bounds for relays we did not configure (a customer's `relays` tag). */
+export interface UntrustedRelayLimits {
+  /** Customer relays connected or being delivered to at once, in total. */
+  maxOpen: number;
+  connectTimeoutMs: number;
+  publishTimeoutMs: number;
+  /** Attempts per reply per relay before that delivery is given up. */
+  maxAttempts: number;
+}
+
+export const DEFAULT_UNTRUSTED_LIMITS: UntrustedRelayLimits = { maxOpen: 16, connectTimeoutMs: 3000, publishTimeoutMs: 3000, maxAttempts: 3 };
 
 export interface PublisherOptions {
   db: Db;
@@ -31,26 +50,62 @@ export interface PublisherOptions {
   batch?: number;
   /** How long stop() waits for deliveries in progress. */
   stopWaitMs?: number;
+  /** The configured relays; any other is a customer's and gets `untrusted`'s bounds. */
+  trustedRelays?: string[];
+  untrusted?: UntrustedRelayLimits;
+  /** Per-relay backoff after a relay failed as a whole (no connection, no OK, refused us). */
+  relayBackoffBaseMs?: number;
+  relayBackoffMaxMs?: number;
 }
 
 interface Conn {
-  relay: AbstractRelay;
+  relay: SafeRelay;
   lastUsedMs: number;
+  trusted: boolean;
 }
+
+interface RelayHealth {
+  failures: number;
+  untilMs: number;
+}
+
+/** Relays whose backoff is remembered at most (the rest is in the rows' next_attempt_at_ms). */
+const MAX_TRACKED_RELAYS = 10_000;
 
 export class OutboxPublisher {
   private conns = new Map<string, Conn>();
   private inFlight = new Map<string, Promise<void>>();
+  private health = new Map<string, RelayHealth>();
+  private readonly trusted: Set<string>;
+  private readonly peerLog: RateLimitedLog;
   private running = false;
   private stopped = true;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
-  /** Rounds in a row whose results could not be recorded (a full disk): the relay waits longer each time. */
-  private recordFailures = 0;
   private readonly o: Required<Omit<PublisherOptions, "onPublished" | "onSending">> & Pick<PublisherOptions, "onPublished" | "onSending">;
 
   constructor(opts: PublisherOptions) {
-    this.o = { pollMs: 1000, publishTimeoutMs: 8000, connectTimeoutMs: 8000, idleCloseMs: 60_000, maxConnections: 64, batch: 200, stopWaitMs: 2000, ...opts };
+    this.o = {
+      pollMs: 1000,
+      publishTimeoutMs: 8000,
+      connectTimeoutMs: 8000,
+      idleCloseMs: 60_000,
+      maxConnections: 64,
+      batch: 200,
+      stopWaitMs: 2000,
+      trustedRelays: [],
+      untrusted: DEFAULT_UNTRUSTED_LIMITS,
+      relayBackoffBaseMs: 1000,
+      relayBackoffMaxMs: 5 * 60_000,
+      ...opts,
+    };
+    this.trusted = new Set(this.o.trustedRelays);
+    this.peerLog = new RateLimitedLog(this.o.log, { perWindow: 10, windowMs: 60_000 });
+  }
+
+  /** A relay we did not configure is a customer's. */
+  isTrusted(url: string): boolean {
+    return this.trusted.has(url);
   }
 
   start(): void {
@@ -69,8 +124,9 @@ export class OutboxPublisher {
     this.stopped = true;
     this.kick();
     await this.loopDone;
-    for (const c of this.conns.values()) safeClose(c.relay);
+    for (const c of this.conns.values()) c.relay.safeClose();
     this.conns.clear();
+    this.peerLog.flush(true);
   }
 
   private async loop(): Promise<void> {
@@ -84,8 +140,17 @@ export class OutboxPublisher {
       this.closeIdle();
       if (this.stopped) break;
       if (started > 0) continue;
-      const next = nextDeliveryAtMs(this.o.db);
-      const waitMs = next === null ? this.o.pollMs : Math.max(0, Math.min(this.o.pollMs, next - this.o.nowMs()));
+      let waitMs = this.o.pollMs;
+      try {
+        const now = this.o.nowMs();
+        const next = nextDeliveryAtMs(this.o.db);
+        if (next !== null) waitMs = Math.max(0, Math.min(this.o.pollMs, next - now));
+        // Due but not started: held back by a relay's backoff (in memory, when the database
+        // could not take it) or a busy relay (whose end kicks): sleep to the backoff's end.
+        if (waitMs === 0) waitMs = Math.min(this.o.pollMs, ...[...this.health.values()].map((h) => h.untilMs - now).filter((ms) => ms > 0));
+      } catch (err) {
+        this.o.log.error({ err: (err as Error).message }, "publisher round failed");
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(20, waitMs));
         this.wake = () => {
@@ -106,24 +171,37 @@ export class OutboxPublisher {
    * Returns how many deliveries were started.
    */
   round(): number {
-    const due = dueDeliveries(this.o.db, this.o.nowMs(), this.o.batch * 4, [...this.inFlight.keys()]);
+    const now = this.o.nowMs();
+    const busy = [...this.inFlight.keys()];
+    for (const [url, h] of this.health) if (h.untilMs > now) busy.push(url);
+    // Two reads, so a backlog of customer relays cannot crowd the configured ones out of the batch.
+    const due = dueDeliveries(this.o.db, now, this.o.batch * 4, busy, [...this.trusted]);
+    let untrustedOpen = [...this.inFlight.keys()].filter((u) => !this.isTrusted(u)).length;
+    if (untrustedOpen < this.o.untrusted.maxOpen) due.push(...dueDeliveries(this.o.db, now, this.o.batch * 4, [...busy, ...this.trusted]));
     const byRelay = new Map<string, DueDelivery[]>();
     let started = 0;
     for (const d of due) {
-      const list = byRelay.get(d.relay) ?? [];
+      let list = byRelay.get(d.relay);
+      if (!list) {
+        if (!this.isTrusted(d.relay)) {
+          // The budget of customer relays: what is over it waits until one ends (which kicks).
+          if (untrustedOpen >= this.o.untrusted.maxOpen) continue;
+          untrustedOpen++;
+        }
+        byRelay.set(d.relay, (list = []));
+      }
       if (list.length >= this.o.batch) continue;
       list.push(d);
-      byRelay.set(d.relay, list);
       started++;
     }
     for (const [relay, ds] of byRelay) {
       const task = this.deliverTo(relay, ds)
-        .catch(async (err) => {
-          // Results not recorded (the store refuses writes): the rows stay due, so without a
-          // pause the same events would be sent again at once, in a loop.
-          const waitMs = backoffDelayMs(this.recordFailures++, Math.max(100, this.o.pollMs), 30_000);
-          this.o.log.error({ relay, err: (err as Error).message, retryInMs: waitMs }, "delivery failed");
-          if (!this.stopped) await new Promise((r) => setTimeout(r, waitMs).unref());
+        .catch((err) => {
+          // Not the relay's answer but ours (the store refuses writes, a full disk): the rows
+          // stay due, so without a pause the same events would go out again at once, in a
+          // loop. Backed off in memory, capped at 30 s so that recovery is noticed soon.
+          const retryInMs = this.relayFailed(relay, false, 30_000);
+          this.peerLog.write("error", relay, { relay, err: String((err as Error)?.message ?? err).slice(0, 200), retryInMs }, "delivery failed");
         })
         .finally(() => {
           this.inFlight.delete(relay);
@@ -135,7 +213,7 @@ export class OutboxPublisher {
   }
 
   private async deliverTo(url: string, ds: DueDelivery[]): Promise<void> {
-    let relay: AbstractRelay;
+    let relay: SafeRelay;
     try {
       relay = await this.connection(url);
     } catch (err) {
@@ -147,11 +225,11 @@ export class OutboxPublisher {
     this.record(results, url);
   }
 
-  private async publishOne(relay: AbstractRelay, ev: Event): Promise<{ ok: boolean; msg: string }> {
+  private async publishOne(relay: SafeRelay, ev: Event): Promise<{ ok: boolean; msg: string }> {
     this.o.onSending?.(ev);
     const attempt = async () => {
       try {
-        return { ok: true, msg: (await relay.publish(ev)) || "ok" };
+        return { ok: true, msg: String((await relay.publish(ev)) || "ok") };
       } catch (err) {
         const msg = String((err as Error)?.message ?? err);
         // NIP-01: the relay already has it. That is what we wanted.
@@ -159,56 +237,100 @@ export class OutboxPublisher {
       }
     };
     const first = await attempt();
+    if (!first.ok && relay.authFailure) return { ok: false, msg: `auth-required: ${relay.authFailure}` };
     if (first.ok || !first.msg.startsWith("auth-required:")) return first;
     try {
-      await relay.auth((t) => this.o.signAuth(t));
+      await relay.authenticate();
     } catch (err) {
-      return { ok: false, msg: `auth-required: auth failed: ${String((err as Error)?.message ?? err)}` };
+      return { ok: false, msg: `auth-required: ${relay.authFailure ?? `auth failed: ${String((err as Error)?.message ?? err)}`}` };
     }
     return attempt();
   }
 
+  private maxAttempts(url: string): number {
+    return this.isTrusted(url) ? MAX_DELIVERY_ATTEMPTS : Math.min(MAX_DELIVERY_ATTEMPTS, this.o.untrusted.maxAttempts);
+  }
+
+  /** Counts a failure of the relay as a whole; returns its backoff. */
+  private relayFailed(url: string, persist: boolean, maxMs = this.o.relayBackoffMaxMs): number {
+    const h = this.health.get(url) ?? { failures: 0, untilMs: 0 };
+    this.health.delete(url);
+    const delayMs = backoffDelayMs(h.failures, this.o.relayBackoffBaseMs, Math.min(maxMs, this.o.relayBackoffMaxMs));
+    h.failures++;
+    h.untilMs = this.o.nowMs() + delayMs;
+    this.health.set(url, h);
+    if (this.health.size > MAX_TRACKED_RELAYS) this.health.delete(this.health.keys().next().value as string);
+    if (persist) deferRelay(this.o.db, url, h.untilMs);
+    return delayMs;
+  }
+
   private record(results: { d: DueDelivery; ok: boolean; msg: string }[], url: string): void {
     const now = this.o.nowMs();
+    const maxAttempts = this.maxAttempts(url);
+    const failed = results.filter((r) => !r.ok);
+    // A relay that took nothing failed as a whole; one OK shows it works (single rejections are the rows' own backoff).
+    const relayDown = failed.length > 0 && failed.length === results.length;
+    let retryInMs: number | null = null;
     withBusyRetry(() =>
       this.o.db
         .transaction(() => {
-          for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now);
+          for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now, maxAttempts);
+          if (relayDown) retryInMs = this.relayFailed(url, true);
         })
         .immediate(),
     );
-    this.recordFailures = 0;
+    if (!relayDown && results.length > 0) this.health.delete(url);
+    if (failed.length > 0) {
+      const givenUp = failed.filter((r) => r.d.attempts + 1 >= maxAttempts).length;
+      const f = failed[0]!;
+      this.peerLog.write(
+        "warn",
+        url,
+        () => ({ relay: url, trusted: this.isTrusted(url), failed: failed.length, of: results.length, givenUp, event: f.d.event.id, kind: f.d.event.kind, attempts: f.d.attempts + 1, relayMessage: f.msg.slice(0, 200), retryInMs }),
+        givenUp === failed.length ? "publish failed; given up for this relay" : "publish failed; will retry",
+      );
+    }
     for (const r of results) {
-      if (!r.ok) this.o.log.warn({ relay: url, event: r.d.event.id, kind: r.d.event.kind, attempts: r.d.attempts + 1, relayMessage: r.msg.slice(0, 200) }, "publish failed; will retry");
-      else this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");
+      if (r.ok) this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");
       this.o.onPublished?.(url, r.ok, r.d);
     }
   }
 
-  private async connection(url: string): Promise<AbstractRelay> {
+  private async connection(url: string): Promise<SafeRelay> {
     const existing = this.conns.get(url);
     if (existing && existing.relay.connected) {
       existing.lastUsedMs = this.o.nowMs();
       return existing.relay;
     }
     if (existing) {
-      safeClose(existing.relay);
+      existing.relay.safeClose();
       this.conns.delete(url);
     }
-    if (this.conns.size >= this.o.maxConnections) this.closeOldest();
-    const relay = new AbstractRelay(url, {
-      verifyEvent: () => true,
-      websocketImplementation: websocketImplementation,
-    });
-    relay.publishTimeout = this.o.publishTimeoutMs;
-    relay.onnotice = () => {};
-    relay.onauth = (t) => this.o.signAuth(t);
-    await relay.connect({ timeout: this.o.connectTimeoutMs });
-    if (this.stopped) {
-      safeClose(relay);
-      throw new Error("publisher stopped");
+    const trusted = this.isTrusted(url);
+    if (this.conns.size >= this.o.maxConnections) this.closeOldest(() => true);
+    if (!trusted) {
+      let open = 0;
+      for (const c of this.conns.values()) if (!c.trusted) open++;
+      if (open >= this.o.untrusted.maxOpen) this.closeOldest((u, c) => !c.trusted && !this.inFlight.has(u));
     }
-    this.conns.set(url, { relay, lastUsedMs: this.o.nowMs() });
+    const relay: SafeRelay = new SafeRelay(url, {
+      signAuth: this.o.signAuth,
+      // Our AUTH got no OK, OK false, or the challenge was garbage: the relay refuses us.
+      // Closing fails what is in flight, which records the attempt (the failure line says
+      // why, once) and backs the relay off.
+      onAuthFailed: () => relay.safeClose(),
+      onBadFrame: (reason) => this.peerLog.write("warn", url, { relay: url, reason }, "relay sent a frame we could not handle"),
+    });
+    relay.publishTimeout = trusted ? this.o.publishTimeoutMs : this.o.untrusted.publishTimeoutMs;
+    await relay.connect({ timeout: trusted ? this.o.connectTimeoutMs : this.o.untrusted.connectTimeoutMs });
+    if (this.stopped || !relay.connected) {
+      relay.safeClose();
+      throw new Error(this.stopped ? "publisher stopped" : "connection dropped at once");
+    }
+    relay.onclose = () => {
+      if (this.conns.get(url)?.relay === relay) this.conns.delete(url);
+    };
+    this.conns.set(url, { relay, lastUsedMs: this.o.nowMs(), trusted });
     return relay;
   }
 
@@ -216,26 +338,18 @@ export class OutboxPublisher {
     const now = this.o.nowMs();
     for (const [url, c] of this.conns) {
       if (now - c.lastUsedMs > this.o.idleCloseMs || !c.relay.connected) {
-        safeClose(c.relay);
+        c.relay.safeClose();
         this.conns.delete(url);
       }
     }
   }
 
-  private closeOldest(): void {
+  private closeOldest(which: (url: string, c: Conn) => boolean): void {
     let oldest: [string, Conn] | null = null;
-    for (const e of this.conns) if (!oldest || e[1].lastUsedMs < oldest[1].lastUsedMs) oldest = e;
+    for (const e of this.conns) if (which(e[0], e[1]) && (!oldest || e[1].lastUsedMs < oldest[1].lastUsedMs)) oldest = e;
     if (oldest) {
-      safeClose(oldest[1].relay);
+      oldest[1].relay.safeClose();
       this.conns.delete(oldest[0]);
     }
-  }
-}
-
-function safeClose(r: AbstractRelay): void {
-  try {
-    r.close();
-  } catch {
-    /* already closed */
   }
 }

@@ -24,6 +24,14 @@ import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.j
 import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
+import { JobRunner } from "./job-runner.js";
+import type { KindBackend } from "../backends/types.js";
+import { heartbeatTemplate } from "../events/announce.js";
+import { IntakeQueue, type DropReason, type Queued } from "./intake-queue.js";
+import { TierCache } from "./tier-cache.js";
+import { KnownIdentities } from "../ledger/tier-lookup.js";
+import { pruneLimited, type LimitedRequest } from "../ledger/invoice-limits-store.js";
+import type { InvoiceLimit } from "../policy/invoice-limits.js";
 import { DecisionRetry, isWriteFailure, type HeldRequest } from "./decision-retry.js";
 
 /** What the service reports to metrics (GateMetrics implements it). */
@@ -33,6 +41,12 @@ export interface MetricsSink {
   grant(absorbedMsats: number): void;
   setPool(t: Totals): void;
   relayConnected?(relay: string, up: boolean): void;
+  /** A request dropped undecided: queues full (before its signature check) or waited too long. */
+  shedRequest?(tier: Tier, why: DropReason): void;
+  /** A request refused an invoice by a limit (SPEC §6), answered or dropped silently. */
+  invoiceLimited?(limit: InvoiceLimit, replied: boolean): void;
+  /** How to read the arrival queues' depths when metrics are collected. */
+  watchIntake?(depths: () => Record<Tier, number>): void;
 }
 
 export interface GateServiceTuning {
@@ -56,6 +70,8 @@ export interface GateServiceTuning {
   decisionRetryMaxHeld?: number;
   /** The service's clock; tests move it to expire offers without waiting. */
   nowMs?: () => number;
+  /** Heartbeat period (default nostr.heartbeatSec). */
+  heartbeatMs?: number;
 }
 
 export interface GateServiceOptions {
@@ -66,17 +82,26 @@ export interface GateServiceOptions {
   metrics?: MetricsSink | null;
   secretKey: Uint8Array;
   opts?: GateServiceTuning;
+  /** Kinds the gate runs itself (SPEC §11); the others wait for an external worker. */
+  backends?: ReadonlyMap<number, KindBackend>;
+  /** Decision price of a request whose price depends on it (openai token pricing). */
+  priceOf?: (kind: number, iTags: string[][], params: string[][]) => number | null;
 }
 
 type Refused = Extract<JobRequestVerdict, { answer: "error" }>;
 type PendingDecision = { type: "decide"; req: JobRequest; relay: string; now: number } | { type: "refuse"; v: Refused; relay: string; now: number };
-type Decided = { type: "decided"; rec: RequestRecord } | { type: "refused"; id: string; customer: string; reason: string; abuse: boolean };
+type Decided =
+  | { type: "decided"; rec: RequestRecord }
+  | { type: "refused"; id: string; customer: string; reason: string; abuse: boolean }
+  | { type: "limited"; l: LimitedRequest };
 
 /**
  * Requests decided in one transaction at most: bounds how long the write lock is held
  * (each decision signs its reply, ~0.5 ms) and so the latency a batch adds.
  */
 const MAX_DECISIONS_PER_TX = 32;
+/** How long stop() goes on deciding what waits in the queues. */
+const STOP_DRAIN_MS = 1000;
 /** Error replies are kept by relays for this long (NIP-40). */
 const ERROR_REPLY_TTL_SEC = 3600;
 const FEEDBACK_KIND = kinds.JobFeedback;
@@ -89,6 +114,9 @@ export class GateService {
   readonly intake: RelayIntake;
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
+  readonly jobs: JobRunner | null;
+  private readonly priceOf: GateServiceOptions["priceOf"];
+  private heartbeatSec = 0;
   readonly decisionRetry: DecisionRetry;
   private readonly cfg: RuntimeConfig;
   private readonly ledger: Ledger;
@@ -101,8 +129,11 @@ export class GateService {
   private readonly workers: Set<string>;
   private readonly jobKinds: number[];
   private readonly recent = new RecentIds();
-  /** Job requests received since the last flush, not yet checked (see flushDecisions). */
-  private arrived: { raw: Event; relay: string; now: number }[] = [];
+  /** Job requests received, not yet checked, by tier (see flushDecisions). */
+  private readonly queue: IntakeQueue;
+  private readonly tiers: TierCache;
+  private holdSinceMs: number | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Immediate | null = null;
   private readonly settlement: SettlementDeps;
   private timers: NodeJS.Timeout[] = [];
@@ -130,6 +161,7 @@ export class GateService {
       reconnectBaseMs: 500,
       reconnectMaxMs: 60_000,
       cursorOverlapSec: 60,
+      heartbeatMs: o.cfg.nostr.heartbeatSec * 1000,
       decisionRetryBaseMs: 500,
       decisionRetryMaxMs: 30_000,
       decisionRetryMaxHeld: 1000,
@@ -140,14 +172,22 @@ export class GateService {
     this.workers = new Set([...o.cfg.jobs.workerPubkeys, this.gatePubkey]);
     this.jobKinds = [...o.cfg.jobs.priceMsatsByKind.keys()].sort((a, b) => a - b);
     const signAuth = async (t: EventTemplate) => signEvent(t, this.secretKey) as VerifiedEvent;
+    this.queue = new IntakeQueue(o.cfg.intake);
+    this.tiers = new TierCache(new KnownIdentities(this.ledger.db, o.cfg.trust), o.cfg.intake.tierCacheMs);
+    this.metrics?.watchIntake?.(() => this.queue.depths());
 
     this.settlement = {
       ledger: this.ledger,
       log: this.log,
       secretKey: this.secretKey,
       relays: this.relays,
+      maxReplyRelays: this.cfg.nostr.maxReplyRelays,
       nowMs: this.nowMs,
-      onQueued: () => this.publisher.kick(),
+      onQueued: () => {
+        this.publisher.kick();
+        this.jobs?.kick();
+      },
+      onGoSignal: (db, rec, now) => this.jobs?.onGoSignal(db, rec, now),
       onGrant: (absorbedMsats) => {
         this.metrics?.grant(absorbedMsats);
         this.schedulePoolStatus();
@@ -159,6 +199,8 @@ export class GateService {
       nowMs: this.nowMs,
       signAuth,
       pollMs: this.t.publishPollMs,
+      trustedRelays: this.relays,
+      untrusted: this.cfg.nostr.customerRelays,
       // Our own replies come back through the intake (the gate's key is also a worker's):
       // an event with an id we signed is byte for byte ours and settles nothing, so it is
       // dropped before its signature is checked a second time (that check was ~13% of the
@@ -166,6 +208,26 @@ export class GateService {
       onSending: (ev) => this.recent.add(ev.id),
       onPublished: (relay, ok) => this.metrics?.replyPublished(relay, ok),
     });
+    this.priceOf = o.priceOf;
+    this.jobs =
+      o.backends && o.backends.size > 0
+        ? new JobRunner({
+            ledger: this.ledger,
+            log: this.log.child({ part: "jobs" }),
+            secretKey: this.secretKey,
+            relays: this.relays,
+            maxReplyRelays: this.cfg.nostr.maxReplyRelays,
+            nowMs: this.nowMs,
+            kinds: o.backends,
+            maxResultBytes: this.cfg.jobs.maxResultBytes,
+            onQueued: () => this.publisher.kick(),
+            onResolved: ({ absorbedMsats }) => {
+              if (absorbedMsats > 0) this.metrics?.grant(absorbedMsats);
+              this.metrics?.setPool(this.ledger.totals());
+              this.schedulePoolStatus();
+            },
+          })
+        : null;
     this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
     this.decisionRetry = new DecisionRetry({
       log: this.log.child({ part: "decision-retry" }),
@@ -222,10 +284,13 @@ export class GateService {
       await this.invoicing.checkPayments();
     });
     this.every(this.t.poolStatusMaxIntervalMs, async () => this.publishPoolStatus());
+    this.every(this.t.heartbeatMs, () => this.publishHeartbeat());
+    this.jobs?.start();
     // Rows left by a previous run (or written by `dvm-gate settle`) go out now.
     void this.invoicing.issuePending();
     this.intake.start();
     this.publishPoolStatus();
+    this.publishHeartbeat();
     this.log.info({ gate: this.gatePubkey, relays: this.relays, kinds: this.jobKinds, workers: this.workers.size }, "gate service started");
   }
 
@@ -233,7 +298,13 @@ export class GateService {
     if (!this.started) return;
     this.started = false;
     await this.intake.stop();
-    this.flushDecisions();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    // What still waits after STOP_DRAIN_MS is left to the relays: the saved cursors stayed
+    // behind it (undecidedSinceSec), so the next start reads it again.
+    const drainUntil = Date.now() + STOP_DRAIN_MS;
+    while (this.queue.size > 0 && Date.now() < drainUntil) this.flushDecisions();
+    if (this.queue.size > 0) this.log.info({ left: this.queue.size }, "stopped with requests still waiting; they are read again at the next start");
     this.decisionRetry.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -242,6 +313,7 @@ export class GateService {
     this.unhint?.();
     this.unhint = null;
     await this.sweeping;
+    await this.jobs?.stop();
     await this.invoicing.issuePending().catch(() => {});
     await this.publisher.stop();
     this.log.info("gate service stopped");
@@ -278,7 +350,8 @@ export class GateService {
         doneBeforeMs: now - 7 * 86_400_000,
       }),
     );
-    if (r.seen + r.outbox > 0) this.log.info(r, "pruned old bookkeeping");
+    const limited = this.ledger.tx(() => pruneLimited(this.ledger.db, now - (this.cfg.jobs.maxRequestAgeSec + 86_400) * 1000));
+    if (r.seen + r.outbox + limited > 0) this.log.info({ ...r, limited }, "pruned old bookkeeping");
   }
 
   /** Expires what is due (after a last look at its invoices) and closes dead invoices. */
@@ -310,12 +383,11 @@ export class GateService {
     const kind = (ev as { kind?: unknown }).kind;
     if (typeof kind === "number" && kind >= 5000 && kind <= 5999) this.onJobRequest(ev, relay);
     else {
-      // Settlement follows the decisions received before it, as it did unbatched.
-      this.flushDecisions();
+      // Settlement follows the decisions of the requests it names, still waiting or not.
+      this.decideNamed(ev);
       if (!this.settleOrHold(ev, relay)) return;
     }
     this.recent.add(id);
-    if (this.arrived.length >= MAX_DECISIONS_PER_TX) this.flushDecisions();
   }
 
   /** A result, error, deletion or zap; false when its write failed and it is held for a retry. */
@@ -337,7 +409,7 @@ export class GateService {
     for (const [i, h] of items.entries()) {
       const kind = h.raw.kind;
       if (kind >= 5000 && kind <= 5999) {
-        this.arrived.push({ ...h, now: this.nowMs() });
+        this.requeue(h.raw, h.relay);
         continue;
       }
       if (!this.flushDecisions()) {
@@ -359,6 +431,7 @@ export class GateService {
       return;
     }
     const out = applySignal(this.settlement, s);
+    if (s.type === "deletion") this.jobs?.cancel(s.requestIds, s.author);
     if (out.signal !== "result" || out.result.status !== "posted") this.schedulePoolStatusIfChanged(out);
   }
 
@@ -401,18 +474,66 @@ export class GateService {
   }
 
   private onJobRequest(raw: Event, relay: string): void {
-    // Checked at the flush, all together: the signature checks of a burst run back to
-    // back (the verifier's code and tables stay in the CPU's caches) and none waits on SQL.
-    this.arrived.push({ raw, relay, now: this.nowMs() });
-    this.flushTimer ??= setImmediate(() => this.flushDecisions());
+    // Queued by the tier its pubkey claims (a cached read, no signature check yet), checked
+    // at the flush, all together: the signature checks of a burst run back to back (the
+    // verifier's code and tables stay in the CPU's caches) and none waits on SQL.
+    this.requeue(raw, relay);
+    this.scheduleDrain();
   }
 
-  /** Validates what arrived since the last flush; signatures are checked here, outside any transaction. */
-  private checkArrived(): PendingDecision[] {
-    const arrived = this.arrived;
-    this.arrived = [];
+  private requeue(raw: Event, relay: string): void {
+    const now = this.nowMs();
+    for (const q of this.queue.push(raw, relay, this.tiers.tierOf((raw as { pubkey?: unknown }).pubkey, now), now)) this.dropped(q, "full");
+  }
+
+  private dropped(q: Queued, why: DropReason): void {
+    this.metrics?.shedRequest?.(q.tier, why);
+    this.log.trace({ id: (q.raw as { id?: unknown }).id, tier: q.tier, why }, "request shed");
+  }
+
+  private scheduleDrain(): void {
+    // After stop() what still waits is left to the relays (see stop).
+    if (!this.started) return;
+    this.flushTimer ??= setImmediate(() => {
+      this.flushTimer = null;
+      if (this.holding()) this.holdTimer ??= setTimeout(() => ((this.holdTimer = null), this.scheduleDrain()), 25);
+      else this.flushDecisions();
+    });
+  }
+
+  /**
+   * While a relay is still sending its backlog (newest first), decisions wait, at most
+   * intake.catchUpHoldMs and until the queues are full, so the backlog's oldest requests
+   * of a high tier are decided before the fresh keys' requests that came before them.
+   */
+  private holding(): boolean {
+    if (!this.intake.catchingUp() || this.queue.size >= this.cfg.intake.maxQueued) {
+      this.holdSinceMs = null;
+      return false;
+    }
+    const now = Date.now();
+    this.holdSinceMs ??= now;
+    return now - this.holdSinceMs < this.cfg.intake.catchUpHoldMs;
+  }
+
+  /** A deletion, result or feedback naming waiting requests: those are decided first. */
+  private decideNamed(ev: Event): void {
+    if (this.queue.size === 0 || !Array.isArray(ev.tags)) return;
+    const ids = ev.tags.filter((t) => Array.isArray(t) && t[0] === "e" && typeof t[1] === "string").map((t) => t[1] as string);
+    if (ids.length > 0) this.flushDecisions(this.queue.takeIds(ids.slice(0, MAX_DECISIONS_PER_TX)));
+  }
+
+  /** Validates the next batch (highest tier first); signatures are checked here, outside any transaction. */
+  private checkArrived(taken?: Queued[]): PendingDecision[] {
+    const now = this.nowMs();
+    let arrived = taken;
+    if (!arrived) {
+      const next = this.queue.take(MAX_DECISIONS_PER_TX, now);
+      for (const q of next.stale) this.dropped(q, "stale");
+      arrived = next.batch;
+    }
     const out: PendingDecision[] = [];
-    for (const { raw, relay, now } of arrived) {
+    for (const { raw, relay } of arrived) {
       let v: JobRequestVerdict;
       try {
         v = checkJobRequest(raw, {
@@ -422,6 +543,7 @@ export class GateService {
           maxRequestAgeSec: this.cfg.jobs.maxRequestAgeSec,
           nowSec: Math.floor(now / 1000),
           gateSecretKey: this.secretKey,
+          ...(this.priceOf ? { priceOf: this.priceOf } : {}),
         });
       } catch (err) {
         // A bug, not bad input (checkJobRequest answers that): log it, drop this one event.
@@ -429,6 +551,8 @@ export class GateService {
         continue;
       }
       if (!v.ok && v.answer === "ignore") {
+        // A forged copy must not keep the real event with the same id out.
+        if (v.reason === "invalid: bad id or signature" && typeof raw.id === "string") this.recent.delete(raw.id);
         this.metrics?.decision("ignored");
         this.log.debug({ id: (raw as { id?: unknown }).id, relay, why: v.reason }, "request ignored");
         continue;
@@ -439,18 +563,20 @@ export class GateService {
   }
 
   /**
-   * Writes every queued decision in one BEGIN IMMEDIATE transaction. Under FULL each
-   * commit is an fsync, and one per request was the gate's largest cost after the crypto.
-   * Each decision still runs in its own savepoint (a nested Ledger transaction) with its
-   * reply, in arrival order, so the per-customer budget sees every earlier decision of the
-   * batch, and one that fails is rolled back alone. Queued requests live only in memory
-   * until this runs (before the next timer, so before the intake's cursor is saved), and a
-   * crash before it loses nothing durable: the cursor overlap brings the events back.
+   * Writes the next batch (at most MAX_DECISIONS_PER_TX waiting requests, highest tier
+   * first, or `taken`) in one BEGIN IMMEDIATE transaction, and schedules the next batch.
+   * Under FULL each commit is an fsync, and one per request was the gate's largest cost
+   * after the crypto. Each decision still runs in its own savepoint (a nested Ledger
+   * transaction) with its reply, in queue order, so the per-customer budget sees every
+   * earlier decision of the batch, and one that fails is rolled back alone. Queued requests
+   * live only in memory, and a crash loses nothing durable: the relay cursors are held
+   * behind the oldest of them (undecidedSinceSec), so the relays send them again.
    */
-  flushDecisions(): boolean {
+  flushDecisions(taken?: Queued[]): boolean {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = null;
-    const batch = this.checkArrived();
+    if (this.queue.size > 0 && !this.holdTimer) this.scheduleDrain();
+    const batch = this.checkArrived(taken);
     if (batch.length === 0) return true;
     let done: (Decided | null)[];
     try {
@@ -468,6 +594,12 @@ export class GateService {
     let invoice = false;
     for (const d of done) {
       if (d === null) continue;
+      if (d.type === "limited") {
+        this.metrics?.invoiceLimited?.(d.l.limit, d.l.reply);
+        this.log.debug({ id: d.l.requestId, customer: d.l.pubkey, tier: d.l.tier, limit: d.l.limit, replied: d.l.reply }, "invoice limit");
+        if (d.l.reply) kick = true;
+        continue;
+      }
       if (d.type === "refused") {
         this.metrics?.decision("error");
         this.log.info({ id: d.id, customer: d.customer, reason: d.reason, abuse: d.abuse }, "request refused");
@@ -481,19 +613,20 @@ export class GateService {
       else kick = true;
     }
     if (invoice) void this.invoicing.issuePending();
-    if (kick) this.publisher.kick();
+    if (kick) {
+      this.publisher.kick();
+      this.jobs?.kick();
+    }
     if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
     return true;
   }
 
   /** Oldest created_at of a request received but not decided yet (queued, or held after a failed write). */
   private undecidedSinceSec(): number | null {
-    let min = this.decisionRetry.holdSec();
-    for (const a of this.arrived) {
-      const c = (a.raw as { created_at?: unknown }).created_at;
-      if (typeof c === "number" && (min === null || c < min)) min = c;
-    }
-    return min;
+    // Requests waiting in the queues too: a crash must bring them back.
+    const held = this.decisionRetry.holdSec();
+    const queued = this.queue.oldestOrderSec();
+    return held === null ? queued : queued === null ? held : Math.min(held, queued);
   }
 
   /** One queued request, inside the batch's transaction; null when nothing new was written. */
@@ -528,6 +661,12 @@ export class GateService {
   private decide(req: JobRequest, relay: string, now: number): Decided | null {
     const nowSec = Math.floor(now / 1000);
     const relays = replyRelaysFor(this.settlement, req.replyRelays);
+    const onLimited = (db: typeof this.ledger.db, l: LimitedRequest) => {
+      if (!l.reply) return;
+      const target: ReplyTarget = { requestId: req.id, customer: req.customer, relayHint: relay, encryption: req.encryption, expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
+      const ev = signEvent(encryptTemplateFor(errorFeedback(target, `rate-limited: ${l.why}`, nowSec), target, this.secretKey), this.secretKey);
+      enqueue(db, { requestId: req.id, purpose: "feedback-error", event: ev, relays, nowMs: now });
+    };
     const res = this.ledger.decide({ requestId: req.id, pubkey: req.customer, kind: req.kind, priceMsats: req.priceMsats }, now, (db, rec) => {
       saveRequestMeta(db, { requestId: req.id, encryption: req.encryption, relayHint: relay, replyRelays: req.replyRelays, eventJson: JSON.stringify(req.event) });
       const target: ReplyTarget = {
@@ -546,6 +685,7 @@ export class GateService {
             purpose: "feedback-processing",
             event: signed(processingFeedback(target, { text: freeText(rec), freeTier: { label: "free", absorbedMsats: rec.absorbMsats } }, nowSec)),
           });
+          this.jobs?.onGoSignal(db, rec, now);
           break;
         case "partial":
         case "gate":
@@ -556,7 +696,8 @@ export class GateService {
           enqueue(db, { ...base, purpose: "feedback-error", event: signed(errorFeedback(target, "blocked: this pubkey may not use this service", nowSec)) });
           break;
       }
-    });
+    }, { onLimited });
+    if (res.status === "limited") return res.fresh ? { type: "limited", l: res.limited } : null;
     return res.status === "exists" ? null : { type: "decided", rec: res.request };
   }
 
@@ -568,6 +709,22 @@ export class GateService {
       this.poolStatusTimer = null;
       this.publishPoolStatus();
     }, waitMs);
+  }
+
+  /** SPEC §11 liveness: kind 11998 (replaceable), each strictly newer than the last. */
+  private publishHeartbeat(): void {
+    if (this.relays.length === 0) return;
+    try {
+      const now = this.nowMs();
+      const createdAtSec = Math.max(Math.floor(now / 1000), this.heartbeatSec + 1);
+      this.heartbeatSec = createdAtSec;
+      const running = this.jobs?.runningCount() ?? 0;
+      const ev = signEvent(heartbeatTemplate({ status: `online: ${running} job${running === 1 ? "" : "s"} running`, periodSec: Math.ceil(this.t.heartbeatMs / 1000) }, createdAtSec), this.secretKey);
+      this.ledger.tx(() => enqueue(this.ledger.db, { requestId: null, purpose: "heartbeat", event: ev, relays: this.relays, nowMs: now }));
+      this.publisher.kick();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not queue the heartbeat");
+    }
   }
 
   private publishPoolStatus(): void {

@@ -4,6 +4,7 @@
 import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult, RequestRecord } from "../ledger/ledger.js";
+import type { Db } from "../ledger/db.js";
 import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
 import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
@@ -17,10 +18,14 @@ export interface SettlementDeps {
   secretKey: Uint8Array;
   /** Relays every gate event goes to. */
   relays: string[];
+  /** At most this many of a request's own `relays` besides ours (nostr.maxReplyRelays). */
+  maxReplyRelays?: number;
   nowMs: () => number;
   /** Called after a commit that queued something to publish. */
   onQueued: () => void;
   onGrant?: (absorbedMsats: number) => void;
+  /** Inside the transaction that sends a go signal (the gate's own backends queue the job here). */
+  onGoSignal?: (db: Db, req: RequestRecord, nowMs: number) => void;
 }
 
 /**
@@ -28,9 +33,12 @@ export interface SettlementDeps {
  * A customer may not point the gate at loopback or private addresses (its own network)
  * unless the gate itself runs on such relays (the demo, tests, a private deployment).
  */
-export function replyRelaysFor(deps: { relays: string[] }, requestRelays: string[]): string[] {
+export function replyRelaysFor(deps: { relays: string[]; maxReplyRelays?: number }, requestRelays: string[]): string[] {
   const local = deps.relays.some(isPrivateRelay);
-  return [...new Set([...deps.relays, ...requestRelays.filter((u) => local || !isPrivateRelay(u))])];
+  const own = new Set(deps.relays);
+  // The customer's relays are untrusted peers: the first few count, a long list buys no more connections.
+  const theirs = [...new Set(requestRelays.filter((u) => !own.has(u) && (local || !isPrivateRelay(u))))].slice(0, deps.maxReplyRelays ?? 3);
+  return [...own, ...theirs];
 }
 
 export function isPrivateRelay(url: string): boolean {
@@ -158,6 +166,7 @@ export function applyPayment(
     const tpl = processingFeedback(target, { text: "payment received; the job is being processed" }, Math.min(nowSec, target.expiresAtSec - 1));
     const ev = signEvent(encryptTemplateFor(tpl, target, deps.secretKey), deps.secretKey);
     enqueue(db, { requestId: p.requestId, purpose: "feedback-paid", event: ev, relays: replyRelaysFor(deps, meta?.replyRelays ?? []), nowMs: now });
+    deps.onGoSignal?.(db, req, now);
   });
   if (result.status === "paid") {
     deps.log.info({ request: p.requestId, paidMsats: p.amountMsats }, "payment received");

@@ -7,9 +7,8 @@
 // provider's own events are read, and an anchor's or provider's own key is never lifted
 // by its own list.
 import type { Filter } from "nostr-tools/filter";
+import { SafePool } from "../relay/safe-pool.js";
 import { Contacts } from "nostr-tools/kinds";
-import { AbstractSimplePool } from "nostr-tools/abstract-pool";
-import { websocketImplementation } from "../relay/ws.js";
 import { verifyEvent, type Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { RuntimeConfig, TrustSettings } from "../config/load.js";
@@ -89,7 +88,7 @@ export async function refreshWotFloors(
   const filters = wotFilters(settings);
   if (filters.length === 0 || relays.length === 0) return null;
   // Signatures are checked in computeWotFloors, on fresh copies; the pool need not.
-  const pool = new AbstractSimplePool({ verifyEvent: () => true, websocketImplementation, maxWaitForConnection: opts.maxWaitMs ?? 5_000 });
+  const pool = new SafePool({ maxWaitForConnection: opts.maxWaitMs ?? 5_000 });
   try {
     const events: Event[] = [];
     for (const f of filters) events.push(...(await pool.querySync(relays, f, { maxWait: opts.maxWaitMs ?? 5_000 })));

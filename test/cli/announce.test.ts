@@ -49,6 +49,8 @@ function checkAnnouncement(ev: Event): void {
     { kind: 5100, priceMsats: 250_000 },
   ]);
   expect(content.freeTier.budgetsMsats).toEqual({ new: 0, established: 40_000, trusted: 150_000, elite: 900_000 });
+  // SPEC §11: what clients read, both spellings.
+  expect(content).toMatchObject({ amount: "10 sats", encryptionSupported: true, supportsEncryption: true, cashuAccepted: false, acceptsNutZaps: false });
 }
 
 describe("dvm-gate announce", () => {

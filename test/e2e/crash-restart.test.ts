@@ -10,7 +10,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
 import { startRelayProcess, startServiceProcess, writeConfig, type ChildHandle } from "../helpers/service-process.js";
-import { Customer, fetchEvents, sleep, startGate, waitForAsync, type Gate } from "./harness.js";
+import { Customer, fetchEvents, sleep, startGate, UNLIMITED_INVOICES, waitFor, waitForAsync, type Gate } from "./harness.js";
 
 /** Reply events (kind 7000 by the gate) per request id, as stored on the relay. */
 async function repliesByRequest(url: string, gatePubkey: string, ids: string[]): Promise<Map<string, Event[]>> {
@@ -41,7 +41,7 @@ describe("crash and restart", () => {
       database: { path: tmp.file("gate.sqlite"), synchronous: "FULL" },
       jobs: { kinds: { "5050": { priceSats: 10 } }, timeoutSec: 600 },
       freeTier: { maxPendingPerPubkey: 1000 },
-      payments: { backend: "dev", dev: { enabled: true } },
+      payments: { backend: "dev", dev: { enabled: true }, maxOpenInvoicesPerPubkey: 1000 },
       http: { enabled: false },
       log: { level: "warn" },
     };
@@ -113,7 +113,7 @@ describe("crash and restart", () => {
     let relay = await startRelayProcess(0, tmp.file("relay.sqlite"));
     const port = relay.port;
     cleanups.push(() => relay.kill("SIGKILL").then(() => {}));
-    const gate: Gate = await startGate({ relays: [relay.url], tuning: { reconnectBaseMs: 200, reconnectMaxMs: 1000 } });
+    const gate: Gate = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tuning: { reconnectBaseMs: 200, reconnectMaxMs: 1000 } });
     cleanups.push(async () => {
       await gate.stop();
       gate.tmp.remove();
@@ -165,7 +165,7 @@ describe("crash and restart", () => {
     // 500 by default), newest first; a gate back from downtime must page back to its cursor.
     const relay = await startEmbeddedRelay();
     cleanups.push(() => relay.close());
-    const first = await startGate({ relays: [relay.url] });
+    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
     cleanups.push(() => first.tmp.remove());
     const elite = await new Customer().connect([relay.url]);
     cleanups.push(() => elite.close());
@@ -183,12 +183,52 @@ describe("crash and restart", () => {
     const createdAt = (i: number) => (i < 150 ? nowSec - 30 : nowSec - 20 + Math.floor((i - 150) / 10));
     for (let i = 0; i < N; i++) await elite.publish(elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) }));
 
-    const second = await startGate({ relays: [relay.url], tmp: first.tmp, secretKey: first.secretKey });
+    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
     cleanups.push(() => second.stop());
     const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null), 20_000, "every reply delivered");
     expect(n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL")).toBe(N + 1);
+    expect(second.verify()).toEqual([]);
+  });
+
+  it("a backlog after downtime with the gate's own earlier replies inside the resubscription overlap: every request answered", { timeout: 90_000 }, async () => {
+    // The gate's kind 7000 replies come back through their own filter of the same
+    // subscription and reach further back than the relay's truncated page of job
+    // requests: paging back from the oldest event across filters skipped the gap between.
+    const relay = await startEmbeddedRelay();
+    cleanups.push(() => relay.close());
+    // Past its 3 pending jobs the customer is gated: the invoice limit (SPEC §6) is lifted so every request is decided.
+    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
+    cleanups.push(() => first.tmp.remove());
+    const elite = await new Customer().connect([relay.url]);
+    cleanups.push(() => elite.close());
+    first.ledger.setTier(elite.pubkey, "elite", first.nowMs());
+    const warm = elite.request(first.pubkey, { input: "before" });
+    await elite.publish(warm);
+    await elite.waitFeedback(warm.id, "processing");
+    const replyAt = (await fetchEvents(relay.url, { kinds: [7000], authors: [first.pubkey] }))[0]!.created_at;
+    await sleep(1200); // the cursor is saved at most once a second
+    await first.stop();
+    // The requests come after the reply: the reply is inside the overlap (cursor − 60 s),
+    // and older than the newest page of requests.
+    await waitFor(() => Math.floor(Date.now() / 1000) >= replyAt + 2 || null, 5000, "two seconds past the reply");
+    const N = 250;
+    const createdAt = (i: number) => (i < 150 ? replyAt + 1 : replyAt + 2);
+    const sent: Event[] = [];
+    for (let i = 0; i < N; i++) {
+      const ev = elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) });
+      await elite.publish(ev);
+      sent.push(ev);
+    }
+
+    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
+    cleanups.push(() => second.stop());
+    const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
+    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
+    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null), 20_000, "every reply delivered");
+    const answered = second.ledger.db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE state = 'done' AND request_id IN (SELECT value FROM json_each(?))");
+    expect((answered.get(JSON.stringify(sent.map((e) => e.id))) as { n: number }).n).toBe(N);
     expect(second.verify()).toEqual([]);
   });
 });

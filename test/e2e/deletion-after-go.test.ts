@@ -7,7 +7,7 @@ import { finalizeEvent, type Event } from "nostr-tools/pure";
 import { startEmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { parseGrantEvent } from "../../src/events/grant-event.js";
 import { TestWorker } from "../helpers/worker.js";
-import { Customer, fetchEvents, SAT, startGate, waitFor, waitForAsync } from "./harness.js";
+import { Customer, fetchEvents, SAT, startGate, UNLIMITED_INVOICES, waitFor, waitForAsync } from "./harness.js";
 
 const deletionOf = (req: Event, sk: Uint8Array) => finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, sk);
 
@@ -22,8 +22,9 @@ describe("deletion after the go signal", () => {
     cleanups.push(() => relay.close());
     const worker = await new TestWorker().connect([relay.url]);
     cleanups.push(() => worker.close());
-    // The pending limit out of the way: the budget (50 sats a day, 10 sats a job) is what binds.
-    const gate = await startGate({ relays: [relay.url], workers: [worker.pubkey], over: { freeTier: { maxPendingPerPubkey: 20 } } });
+    // The pending limit and the invoice limit (SPEC §6) out of the way: the budget (50 sats a
+    // day, 10 sats a job) is what binds.
+    const gate = await startGate({ relays: [relay.url], workers: [worker.pubkey], over: { freeTier: { maxPendingPerPubkey: 20 }, ...UNLIMITED_INVOICES } });
     cleanups.push(async () => {
       await gate.stop();
       gate.tmp.remove();

@@ -16,6 +16,7 @@ import { GateService, type GateServiceTuning } from "../../src/service/gate-serv
 import { DevWalletBackend } from "../../src/payments/dev.js";
 import { readFeedback, type Feedback } from "../../src/events/feedback.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
+import { createBackends } from "../../src/backends/index.js";
 
 export const SAT = 1000;
 
@@ -36,6 +37,14 @@ export function e2eConfig(dir: TmpDir, relays: string[], over: Record<string, un
   };
   return parseConfig(raw, { env: {}, baseDir: dir.path, sourcePath: dir.file("config.json") });
 }
+
+/**
+ * For tests about something else that send one customer more gated requests than the
+ * invoice limits of SPEC §6 allow (they have tests of their own, floods.test.ts).
+ */
+export const UNLIMITED_INVOICES = {
+  payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, maxOpenInvoicesPerPubkey: 1000, newTierInvoicesPerMinute: 1_000_000 },
+};
 
 export interface Gate {
   tmp: TmpDir;
@@ -70,6 +79,8 @@ export async function startGate(opts: {
   secretKey?: Uint8Array;
   /** Start with the service's clock this far ahead of real time (a restart after a deadline). */
   offsetMs?: number;
+  /** Runs on the opened ledger before the service starts (e.g. a tier its backlog needs). */
+  beforeStart?: (ledger: Ledger, nowMs: number) => void;
   /** The service's logger (silent unless E2E_LOG is set). */
   log?: Logger;
 }): Promise<Gate> {
@@ -79,8 +90,20 @@ export async function startGate(opts: {
   const nowMs = () => Date.now() + offsetMs;
   const secretKey = opts.secretKey ?? generateSecretKey();
   const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
+  opts.beforeStart?.(ledger, nowMs());
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
-  const service = new GateService({ cfg, ledger, backend, log: opts.log ?? testLogger(), secretKey, opts: { ...FAST, ...opts.tuning, nowMs } });
+  // Kinds with jobs.kinds.K.backend run through the gate's own job runner (SPEC §11).
+  const built = createBackends(cfg, { secretKey, chargeUnitMsats: 1, nowMs });
+  const service = new GateService({
+    cfg,
+    ledger,
+    backend,
+    log: opts.log ?? testLogger(),
+    secretKey,
+    opts: { ...FAST, ...opts.tuning, nowMs },
+    backends: built.backends,
+    priceOf: built.priceOf,
+  });
   await service.start();
   return {
     tmp,
@@ -97,6 +120,7 @@ export async function startGate(opts: {
     verify: () => verifyLedger(ledger.db).map((v) => JSON.stringify(v)),
     stop: async () => {
       await service.stop();
+      await built.close();
       await backend.close();
       ledger.close();
     },

@@ -85,9 +85,15 @@ describe("relays and load", () => {
   it("30 concurrent requests from one established customer (50 sats/day, price 10): exactly 5 free, 25 gated", async () => {
     relays.push(await startEmbeddedRelay());
     const url = relays[0]!.url;
-    // maxPendingPerPubkey is raised to 30 so that the budget, not the pending cap, is what
-    // limits the burst (no worker settles during it).
-    gate = await startGate({ relays: [url], over: { freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1000 }, poolInitialSats: 10_000, poolCreditPct: 10, maxPendingPerPubkey: 30 } } });
+    // maxPendingPerPubkey and maxOpenInvoicesPerPubkey are raised to 30 so that the budget,
+    // not the pending cap or the invoice limit, is what limits the burst (no worker settles during it).
+    gate = await startGate({
+      relays: [url],
+      over: {
+        freeTier: { budgetsSats: { new: 0, established: 50, trusted: 200, elite: 1000 }, poolInitialSats: 10_000, poolCreditPct: 10, maxPendingPerPubkey: 30 },
+        payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, maxOpenInvoicesPerPubkey: 30 },
+      },
+    });
     const cust = await new Customer().connect([url]);
     customers.push(cust);
     gate.ledger.setTier(cust.pubkey, "established", gate.nowMs());

@@ -21,7 +21,7 @@ export interface ChildHandle {
   kill: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-function runUntilJsonLine(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<ChildHandle> {
+export function runUntilJsonLine(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<ChildHandle> {
   const child = spawn(process.execPath, args, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, ...opts.env },

@@ -7,7 +7,9 @@ import { checkPaymentConfig, createPaymentBackend } from "../../payments/index.j
 import { GateService } from "../../service/gate-service.js";
 import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
-import { startDemoWorker } from "../../peers/demo-worker.js";
+import { demoBackend } from "../../peers/demo-worker.js";
+import { createBackends } from "../../backends/index.js";
+import { ledgerSettings } from "../context.js";
 import { startWotRefresh } from "../../service/wot.js";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -16,6 +18,8 @@ import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
 import { cliInvocation, DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+import { routeConsoleToLogger } from "../../relay/library-console.js";
+import { RateLimitedLog } from "../../relay/rate-limited-log.js";
 
 const usage = `Usage: dvm-gate start [--config FILE] [--json]
 
@@ -25,7 +29,7 @@ request; answers through the outbox; issues and watches invoices; settles, expir
 publishes grant and pool status events. Stops cleanly on SIGTERM or SIGINT.
 
 With no config file at all it runs the demo: an embedded relay on 127.0.0.1:7777, a
-gate key kept in ./data, the dev wallet, a demo worker for kind 5050 and the HTTP page,
+gate key kept in ./data, the dev wallet, kind 5050 run by a built-in demo backend and the HTTP page,
 and prints how to send a first request.
 
   --json   print one JSON line {"gate", "npub", "relays", "http", "demo"} once running`;
@@ -62,11 +66,23 @@ export const command: Command = {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Logs are pino JSON: the relay library's console output goes through the logger, per relay rate-limited.
+    const restoreConsole = routeConsoleToLogger(log);
+    // Last resort only: every promise of the relay library is handled where it is made
+    // (src/relay/safe-relay.ts). One that still escapes is a bug to log, not a reason for a
+    // peer to be able to stop the gate.
+    const escaped = new RateLimitedLog(log, { perWindow: 5, windowMs: 60_000 });
+    const onUnhandled = (reason: unknown) => {
+      escaped.write("error", "unhandled-rejection", { err: String((reason as Error)?.message ?? reason).slice(0, 300) }, "unhandled promise rejection (bug): kept running");
+    };
+    process.on("unhandledRejection", onUnhandled);
     const closers: Closer[] = [
       () => lock.release(),
       () => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
+        process.off("unhandledRejection", onUnhandled);
+        restoreConsole();
       },
     ];
     const closeAll = async () => {
@@ -92,29 +108,30 @@ export const command: Command = {
       const backend = createPaymentBackend(cfg, { db: ledger.db, log });
       closers.push(() => backend.close());
       const metrics = new GateMetrics({ processMetrics: true });
+      const built = createBackends(cfg, { secretKey, chargeUnitMsats: ledgerSettings(cfg).chargeUnitMsats ?? 1 });
+      closers.push(() => built.close());
+      const priceOf = built.priceOf;
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
         const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl }).catch(async (err: NodeJS.ErrnoException) => {
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
           if (!demo || err.code !== "EADDRINUSE") throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl });
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf });
         });
         httpUrl = http.url;
         closers.push(() => http.close());
       }
       // The service starts after HTTP is listening: a taken port stops start-up before
       // anything subscribes, publishes or writes.
-      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey });
+      // The demo runs its job in this process; a configured kind keeps its own backend.
+      if (demo && !built.backends.has(DEMO_KIND)) built.backends.set(DEMO_KIND, { backend: demoBackend(), maxConcurrent: 4, maxAttempts: 2 });
+      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, backends: built.backends, priceOf: built.priceOf });
       await service.start();
       closers.push(() => service.stop());
       const wot = startWotRefresh(ledger, cfg, log, () => ctx.nowMs());
       if (wot) closers.push(wot.stop);
-      if (demo) {
-        const worker = await startDemoWorker({ relayUrls: cfg.nostr.relays, secretKey, gatePubkey, kinds: [DEMO_KIND], log });
-        closers.push(() => worker.close());
-      }
 
       const info = { gate: gatePubkey, npub: nip19.npubEncode(gatePubkey), relays: cfg.nostr.relays, http: httpUrl, demo };
       log.info(info, "dvm-gate running");
