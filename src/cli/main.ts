@@ -167,9 +167,11 @@ function describeParseError(err: NodeJS.ErrnoException): string {
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     return `unknown option ${option ?? first} (see --help)`;
   }
-  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    if (/ambiguous/.test(first) && option) return `${option}: its value starts with "-"; write ${option}=VALUE if that is meant`;
-    return first;
+  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
+    // "ambiguous" is also what a trailing option gets once positionals are moved after
+    // `--`, so it cannot tell "no value" from "a value starting with -": say both.
+    if (/ambiguous/.test(first)) return `${option} needs a value (write ${option}=VALUE if it starts with "-")`;
+    if (/argument missing/.test(first)) return `${option} needs a value`;
   }
   return first;
 }

@@ -14,7 +14,7 @@
 // So `onauth` is never set: AUTH frames are read here, and the challenge is answered
 // through auth() with both outcomes handled and reported to the owner.
 import { AbstractRelay, SendingOnClosedConnection } from "nostr-tools/abstract-relay";
-import type { EventTemplate, VerifiedEvent } from "nostr-tools/pure";
+import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import { websocketImplementation } from "./ws.js";
 
 /** Longest AUTH challenge we answer: NIP-42 challenges are short random strings. */
@@ -27,6 +27,10 @@ export function relayHandlingFrame(): string | null {
 }
 
 export interface SafeRelayOptions {
+  /** Checks events at the socket; by default none are (our handlers verify what they use). */
+  verifyEvent?: (ev: Event) => boolean;
+  /** nostr-tools' own reconnect (the NWC client relies on it). */
+  enableReconnect?: boolean;
   /** Signs NIP-42 AUTH events. Without it, challenges are remembered but not answered. */
   signAuth?: (t: EventTemplate) => Promise<VerifiedEvent>;
   /** The relay accepted our AUTH event. */
@@ -61,9 +65,10 @@ export class SafeRelay extends AbstractRelay {
   ) {
     super(url, {
       // Our handlers verify what they use (and answer invalid requests), so the socket layer does not.
-      verifyEvent: () => true,
+      verifyEvent: opts.verifyEvent ?? (() => true),
       websocketImplementation,
       enablePing: opts.enablePing,
+      enableReconnect: opts.enableReconnect ?? false,
     });
     this.onnotice = () => {};
   }

@@ -23,10 +23,14 @@ export const command: Command = {
     const now = ctx.nowMs();
     let view;
     switch (sub) {
-      case "show":
+      case "show": {
         noExtraArgs(positionals, 2, "dvm-gate identity show PUBKEY");
-        view = ctx.ledger().identity(pubkeyArg(who), now);
+        // The argument before the ledger, like the other subcommands: a bad PUBKEY is
+        // the answer even where no database exists yet.
+        const pubkey = pubkeyArg(who);
+        view = ctx.ledger().identity(pubkey, now);
         break;
+      }
       case "set-tier": {
         noExtraArgs(positionals, 3, "dvm-gate identity set-tier PUBKEY TIER");
         const pubkey = pubkeyArg(who);

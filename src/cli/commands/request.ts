@@ -1,11 +1,11 @@
 import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
-import { ConfigError, pubkeyToHex, resolveSecret, secretKeyToHex } from "../../config/load.js";
+import { ConfigError, resolveSecret, secretKeyToHex } from "../../config/load.js";
 import { signJobRequest } from "../../events/job-request.js";
 import { defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
 import { UsageError } from "../context.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, plural, satsArg, wholeNumberArg } from "../format.js";
+import { noExtraArgs, plural, pubkeyArg, satsArg, wholeNumberArg } from "../format.js";
 
 const usage = `Usage: dvm-gate request [--relay URL]… [--gate NPUB|HEX] [--kind N] [--input TEXT]…
                         [--param K=V]… [--bid SATS] [--encrypt nip04|nip44] [--key NSEC|HEX]
@@ -109,11 +109,7 @@ export const command: Command = {
 
     let gatePubkey: string;
     if (typeof values.gate === "string") {
-      try {
-        gatePubkey = pubkeyToHex(values.gate);
-      } catch {
-        throw new UsageError(`request: --gate: not a pubkey (expected an npub or 64 hex characters): ${JSON.stringify(values.gate.slice(0, 80))}`);
-      }
+      gatePubkey = pubkeyArg(values.gate, "request: --gate");
     } else {
       const sk = gateSecretKey(ctx.cfg, { createDemoKey: false });
       if (!sk) throw new UsageError("request: no gate: pass --gate NPUB (or set nostr.secretKey in the config to use the gate's own key)");
