@@ -2,7 +2,8 @@
 // in the data directory — the gate's key (generated once, kept 0600), an embedded relay
 // from a relay library, the dev wallet, kind 5050 run by a built-in demo backend, and a short guide.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, relative, resolve, isAbsolute } from "node:path";
+import { fileURLToPath } from "node:url";
 import { generateSecretKey } from "nostr-tools/pure";
 import { nip19 } from "nostr-tools";
 import type { Logger } from "pino";
@@ -88,8 +89,28 @@ export function gateRelays(cfg: RuntimeConfig): string[] {
   return [`ws://127.0.0.1:${DEMO_RELAY_PORT}`];
 }
 
-export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: string | null; dataDir: string }): string {
+/** The package's folder: the nearest one above this file (dist/src/cli/ or src/cli/) that holds bin/dvm-gate.js. */
+const PACKAGE_ROOT = ((): string => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; dirname(dir) !== dir; dir = dirname(dir)) if (existsSync(join(dir, "bin", "dvm-gate.js"))) return dir;
+  return resolve(here, "../../..");
+})();
+
+/**
+ * How the guide's commands should start. `npx dvm-gate` finds the executable only inside
+ * the package's folder; anywhere else npx would look the name up on the registry, so
+ * the guide names this package's own executable instead.
+ */
+export function cliInvocation(cwd: string, packageRoot = PACKAGE_ROOT): string {
+  const rel = relative(packageRoot, cwd);
+  if (rel === "" || (!rel.startsWith("..") && !isAbsolute(rel))) return "npx dvm-gate";
+  const bin = join(packageRoot, "bin", "dvm-gate.js");
+  return `node ${/^[\w./+@:-]+$/.test(bin) ? bin : JSON.stringify(bin)}`;
+}
+
+export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: string | null; dataDir: string; cli?: string }): string {
   const npub = nip19.npubEncode(o.gatePubkey);
+  const cli = o.cli ?? "npx dvm-gate";
   return [
     "",
     "dvm-gate demo is running (no config file found: embedded defaults, dev wallet, no real money).",
@@ -101,21 +122,21 @@ export function demoGuide(o: { relayUrl: string; gatePubkey: string; httpUrl: st
     "",
     "Send a first job (kind 5050, 10 sats) from another terminal:",
     "",
-    `  npx dvm-gate request --relay ${o.relayUrl} --gate ${npub} --kind ${DEMO_KIND} --input "hello" --wait 120`,
+    `  ${cli} request --relay ${o.relayUrl} --gate ${npub} --kind ${DEMO_KIND} --input "hello" --wait 120`,
     "",
     "A new customer gets an invoice. Pay it with the dev wallet:",
     "",
-    "  npx dvm-gate dev-pay <the bolt11 it printed>",
+    `  ${cli} dev-pay <the bolt11 it printed>`,
     "",
     "Or give a customer a free tier first: make a customer key, pin its tier, send with it:",
     "",
-    "  npx dvm-gate keygen",
-    "  npx dvm-gate identity set-tier <its npub> elite",
-    `  npx dvm-gate request --relay ${o.relayUrl} --gate ${npub} --key <its nsec> --input "hello" --wait 120`,
+    `  ${cli} keygen`,
+    `  ${cli} identity set-tier <its npub> elite`,
+    `  ${cli} request --relay ${o.relayUrl} --gate ${npub} --key <its nsec> --input "hello" --wait 120`,
     "",
     "(run these from this folder: the commands find the demo's data in ./data)",
     "",
-    "Then: npx dvm-gate pool status · npx dvm-gate grants · npx dvm-gate verify. Stop with Ctrl-C.",
+    `Then: ${cli} pool status · ${cli} grants · ${cli} verify. Stop with Ctrl-C.`,
     "",
   ].join("\n");
 }

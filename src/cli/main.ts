@@ -11,6 +11,7 @@ import { HttpListenError } from "../http/server.js";
 import { makeContext, UsageError, type CliContext, type CliIO } from "./context.js";
 import { command as announceCmd } from "./commands/announce.js";
 import { command as auditCmd } from "./commands/audit.js";
+import { command as balanceCmd } from "./commands/balance.js";
 import { command as devPayCmd } from "./commands/dev-pay.js";
 import { command as failCmd } from "./commands/fail.js";
 import { command as grantsCmd } from "./commands/grants.js";
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
   request: requestCmd,
   pool: poolCmd,
   identity: identityCmd,
+  balance: balanceCmd,
   grants: grantsCmd,
   verify: verifyCmd,
   audit: auditCmd,
@@ -165,9 +167,11 @@ function describeParseError(err: NodeJS.ErrnoException): string {
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     return `unknown option ${option ?? first} (see --help)`;
   }
-  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    if (/ambiguous/.test(first) && option) return `${option}: its value starts with "-"; write ${option}=VALUE if that is meant`;
-    return first;
+  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
+    // "ambiguous" is also what a trailing option gets once positionals are moved after
+    // `--`, so it cannot tell "no value" from "a value starting with -": say both.
+    if (/ambiguous/.test(first)) return `${option} needs a value (write ${option}=VALUE if it starts with "-")`;
+    if (/argument missing/.test(first)) return `${option} needs a value`;
   }
   return first;
 }

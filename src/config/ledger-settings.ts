@@ -15,6 +15,7 @@ export function ledgerSettings(cfg: RuntimeConfig): LedgerSettings {
     // LNbits invoices whole sats only: partial charges must come out whole.
     chargeUnitMsats: cfg.payments.backend === "lnbits" ? 1000 : 1,
     paymentGraceSec: cfg.payments.paymentGraceSec,
+    maxBalanceMsats: cfg.balances.maxBalanceMsats,
     invoiceLimits: cfg.payments.invoiceLimits,
   };
 }

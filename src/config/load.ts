@@ -53,6 +53,7 @@ export interface RuntimeConfig {
     zapProviderPubkey: string | null;
     invoiceLimits: { maxOpenInvoicesPerPubkey: number; newTierInvoicesPerMinute: number; newTierLimitRepliesPerMinute: number };
   };
+  balances: { maxBalanceMsats: number };
   intake: ParsedConfig["intake"];
   http: { enabled: boolean; host: string; port: number; publicBaseUrl: string | null };
   plugin: {
@@ -312,6 +313,7 @@ export function parseConfig(
         newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
       },
     }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
+    balances: { maxBalanceMsats: toMsats(c.balances.maxBalanceSats) },
     intake: c.intake,
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },
     plugin: {

@@ -140,6 +140,11 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // Prepaid balances (SPEC §12): the most the gate holds for one customer.
+    balances: z
+      .object({ maxBalanceSats: sats.default(100_000) })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         enabled: z.boolean().default(true),

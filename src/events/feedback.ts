@@ -32,13 +32,24 @@ const CLEAR_TAGS: ReadonlySet<string> = new Set(["e", "p", "expiration", "encryp
 
 export function processingFeedback(
   t: ReplyTarget,
-  opts: { text: string; freeTier?: { label: "free"; absorbedMsats: number } },
+  opts: {
+    text: string;
+    freeTier?: { label: "free"; absorbedMsats: number } | { label: "partial"; absorbedMsats: number; chargeMsats: number };
+    /** Paid from the prepaid balance (SPEC §12): what is left in it. */
+    balanceLeftMsats?: number;
+  },
   nowSec: number,
 ): EventTemplate {
   const tags = [["status", "processing", opts.text]];
   if (opts.freeTier) {
     assertAmount(opts.freeTier.absorbedMsats, "absorbedMsats");
-    tags.push(["free-tier", "free", String(opts.freeTier.absorbedMsats), "0"]);
+    const charge = opts.freeTier.label === "partial" ? opts.freeTier.chargeMsats : 0;
+    assertAmount(charge, "chargeMsats");
+    tags.push(["free-tier", opts.freeTier.label, String(opts.freeTier.absorbedMsats), String(charge)]);
+  }
+  if (opts.balanceLeftMsats !== undefined) {
+    assertAmount(opts.balanceLeftMsats, "balanceLeftMsats");
+    tags.push(["balance", String(opts.balanceLeftMsats)]);
   }
   return feedback(t, tags, nowSec);
 }
@@ -120,6 +131,8 @@ export interface Feedback {
   amountMsats: number | null;
   bolt11: string | null;
   freeTier: { label: "free" | "partial"; absorbedMsats: number; chargeMsats: number } | null;
+  /** `["balance", "<msats left>"]`: the job was paid from the prepaid balance. */
+  balanceMsats: number | null;
   expiresAtSec: number | null;
   encrypted: boolean;
 }
@@ -153,6 +166,7 @@ export function readFeedback(ev: Event, opts: { secretKey?: Uint8Array } = {}): 
     ft && (ft[1] === "free" || ft[1] === "partial") && parseWireMsats(ft[2]) !== null && parseWireMsats(ft[3]) !== null
       ? { label: ft[1] as "free" | "partial", absorbedMsats: parseWireMsats(ft[2])!, chargeMsats: parseWireMsats(ft[3])! }
       : null;
+  const balance = tags.find((t) => t[0] === "balance")?.[1];
   return {
     event: ev,
     requestId,
@@ -162,6 +176,7 @@ export function readFeedback(ev: Event, opts: { secretKey?: Uint8Array } = {}): 
     amountMsats,
     bolt11: amount?.[2] || null,
     freeTier,
+    balanceMsats: parseWireMsats(balance),
     expiresAtSec: expirationSec(ev.tags.find((t) => t[0] === "expiration")),
     encrypted,
   };

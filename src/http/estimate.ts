@@ -3,6 +3,7 @@
 // uses, on values read from the ledger. Read-only: no reservation, no row written.
 import type { RuntimeConfig } from "../config/load.js";
 import type { Ledger } from "../ledger/ledger.js";
+import { readDecisionInputs } from "../ledger/decision-inputs.js";
 import { decide, type GateReason } from "../policy/decision.js";
 import { priceFor } from "../policy/pricing.js";
 import type { Tier } from "../policy/tiers.js";
@@ -17,6 +18,10 @@ export interface Estimate {
   poolMsats: number;
   pendingCount: number;
   maxPendingPerPubkey: number;
+  /** The customer's prepaid balance (SPEC §12). */
+  balanceMsats: number;
+  /** What the balance would pay (the whole charge or nothing): no invoice then. */
+  fromBalanceMsats: number;
   decision: "free" | "partial" | "gate" | "blocked";
   absorbMsats: number;
   chargeMsats: number;
@@ -40,35 +45,32 @@ export function parseKindParam(values: string[], cfg: RuntimeConfig): KindParam 
 }
 
 /**
- * Reads identity and pool in one deferred (read) transaction, so both come from the
- * same snapshot, and decides on them without writing anything.
+ * Reads what the real decision reads (the same function, in one deferred read
+ * transaction, so all from one snapshot) and decides on it without writing anything.
  */
 export function estimate(ledger: Ledger, cfg: RuntimeConfig, req: { pubkey: string; kind: number; priceMsats: number }, nowMs: number): Estimate {
-  const { id, poolMsats } = ledger.db.transaction(() => ({ id: ledger.identity(req.pubkey, nowMs), poolMsats: ledger.totals().poolMsats }))();
+  const inputs = ledger.db.transaction(() => readDecisionInputs(ledger.db, ledger.settings, req.pubkey, req.priceMsats, nowMs))();
   // What the decision reads, reported back as it was read.
   const base = {
     kind: req.kind,
     pubkey: req.pubkey,
     priceMsats: req.priceMsats,
-    tier: id.tier,
-    budgetMsats: id.budgetMsats,
-    usedMsats: id.usedMsats,
-    poolMsats,
-    pendingCount: id.pendingCount,
+    tier: inputs.tier,
+    budgetMsats: inputs.budgetMsats,
+    usedMsats: inputs.usedMsats,
+    poolMsats: inputs.poolMsats,
+    pendingCount: inputs.pendingCount,
     maxPendingPerPubkey: cfg.freeTier.maxPendingPerPubkey,
+    balanceMsats: inputs.balanceMsats ?? 0,
   };
-  const outcome = decide({
-    ...base,
-    banned: id.banned,
-    // The same whole-sat rounding the real decision applies with LNbits.
-    chargeUnitMsats: ledger.settings.chargeUnitMsats ?? 1,
-  });
+  const outcome = decide(inputs);
+  const fromBalanceMsats = "fromBalance" in outcome && outcome.fromBalance ? outcome.chargeMsats : 0;
   switch (outcome.kind) {
     case "blocked":
-      return { ...base, decision: "blocked", absorbMsats: 0, chargeMsats: 0, reason: "blocked" };
+      return { ...base, fromBalanceMsats: 0, decision: "blocked", absorbMsats: 0, chargeMsats: 0, reason: "blocked" };
     case "gate":
-      return { ...base, decision: "gate", absorbMsats: 0, chargeMsats: outcome.chargeMsats, reason: outcome.reason };
+      return { ...base, fromBalanceMsats, decision: "gate", absorbMsats: 0, chargeMsats: outcome.chargeMsats, reason: outcome.reason };
     default:
-      return { ...base, decision: outcome.kind, absorbMsats: outcome.absorbMsats, chargeMsats: outcome.chargeMsats };
+      return { ...base, fromBalanceMsats, decision: outcome.kind, absorbMsats: outcome.absorbMsats, chargeMsats: outcome.chargeMsats };
   }
 }

@@ -57,6 +57,8 @@ export interface PageData {
   recentGrants: GrantRecord[];
   budgetsMsats: Record<Tier, number>;
   pricesMsats: [number, number][];
+  /** Customers' prepaid balances (SPEC §12): available plus held by open jobs. */
+  balancesHeldMsats?: number;
   floods?: FloodStats;
 }
 
@@ -102,8 +104,14 @@ export async function loadPageData(ledger: Ledger, cfg: RuntimeConfig, metrics: 
     recentGrants,
     budgetsMsats: cfg.freeTier.budgetsMsats,
     pricesMsats: [...cfg.jobs.priceMsatsByKind.entries()].sort((a, b) => a[0] - b[0]),
+    balancesHeldMsats: balancesHeld(ledger),
     floods: metrics.floodStats(),
   };
+}
+
+function balancesHeld(ledger: Ledger): number {
+  const b = ledger.balances.totals();
+  return b.balanceMsats + b.heldMsats;
 }
 
 export const PAGE_CSS = `
@@ -194,7 +202,7 @@ function moneySection(d: PageData): string {
   ).join("\n");
   return `<h2>Money</h2>
 <div class="cards">
-${card("earned, last 24 h", m.earned24h.msats, "earned-24h", "money")}${card("earned, all time", m.earnedAll.msats, "earned-all", "money")}
+${card("earned, last 24 h", m.earned24h.msats, "earned-24h", "money")}${card("earned, all time", m.earnedAll.msats, "earned-all", "money")}${d.balancesHeldMsats !== undefined ? card("customer balances held", d.balancesHeldMsats, "balances-held") : ""}
 </div>
 <p class="sub">Earned: what customers paid for jobs that were done (${esc(countText(m.earnedAll.count, "paid job"))} all time, ${esc(countText(m.earned24h.count, "paid job"))} finished in the last 24 h).</p>
 <table><thead><tr><th>invoices</th><th class="n">last 24 h</th><th class="n">sats</th><th class="n">all time</th><th class="n">sats</th></tr></thead>

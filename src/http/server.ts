@@ -10,6 +10,7 @@ import { estimate, parseKindParam } from "./estimate.js";
 import type { GateMetrics } from "./metrics.js";
 import { checkNip98 } from "./nip98.js";
 import { loadPageData, PAGE_CSP, renderPage } from "./page.js";
+import { balanceRoutes, type DepositMaker } from "./balance.js";
 
 export interface HttpServerOptions {
   cfg: RuntimeConfig;
@@ -17,6 +18,8 @@ export interface HttpServerOptions {
   log: Logger;
   metrics: GateMetrics;
   gatePubkey: string;
+  /** Makes `POST /deposit` invoices (SPEC §12); without it the endpoint answers 503. */
+  deposits?: DepositMaker | null;
   nowMs?: () => number;
   /**
    * Scheme and host the callers use (e.g. `https://gate.example.com` behind a TLS
@@ -67,6 +70,14 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     ["/estimate", estimateRoute],
     ["/", page],
   ]);
+  const balance = balanceRoutes({ ledger, deposits: opts.deposits ?? null, log, urlFor, sendJson });
+  for (const [path, route] of balance.routes) routes.set(path, route);
+
+  /** The URL a NIP-98 `u` tag must name for this request, or null without a Host. */
+  function urlFor(req: IncomingMessage, rawUrl: string): string | null {
+    const base = publicBase ?? (req.headers.host ? `http://${req.headers.host}` : null);
+    return base ? base + rawUrl : null;
+  }
 
   function healthz({ res }: Ctx): void {
     let pool;
@@ -124,9 +135,10 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     res.on("finish", () => metrics.httpRequest(path, res.statusCode));
     const route = routes.get(path);
     if (!route) return sendJson(res, 404, { error: `no such endpoint; try ${[...routes.keys()].join(", ")}` });
-    if (req.method !== "GET") {
-      res.setHeader("Allow", "GET");
-      return sendJson(res, 405, { error: `method ${String(req.method).slice(0, 16)} not allowed; use GET` });
+    const method = balance.postPaths.has(path) ? "POST" : "GET";
+    if (req.method !== method) {
+      res.setHeader("Allow", method);
+      return sendJson(res, 405, { error: `method ${String(req.method).slice(0, 16)} not allowed; use ${method}` });
     }
     try {
       await route({ req, res, rawUrl, query: new URLSearchParams(q === -1 ? "" : rawUrl.slice(q + 1)), nowMs: clock() });

@@ -26,6 +26,8 @@ import { assertMsats, isMsats, MAX_MSATS, percentOfMsats } from "../util/money.j
 import { openDb, withBusyRetry, type Db, type OpenOptions } from "./db.js";
 import { BACKSTOP_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "./checkpointer.js";
 import { SELECT_IDENTITY_SQL, toTrustState, type IdentityRow } from "./identity-row.js";
+import { BalanceStore, type BalanceView, type DepositResult, type DepositSource } from "./balance-store.js";
+import { readDecisionInputs } from "./decision-inputs.js";
 import { applyInvoiceLimits, findLimited, type LimitedRequest } from "./invoice-limits-store.js";
 import { DEFAULT_INVOICE_LIMITS, type InvoiceLimitSettings } from "../policy/invoice-limits.js";
 import { HEX64 } from "../util/hex.js";
@@ -51,9 +53,13 @@ export interface LedgerSettings {
    * but seen late (the service was down, the backend slow) is still honoured. Default 0.
    */
   paymentGraceSec?: number;
+  /** Most a customer's prepaid balance (available + held) may hold (SPEC §12). Default 100,000 sats. */
+  maxBalanceMsats?: number;
   /** SPEC §6 invoice limits; DEFAULT_INVOICE_LIMITS when absent. */
   invoiceLimits?: InvoiceLimitSettings;
 }
+
+export const DEFAULT_MAX_BALANCE_MSATS = 100_000_000;
 
 export type { Totals, GrantSigner };
 
@@ -77,6 +83,8 @@ export interface RequestRecord {
   reservationId: number | null;
   /** Why a gate decision absorbed nothing (only on fresh decisions). */
   reason?: string;
+  /** Paid from the prepaid balance: what is left in it (only on fresh decisions). */
+  balanceLeftMsats?: number;
 }
 
 export interface GrantRecord {
@@ -119,13 +127,15 @@ export type SettleResult =
   | { status: "not_found" }
   | { status: "not_processing"; request: RequestRecord };
 export type FailResult =
-  | { status: "voided"; request: RequestRecord; returnedMsats: number }
+  | { status: "voided"; request: RequestRecord; returnedMsats: number; refundedToBalanceMsats: number }
   | { status: "not_found" }
   | { status: "already_resolved"; request: RequestRecord };
 export interface ExpireResult {
   requestsExpired: number;
   reservationsExpired: number;
   returnedMsats: number;
+  /** Balance debits of expired jobs, back in their customers' balances. */
+  refundedToBalanceMsats: number;
 }
 
 export interface IdentityView {
@@ -220,6 +230,7 @@ export interface LedgerOpenOptions extends OpenOptions {
 export class Ledger {
   readonly db: Db;
   readonly settings: LedgerSettings;
+  readonly balances: BalanceStore;
   private grantSigner: GrantSigner | null;
   private st: Record<string, Statement>;
   private checkpointer: Checkpointer | null = null;
@@ -241,6 +252,7 @@ export class Ledger {
     this.db = db;
     this.settings = settings;
     this.grantSigner = grantSigner;
+    this.balances = new BalanceStore(db);
     const inTx = db.transaction((fn: () => unknown) => fn());
     this.runImmediate = (fn) => inTx.immediate(fn);
     for (const t of ["new", "established", "trusted", "elite"] as const) assertMsats(settings.budgetsMsats[t], `budget ${t}`);
@@ -383,24 +395,12 @@ export class Ledger {
       const refused = limits ? findLimited(this.db, req.requestId) : null;
       if (refused) return { status: "limited", limited: refused, fresh: false } as const;
 
-      const trust = toTrustState(this.st.identity!.get(req.pubkey) as IdentityRow | undefined, nowMs);
-      const tier = effectiveTier(trust, nowMs, this.settings.trust);
-      const budgetMsats = this.settings.budgetsMsats[tier];
-      const usedMsats = (this.st.used!.get(req.pubkey, nowMs - WINDOW_MS) as { used: number }).used;
-      const poolMsats = this.totals().poolMsats;
-      const pendingCount = (this.st.pendingCount!.get(req.pubkey) as { n: number }).n;
-      const outcome = decideOutcome({
-        priceMsats: req.priceMsats,
-        banned: trust.banned,
-        tier,
-        budgetMsats,
-        usedMsats,
-        poolMsats,
-        pendingCount,
-        maxPendingPerPubkey: this.settings.maxPendingPerPubkey,
-        chargeUnitMsats: this.settings.chargeUnitMsats ?? 1,
-      });
-      if (limits && (outcome.kind === "partial" || outcome.kind === "gate")) {
+      const inputs = readDecisionInputs(this.db, this.settings, req.pubkey, req.priceMsats, nowMs);
+      const { tier, budgetMsats } = inputs;
+      const outcome = decideOutcome(inputs);
+      const fromBalance = "fromBalance" in outcome && outcome.fromBalance === true;
+      // A job the balance pays needs no invoice, so no invoice limit applies to it.
+      if (limits && !fromBalance && (outcome.kind === "partial" || outcome.kind === "gate")) {
         const limited = applyInvoiceLimits(this.db, { requestId: req.requestId, pubkey: req.pubkey, tier }, nowMs, this.settings.invoiceLimits ?? DEFAULT_INVOICE_LIMITS);
         if (limited) {
           limits.onLimited?.(this.db, limited);
@@ -409,7 +409,7 @@ export class Ledger {
       }
 
       const state: RequestState =
-        outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" ? "processing" : "awaiting-payment";
+        outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" || fromBalance ? "processing" : "awaiting-payment";
       const expiresAtMs =
         state === "blocked" ? null : nowMs + (state === "processing" ? this.settings.timeoutSec : this.settings.invoiceExpirySec) * 1000;
       const absorbMsats = outcome.kind === "blocked" ? 0 : outcome.absorbMsats;
@@ -436,6 +436,13 @@ export class Ledger {
             .lastInsertRowid,
         );
       }
+      // SPEC §12: the balance pays the rest, held by this job until it resolves.
+      let balanceLeftMsats: number | null = null;
+      if (fromBalance) {
+        balanceLeftMsats = this.balances.hold(req.requestId, req.pubkey, chargeMsats, nowMs);
+        if (balanceLeftMsats === null) throw new Error("invariant: balance debit refused inside the deciding transaction");
+        this.st.setRequestPaid!.run(chargeMsats, `balance:${req.requestId}`, expiresAtMs, nowMs, req.requestId);
+      }
       const request: RequestRecord = {
         requestId: req.requestId,
         pubkey: req.pubkey,
@@ -446,12 +453,13 @@ export class Ledger {
         absorbMsats,
         chargeMsats,
         state,
-        paidMsats: 0,
-        paymentRef: null,
+        paidMsats: fromBalance ? chargeMsats : 0,
+        paymentRef: fromBalance ? `balance:${req.requestId}` : null,
         createdAtMs: nowMs,
         expiresAtMs,
         reservationId,
         ...("reason" in outcome ? { reason: outcome.reason } : {}),
+        ...(balanceLeftMsats !== null ? { balanceLeftMsats } : {}),
       };
       hook?.(this.db, request);
       return { status: "decided", request } as const;
@@ -522,6 +530,8 @@ export class Ledger {
         returnedMsats = res.amount_msats - absorbedMsats;
         this.resolve(res, "posted", absorbedMsats, null, nowMs);
       }
+      // A job paid from the balance: what was held is now spent (and counts as paid below).
+      this.balances.resolveHold(requestId, "spent", null, nowMs);
       let creditedMsats = 0;
       if (row.paid_msats > 0) {
         this.updateTrust(row.pubkey, nowMs, (s) => applySuccess(s, nowMs, this.settings.trust), "paid-job", requestId);
@@ -558,8 +568,14 @@ export class Ledger {
         this.resolve(res, "voided", 0, why, nowMs);
         returnedMsats = res.amount_msats;
       }
+      const refundedToBalanceMsats = this.balances.resolveHold(requestId, "refunded", why, nowMs);
       this.st.setRequestState!.run("failed", nowMs, requestId);
-      const result: FailResult = { status: "voided", request: toRequest(this.st.request!.get(requestId) as RequestRow), returnedMsats };
+      const result: FailResult = {
+        status: "voided",
+        request: toRequest(this.st.request!.get(requestId) as RequestRow),
+        returnedMsats,
+        refundedToBalanceMsats,
+      };
       hook?.(this.db, result);
       return result;
     });
@@ -571,12 +587,12 @@ export class Ledger {
    */
   expire(nowMs: number, batch = 500): ExpireResult {
     assertNow(nowMs);
-    const total: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
+    const total: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0, refundedToBalanceMsats: 0 };
     for (;;) {
       const r = this.tx(() => {
         const graceMs = (this.settings.paymentGraceSec ?? 0) * 1000;
         const due = this.st.dueRequests!.all({ nowMs, graceMs, batch }) as { request_id: string }[];
-        const out: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
+        const out: ExpireResult = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0, refundedToBalanceMsats: 0 };
         for (const { request_id } of due) {
           const res = this.st.reservation!.get(request_id) as ReservationRow | undefined;
           if (res && res.state === "pending") {
@@ -584,6 +600,7 @@ export class Ledger {
             out.reservationsExpired++;
             out.returnedMsats += res.amount_msats;
           }
+          out.refundedToBalanceMsats += this.balances.resolveHold(request_id, "refunded", "expired", nowMs);
           this.st.setRequestState!.run("expired", nowMs, request_id);
           out.requestsExpired++;
         }
@@ -592,8 +609,53 @@ export class Ledger {
       total.requestsExpired += r.out.requestsExpired;
       total.reservationsExpired += r.out.reservationsExpired;
       total.returnedMsats += r.out.returnedMsats;
+      total.refundedToBalanceMsats += r.out.refundedToBalanceMsats;
       if (!r.more) return total;
     }
+  }
+
+  // ---- prepaid balances (SPEC §12; the SQL is in balance-store.ts) --------------------
+
+  get maxBalanceMsats(): number {
+    return this.settings.maxBalanceMsats ?? DEFAULT_MAX_BALANCE_MSATS;
+  }
+
+  balance(pubkey: string): BalanceView {
+    assertHex64(pubkey, "pubkey");
+    return this.balances.get(pubkey);
+  }
+
+  /**
+   * Credits a customer's balance. `ref` (the payment hash of a zap or deposit invoice)
+   * is credited once. Over the cap: "refuse" (the operator, before an invoice is made)
+   * or "credit-to-cap" (money that already arrived; the rest is recorded as excess).
+   */
+  deposit(
+    d: { pubkey: string; amountMsats: number; source: DepositSource; ref: string | null; note?: string | null; overCap: "refuse" | "credit-to-cap" },
+    nowMs: number,
+    hook?: TxHook<DepositResult>,
+  ): DepositResult {
+    assertHex64(d.pubkey, "pubkey");
+    assertInputMsats(d.amountMsats, "deposit");
+    if (d.amountMsats === 0) throw new LedgerInputError("deposit: must be more than 0");
+    if (d.ref !== null && (typeof d.ref !== "string" || d.ref.length === 0 || d.ref.length > 200))
+      throw new LedgerInputError("deposit reference: expected a non-empty string of at most 200 characters");
+    assertNow(nowMs);
+    const note = d.note == null ? null : String(d.note).slice(0, 500);
+    return this.tx(() => {
+      const r = this.balances.deposit({ ...d, note, maxBalanceMsats: this.maxBalanceMsats, nowMs });
+      hook?.(this.db, r);
+      return r;
+    });
+  }
+
+  /** The operator paid a customer back by hand; refused (null) when the balance does not cover it. */
+  withdraw(pubkey: string, amountMsats: number, note: string | null, nowMs: number): BalanceView | null {
+    assertHex64(pubkey, "pubkey");
+    assertInputMsats(amountMsats, "refund");
+    if (amountMsats === 0) throw new LedgerInputError("refund: must be more than 0");
+    assertNow(nowMs);
+    return this.tx(() => this.balances.withdraw(pubkey, amountMsats, note === null ? null : String(note).slice(0, 500), nowMs));
   }
 
   /** The operator (or a paid job) adds msats to the pool. */

@@ -259,4 +259,85 @@ CREATE INDEX requests_awaiting_by_pubkey ON requests(pubkey, expires_at_ms) WHER
 CREATE INDEX requests_invoiced_new_tier ON requests(created_at_ms) WHERE tier = 'new' AND decision IN ('partial','gate');
 CREATE INDEX identities_by_update ON identities(updated_at_ms);
 `,
+  // prepaid balances (SPEC §12): a second kind of account beside the pool, one per
+  // customer. Counters restate the history (deposits, holds and their resolutions,
+  // withdrawals) so a CHECK aborts any transaction that would break
+  // deposited = balance + held + spent + withdrawn, or take a balance below 0.
+  `
+CREATE TABLE balances (
+  pubkey TEXT PRIMARY KEY CHECK (length(pubkey) = 64),
+  deposited_msats INTEGER NOT NULL DEFAULT 0 CHECK (deposited_msats >= 0),
+  balance_msats INTEGER NOT NULL DEFAULT 0 CHECK (balance_msats >= 0),
+  held_msats INTEGER NOT NULL DEFAULT 0 CHECK (held_msats >= 0),
+  spent_msats INTEGER NOT NULL DEFAULT 0 CHECK (spent_msats >= 0),
+  withdrawn_msats INTEGER NOT NULL DEFAULT 0 CHECK (withdrawn_msats >= 0),
+  updated_at_ms INTEGER NOT NULL,
+  CHECK (deposited_msats = balance_msats + held_msats + spent_msats + withdrawn_msats)
+) WITHOUT ROWID;
+
+-- Each payment hash is credited once (ref UNIQUE). A zap above the cap is credited up to
+-- it; the rest is recorded as excess, for the operator to refund by hand.
+CREATE TABLE deposits (
+  id INTEGER PRIMARY KEY,
+  pubkey TEXT NOT NULL CHECK (length(pubkey) = 64),
+  amount_msats INTEGER NOT NULL CHECK (amount_msats >= 0),
+  excess_msats INTEGER NOT NULL DEFAULT 0 CHECK (excess_msats >= 0),
+  source TEXT NOT NULL CHECK (source IN ('operator','zap','invoice')),
+  ref TEXT UNIQUE,
+  note TEXT,
+  created_at_ms INTEGER NOT NULL,
+  CHECK (amount_msats + excess_msats > 0),
+  CHECK (source = 'operator' OR ref IS NOT NULL)
+);
+CREATE INDEX deposits_by_pubkey ON deposits(pubkey, id);
+${appendOnly("deposits")}
+
+-- A job's debit of a balance: held while the job is open, then spent (posted) or
+-- refunded to the balance (voided, expired). Only the state changes, once.
+CREATE TABLE balance_holds (
+  id INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL UNIQUE REFERENCES requests(request_id),
+  pubkey TEXT NOT NULL,
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  state TEXT NOT NULL CHECK (state IN ('held','spent','refunded')),
+  created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX balance_holds_held ON balance_holds(pubkey) WHERE state = 'held';
+CREATE TRIGGER balance_holds_no_delete BEFORE DELETE ON balance_holds BEGIN SELECT RAISE(ABORT, 'balance holds are never deleted'); END;
+CREATE TRIGGER balance_holds_resolve_once BEFORE UPDATE ON balance_holds
+  WHEN OLD.state <> 'held' OR NEW.amount_msats <> OLD.amount_msats OR NEW.pubkey <> OLD.pubkey OR NEW.request_id <> OLD.request_id
+  BEGIN SELECT RAISE(ABORT, 'balance hold already resolved or changed'); END;
+
+CREATE TABLE balance_resolutions (
+  hold_id INTEGER PRIMARY KEY REFERENCES balance_holds(id),
+  outcome TEXT NOT NULL CHECK (outcome IN ('spent','refunded')),
+  reason TEXT,
+  at_ms INTEGER NOT NULL
+);
+${appendOnly("balance_resolutions")}
+
+-- Money the operator paid back to a customer by hand, taken out of their balance.
+CREATE TABLE withdrawals (
+  id INTEGER PRIMARY KEY,
+  pubkey TEXT NOT NULL CHECK (length(pubkey) = 64),
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  note TEXT,
+  created_at_ms INTEGER NOT NULL
+);
+${appendOnly("withdrawals")}
+
+-- Invoices made for POST /deposit; credited when the backend's own lookup says paid.
+CREATE TABLE deposit_invoices (
+  payment_hash TEXT PRIMARY KEY,
+  pubkey TEXT NOT NULL CHECK (length(pubkey) = 64),
+  bolt11 TEXT NOT NULL,
+  amount_msats INTEGER NOT NULL CHECK (amount_msats > 0),
+  backend TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open','paid','expired')),
+  expires_at_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  paid_at_ms INTEGER
+) WITHOUT ROWID;
+CREATE INDEX deposit_invoices_open ON deposit_invoices(expires_at_ms) WHERE state = 'open';
+`,
 ];

@@ -2,6 +2,7 @@
 // rather than trusting the pool's running counters, and names the first break of each.
 import type { Db } from "./db.js";
 import { WINDOW_MS } from "./ledger.js";
+import { checkBalances } from "./verify-balances.js";
 
 export interface Violation {
   guarantee: string;
@@ -16,6 +17,7 @@ export const GUARANTEES = {
   idempotency: "5 request id is the idempotency key",
   integrity: "6 database integrity (shared by several processes)",
   grantChain: "grant chain: seq 1, 2, 3 … without gaps, prev = previous event id",
+  balances: "7 balances: every msat deposited is in a balance, held by a pending job, or spent (or refunded by the operator)",
 } as const;
 
 export function verifyLedger(db: Db): Violation[] {
@@ -68,9 +70,9 @@ export function verifyLedger(db: Db): Violation[] {
     const triggers = new Set(
       (db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name),
     );
-    for (const t of ["credits", "resolutions", "grants", "identity_log"])
+    for (const t of ["credits", "resolutions", "grants", "identity_log", "deposits", "balance_resolutions", "withdrawals"])
       if (!triggers.has(`${t}_no_update`) || !triggers.has(`${t}_no_delete`)) v(GUARANTEES.resolveOnce, `${t} is no longer protected as append-only`);
-    for (const t of ["reservations_resolve_once", "reservations_no_delete"])
+    for (const t of ["reservations_resolve_once", "reservations_no_delete", "balance_holds_resolve_once", "balance_holds_no_delete"])
       if (!triggers.has(t)) v(GUARANTEES.resolveOnce, `trigger ${t} is missing`);
 
     // 5: one decision per request id, one reservation per request, and they agree.
@@ -90,6 +92,7 @@ export function verifyLedger(db: Db): Violation[] {
     checkBudgets(db, (d) => v(GUARANTEES.budget, d));
 
     checkGrantChain(db, (d) => v(GUARANTEES.grantChain, d));
+    checkBalances(db, (d) => v(GUARANTEES.balances, d));
   } finally {
     db.exec("COMMIT");
   }

@@ -5,25 +5,44 @@ import type { Logger } from "pino";
 import { ConfigError, type RuntimeConfig } from "../config/load.js";
 import type { Db } from "../ledger/db.js";
 import { DevWalletBackend } from "./dev.js";
-import { LnbitsBackend } from "./lnbits.js";
-import { NwcBackend } from "./nwc.js";
+import { checkLnbitsOptions, LnbitsBackend } from "./lnbits.js";
+import { NwcBackend, parseNwcUri } from "./nwc.js";
 import { PaymentBackendError, type PaymentBackend } from "./types.js";
 
 export function createPaymentBackend(cfg: RuntimeConfig, deps: { db: Db; log: Logger }): PaymentBackend {
+  checkPaymentConfig(cfg);
   const p = cfg.payments;
   const log = deps.log.child({ component: "payments", backend: p.backend });
   switch (p.backend) {
     case "dev":
-      if (!p.devEnabled) throw new ConfigError('payments.backend is "dev" but payments.dev.enabled is false: the dev wallet is for demos and tests');
       log.warn("payments: dev wallet in use, invoices are paid only by `dvm-gate dev-pay` and move no real money");
       return new DevWalletBackend(deps.db);
     case "nwc":
-      if (!p.nwcUri) throw new ConfigError('payments.nwc.uri: required when payments.backend is "nwc"');
       return asConfigError(() => new NwcBackend({ uri: p.nwcUri!, log }));
     case "lnbits":
+      return asConfigError(() => new LnbitsBackend({ url: p.lnbits!.url, invoiceKey: p.lnbits!.invoiceKey, log }));
+  }
+}
+
+/**
+ * Every config check createPaymentBackend makes (its secrets resolved), with no
+ * database and no connection: `start` runs it before it locks or creates anything, so
+ * a bad wallet setting leaves no ledger behind.
+ */
+export function checkPaymentConfig(cfg: RuntimeConfig): void {
+  const p = cfg.payments;
+  switch (p.backend) {
+    case "dev":
+      if (!p.devEnabled) throw new ConfigError('payments.backend is "dev" but payments.dev.enabled is false: the dev wallet is for demos and tests');
+      return;
+    case "nwc":
+      if (!p.nwcUri) throw new ConfigError('payments.nwc.uri: required when payments.backend is "nwc"');
+      asConfigError(() => parseNwcUri(p.nwcUri!));
+      return;
+    case "lnbits":
       if (!p.lnbits) throw new ConfigError('payments.lnbits: required when payments.backend is "lnbits"');
-      const { url, invoiceKey } = p.lnbits;
-      return asConfigError(() => new LnbitsBackend({ url, invoiceKey, log }));
+      asConfigError(() => checkLnbitsOptions(p.lnbits!));
+      return;
   }
 }
 

@@ -28,6 +28,19 @@ interface Tracked {
 
 const MAX_ERROR_DETAIL_CHARS = 200;
 
+/** The URL and key checks of the constructor, without a backend (`start` runs them before it creates anything). */
+export function checkLnbitsOptions(opts: { url: string; invoiceKey: string }): URL {
+  let url: URL;
+  try {
+    url = new URL(opts.url);
+  } catch {
+    throw new PaymentBackendError("payments.lnbits.url: not a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new PaymentBackendError("payments.lnbits.url: must be http:// or https://");
+  if (!opts.invoiceKey) throw new PaymentBackendError("payments.lnbits.invoiceKey: empty");
+  return url;
+}
+
 export class LnbitsBackend implements PaymentBackend {
   readonly name = "lnbits" as const;
   private readonly baseUrl: string;
@@ -44,14 +57,7 @@ export class LnbitsBackend implements PaymentBackend {
   private closed = false;
 
   constructor(opts: LnbitsOptions) {
-    let url: URL;
-    try {
-      url = new URL(opts.url);
-    } catch {
-      throw new PaymentBackendError("payments.lnbits.url: not a URL");
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new PaymentBackendError("payments.lnbits.url: must be http:// or https://");
-    if (!opts.invoiceKey) throw new PaymentBackendError("payments.lnbits.invoiceKey: empty");
+    const url = checkLnbitsOptions(opts);
     this.baseUrl = url.toString().replace(/\/+$/, "");
     this.invoiceKey = opts.invoiceKey;
     this.timeoutMs = opts.timeoutMs ?? 15_000;

@@ -6,9 +6,9 @@
 // One long-lived subscription carries every answer and notification for our key;
 // requests wait for their answer (matched by the `e` tag) with a bounded timeout.
 import type { Logger } from "pino";
-import { websocketImplementation } from "../relay/ws.js";
 import { nip04, nip44, nip47 } from "nostr-tools";
-import { AbstractSimplePool, type SubCloser } from "nostr-tools/abstract-pool";
+import type { AbstractSimplePool, SubCloser } from "nostr-tools/abstract-pool";
+import { SafePool } from "../relay/safe-pool.js";
 import * as kinds from "nostr-tools/kinds";
 import { finalizeEvent, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { isMsats } from "../util/money.js";
@@ -95,12 +95,8 @@ export class NwcBackend implements PaymentBackend {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.maxInFlight = opts.maxInFlight ?? 64;
     this.log = opts.log;
-    this.pool = new AbstractSimplePool({
-      verifyEvent,
-      websocketImplementation,
-      maxWaitForConnection: this.connectTimeoutMs,
-      enableReconnect: true,
-    });
+    // SafePool: no wallet relay's frames can turn into an unhandled rejection (see relay/safe-relay.ts).
+    this.pool = new SafePool({ verifyEvent, maxWaitForConnection: this.connectTimeoutMs, enableReconnect: true });
   }
 
   async createInvoice(req: InvoiceRequest): Promise<IssuedInvoice> {

@@ -13,7 +13,11 @@ export interface ZapExpectation {
   providerPubkey: string;
   /** Who must have been paid: the gate. A custodial provider signs receipts for all its users. */
   recipientPubkey: string;
-  feedbackEventId: string;
+  /**
+   * The feedback event the zap pays for; null for a zap of the gate's profile (a
+   * deposit, SPEC §12), whose zap request must then name no event at all.
+   */
+  feedbackEventId: string | null;
   chargeMsats: number;
 }
 
@@ -67,7 +71,11 @@ export function checkZapReceipt(receipt: unknown, expect: ZapExpectation, paymen
   if (tagValue(r, "p") !== expect.recipientPubkey) return fail("zap receipt is not addressed to the gate (p tag)");
 
   const eTags = zr.tags.filter((t) => t[0] === "e");
-  if (eTags.length !== 1 || eTags[0]![1] !== expect.feedbackEventId) return fail("zap request is not for this feedback event (e tag)");
+  if (expect.feedbackEventId === null) {
+    // A profile zap: an e (or a) tag would make it a zap of some event, not a deposit.
+    if (eTags.length > 0 || zr.tags.some((t) => t[0] === "a") || r.tags.some((t) => t[0] === "e" || t[0] === "a"))
+      return fail("zap request names an event (e or a tag): not a zap of the gate's profile");
+  } else if (eTags.length !== 1 || eTags[0]![1] !== expect.feedbackEventId) return fail("zap request is not for this feedback event (e tag)");
   if (paymentHashUsed(invoice.paymentHash)) return fail("payment hash was already used");
   return { ok: true, paymentHash: invoice.paymentHash, amountMsats: invoice.amountMsats, zapper: zr.pubkey };
 }

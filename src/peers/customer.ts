@@ -24,6 +24,8 @@ export interface JobReply {
   amountMsats: number | null;
   bolt11: string | null;
   freeTier: { label: string; absorbedMsats: number; chargeMsats: number } | null;
+  /** `["balance", "<msats left>"]`: paid from the prepaid balance (SPEC §12). */
+  balanceMsats: number | null;
   /** Plaintext content (decrypted when the reply was encrypted). */
   content: string;
   encrypted: boolean;
@@ -73,6 +75,7 @@ export function parseReply(ev: Event, request: { id: string; kind: number }, sec
     amountMsats: parseWireMsats(amount?.[1]),
     bolt11: amount?.[2] || null,
     freeTier: ft && ft[1] ? { label: ft[1], absorbedMsats: parseWireMsats(ft[2]) ?? 0, chargeMsats: parseWireMsats(ft[3]) ?? 0 } : null,
+    balanceMsats: parseWireMsats(tag("balance")?.[1]),
     content,
     encrypted,
     ...(undecryptable ? { undecryptable } : {}),

@@ -10,6 +10,7 @@
 import { AbstractRelay } from "nostr-tools/abstract-relay";
 import { JobFeedback } from "nostr-tools/kinds";
 import { finalizeEvent, getPublicKey, type Event } from "nostr-tools/pure";
+import type { Filter } from "nostr-tools/filter";
 import { websocketImplementation } from "../relay/ws.js";
 import type { Logger } from "pino";
 import { decryptFrom, encryptFor } from "../events/encryption.js";
@@ -77,7 +78,8 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
     if (answered.size > MAX_REMEMBERED) answered.delete(answered.values().next().value!);
   };
 
-  const fetchRequest = (id: string): Promise<Event | null> =>
+  /** The first event any relay has for the filter that `match` accepts, or null. */
+  const fetchOne = (filter: Filter, match: (ev: Event) => boolean): Promise<Event | null> =>
     new Promise((resolve) => {
       let settled = false;
       let eoses = 0;
@@ -94,10 +96,10 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
       const timer = setTimeout(() => finish(null), FETCH_TIMEOUT_MS);
       for (const relay of relays)
         subs.push(
-          relay.subscribe([{ ids: [id], limit: 1 }], {
+          relay.subscribe([filter], {
             onevent: (raw) => {
               const ev = toVerifiedEvent(raw);
-              if (ev && ev.id === id) finish(ev);
+              if (ev && match(ev)) finish(ev);
             },
             oneose: () => {
               if (++eoses === relays.length) finish(null);
@@ -107,10 +109,17 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
     });
 
   const answer = async (requestId: string, customer: string) => {
-    const request = await fetchRequest(requestId);
+    const request = await fetchOne({ ids: [requestId], limit: 1 }, (ev) => ev.id === requestId);
     if (!request) return log.warn({ requestId }, "go signal for a request no relay has; skipped");
     if (request.pubkey !== customer) return log.warn({ requestId }, "go signal names another customer than the request's author; skipped");
     if (!kinds.has(request.kind)) return log.info({ requestId, kind: request.kind }, "request kind not served by the demo worker; skipped");
+    // The start-up look-back replays go signals a previous run already answered (a
+    // restart within LOOKBACK_SEC): the relay, not this run's memory, says which.
+    const done = await fetchOne(
+      { kinds: [request.kind + 1000], authors: [workerPubkey], "#e": [requestId], limit: 1 },
+      (ev) => ev.pubkey === workerPubkey && ev.tags.some((t) => t[0] === "e" && t[1] === requestId),
+    );
+    if (done) return log.info({ requestId, resultId: done.id }, "request already answered by this worker; skipped");
 
     let jobTags = request.tags;
     let scheme: "nip04" | "nip44" | null = null;

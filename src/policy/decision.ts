@@ -20,13 +20,15 @@ export interface DecisionInputs {
    * whole number of these units; never more, so the budget still holds.
    */
   chargeUnitMsats?: number;
+  /** The customer's prepaid balance (SPEC §12): pays what the free tier does not, when it covers it. */
+  balanceMsats?: number;
 }
 
 export type Outcome =
   | { kind: "blocked"; reason: "blocked" }
   | { kind: "free"; absorbMsats: number; chargeMsats: 0 }
-  | { kind: "partial"; absorbMsats: number; chargeMsats: number }
-  | { kind: "gate"; absorbMsats: 0; chargeMsats: number; reason: GateReason };
+  | { kind: "partial"; absorbMsats: number; chargeMsats: number; fromBalance?: true }
+  | { kind: "gate"; absorbMsats: 0; chargeMsats: number; reason: GateReason; fromBalance?: true };
 
 export type GateReason = "no_budget" | "budget_used" | "pool_empty" | "too_many_pending" | "below_charge_unit";
 
@@ -39,10 +41,12 @@ export function decide(i: DecisionInputs): Outcome {
   // A job priced at 0 costs nobody anything: served, nothing reserved, nothing granted.
   if (i.priceMsats === 0) return { kind: "free", absorbMsats: 0, chargeMsats: 0 };
   if (absorb === i.priceMsats) return { kind: "free", absorbMsats: absorb, chargeMsats: 0 };
+  // The balance is debited in msats, so no invoice's unit applies: the whole rest or nothing.
+  const fromBalance = (i.balanceMsats ?? 0) >= i.priceMsats - absorb ? ({ fromBalance: true } as const) : {};
   const unit = i.chargeUnitMsats ?? 1;
-  const shortfall = (i.priceMsats - absorb) % unit;
+  const shortfall = "fromBalance" in fromBalance ? 0 : (i.priceMsats - absorb) % unit;
   if (shortfall !== 0) absorb = Math.max(0, absorb - (unit - shortfall));
-  if (absorb > 0) return { kind: "partial", absorbMsats: absorb, chargeMsats: i.priceMsats - absorb };
+  if (absorb > 0) return { kind: "partial", absorbMsats: absorb, chargeMsats: i.priceMsats - absorb, ...fromBalance };
   const reason: GateReason = tooManyPending
     ? "too_many_pending"
     : i.budgetMsats === 0
@@ -52,5 +56,5 @@ export function decide(i: DecisionInputs): Outcome {
         : i.poolMsats === 0
           ? "pool_empty"
           : "below_charge_unit";
-  return { kind: "gate", absorbMsats: 0, chargeMsats: i.priceMsats, reason };
+  return { kind: "gate", absorbMsats: 0, chargeMsats: i.priceMsats, reason, ...fromBalance };
 }

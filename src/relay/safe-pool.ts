@@ -4,20 +4,24 @@
 import { AbstractSimplePool } from "nostr-tools/abstract-pool";
 import type { AbstractRelay } from "nostr-tools/abstract-relay";
 import { normalizeURL } from "nostr-tools/utils";
-import { SafeRelay } from "./safe-relay.js";
+import { SafeRelay, type SafeRelayOptions } from "./safe-relay.js";
+import type { Event } from "nostr-tools/pure";
 import { websocketImplementation } from "./ws.js";
 
 export class SafePool extends AbstractSimplePool {
-  constructor(opts: { maxWaitForConnection?: number } = {}) {
-    // Events are verified by whoever uses them, on fresh copies.
+  private readonly relayOpts: SafeRelayOptions;
+
+  constructor(opts: { maxWaitForConnection?: number; verifyEvent?: (ev: Event) => boolean; enableReconnect?: boolean } = {}) {
+    // Events are verified by whoever uses them, on fresh copies, unless the owner asks the socket to.
     super({ verifyEvent: () => true, websocketImplementation, maxWaitForConnection: opts.maxWaitForConnection ?? 3000 });
+    this.relayOpts = { verifyEvent: opts.verifyEvent, enableReconnect: opts.enableReconnect };
   }
 
   override async ensureRelay(url: string, params?: { connectionTimeout?: number; abort?: AbortSignal }): Promise<AbstractRelay> {
     const key = normalizeURL(url);
     let relay = this.relays.get(key);
     if (!relay) {
-      const created = new SafeRelay(key);
+      const created = new SafeRelay(key, this.relayOpts);
       created.onclose = () => {
         if (this.relays.get(key) === created) this.relays.delete(key);
       };

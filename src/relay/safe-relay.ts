@@ -14,7 +14,7 @@
 // So `onauth` is never set: AUTH frames are read here, and the challenge is answered
 // through auth() with both outcomes handled and reported to the owner.
 import { AbstractRelay, SendingOnClosedConnection } from "nostr-tools/abstract-relay";
-import type { EventTemplate, VerifiedEvent } from "nostr-tools/pure";
+import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import { getHex64 } from "nostr-tools/fakejson";
 import { websocketImplementation } from "./ws.js";
 
@@ -41,6 +41,10 @@ export function frameOfEvent(ev: { id?: unknown }): string | null {
 }
 
 export interface SafeRelayOptions {
+  /** Checks events at the socket; by default none are (our handlers verify what they use). */
+  verifyEvent?: (ev: Event) => boolean;
+  /** nostr-tools' own reconnect (the NWC client relies on it). */
+  enableReconnect?: boolean;
   /** Signs NIP-42 AUTH events. Without it, challenges are remembered but not answered. */
   signAuth?: (t: EventTemplate) => Promise<VerifiedEvent>;
   /** The relay accepted our AUTH event. */
@@ -75,9 +79,10 @@ export class SafeRelay extends AbstractRelay {
   ) {
     super(url, {
       // Our handlers verify what they use (and answer invalid requests), so the socket layer does not.
-      verifyEvent: () => true,
+      verifyEvent: opts.verifyEvent ?? (() => true),
       websocketImplementation,
       enablePing: opts.enablePing,
+      enableReconnect: opts.enableReconnect ?? false,
     });
     this.onnotice = () => {};
   }

@@ -25,6 +25,7 @@ import { applySignal, replyRelaysFor, type SettlementDeps } from "./settlement.j
 import { poolStatusTemplate } from "../events/announce.js";
 import { checkZapReceipt } from "../payments/zap.js";
 import { applyPayment } from "./settlement.js";
+import { Deposits } from "./deposits.js";
 import { JobRunner } from "./job-runner.js";
 import type { KindBackend } from "../backends/types.js";
 import { heartbeatTemplate } from "../events/announce.js";
@@ -82,6 +83,8 @@ export interface GateServiceOptions {
   log: Logger;
   metrics?: MetricsSink | null;
   secretKey: Uint8Array;
+  /** Deposits into prepaid balances (made here when not given; `start` shares one with HTTP). */
+  deposits?: Deposits;
   opts?: GateServiceTuning;
   /** Kinds the gate runs itself (SPEC §11); the others wait for an external worker. */
   backends?: ReadonlyMap<number, KindBackend>;
@@ -115,6 +118,7 @@ export class GateService {
   readonly intake: RelayIntake;
   readonly publisher: OutboxPublisher;
   readonly invoicing: Invoicing;
+  readonly deposits: Deposits;
   readonly jobs: JobRunner | null;
   private readonly priceOf: GateServiceOptions["priceOf"];
   private heartbeatSec = 0;
@@ -230,6 +234,17 @@ export class GateService {
           })
         : null;
     this.invoicing = new Invoicing({ ...this.settlement, backend: this.backend, invoiceExpirySec: this.cfg.payments.invoiceExpirySec });
+    this.deposits =
+      o.deposits ??
+      new Deposits({
+        ledger: this.ledger,
+        backend: this.backend,
+        log: this.log.child({ part: "deposits" }),
+        gatePubkey: this.gatePubkey,
+        zapProviderPubkey: this.cfg.payments.zapProviderPubkey,
+        invoiceExpirySec: this.cfg.payments.invoiceExpirySec,
+        nowMs: this.nowMs,
+      });
     this.decisionRetry = new DecisionRetry({
       log: this.log.child({ part: "decision-retry" }),
       nowMs: this.nowMs,
@@ -278,11 +293,15 @@ export class GateService {
     if (this.relays.length === 0) this.log.warn("no relays configured (nostr.relays): nothing will be received or published");
     this.publisher.start();
     await this.sweep();
-    this.unhint = this.backend.onPaymentHint((hash) => void this.invoicing.checkPayments([hash]));
+    this.unhint = this.backend.onPaymentHint((hash) => {
+      void this.invoicing.checkPayments([hash]);
+      void this.deposits.checkInvoices([hash]);
+    });
     this.every(this.t.expirySweepMs, () => this.sweep());
     this.every(this.t.paymentPollMs, async () => {
       await this.invoicing.issuePending();
       await this.invoicing.checkPayments();
+      await this.deposits.checkInvoices();
     });
     this.every(this.t.poolStatusMaxIntervalMs, async () => this.publishPoolStatus());
     this.every(this.t.heartbeatMs, () => this.publishHeartbeat());
@@ -394,8 +413,10 @@ export class GateService {
   /** A result, error, deletion or zap; false when its write failed and it is held for a retry. */
   private settleOrHold(ev: Event, relay: string): boolean {
     try {
-      if (ev.kind === ZAP_RECEIPT_KIND) this.onZapReceipt(ev);
-      else this.onSignal(ev);
+      // A zap of the gate's profile is a deposit (SPEC §12); one of a feedback event pays a job.
+      if (ev.kind === ZAP_RECEIPT_KIND) {
+        if (!this.deposits.onZapReceipt(ev)) this.onZapReceipt(ev);
+      } else this.onSignal(ev);
       return true;
     } catch (err) {
       if (!isWriteFailure(err)) throw err;
@@ -611,7 +632,7 @@ export class GateService {
       const rec = d.rec;
       this.metrics?.decision(rec.decision);
       this.log.info({ id: rec.requestId, customer: rec.pubkey, kind: rec.kind, decision: rec.decision, tier: rec.tier, absorbMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats, reason: rec.reason }, "decided");
-      if (rec.decision === "partial" || rec.decision === "gate") invoice = true;
+      if ((rec.decision === "partial" || rec.decision === "gate") && rec.balanceLeftMsats === undefined) invoice = true;
       else kick = true;
     }
     if (invoice) void this.invoicing.issuePending();
@@ -691,6 +712,12 @@ export class GateService {
           break;
         case "partial":
         case "gate":
+          if (rec.balanceLeftMsats !== undefined) {
+            enqueue(db, { ...base, purpose: "feedback-processing", event: signed(balancePaidFeedback(target, rec, nowSec)) });
+            // Paid from the balance: the processing reply is the go signal, as for a free job.
+            this.jobs?.onGoSignal(db, rec, now);
+            break;
+          }
           // The invoice is made after commit (no network in here); this row waits for it.
           enqueue(db, { ...base, purpose: "feedback-payment-required", event: null });
           break;
@@ -748,6 +775,20 @@ export class GateService {
       this.log.warn({ err: (err as Error).message }, "could not queue the pool status");
     }
   }
+}
+
+/** SPEC §12: paid from the prepaid balance; the free-tier tag too when the pool paid a part. */
+function balancePaidFeedback(target: ReplyTarget, rec: RequestRecord, nowSec: number): EventTemplate {
+  const pool = rec.absorbMsats > 0 ? `the pool covers ${rec.absorbMsats} msats, ` : "";
+  return processingFeedback(
+    target,
+    {
+      text: `${pool}your balance paid ${rec.chargeMsats} msats; ${rec.balanceLeftMsats} msats left`,
+      ...(rec.absorbMsats > 0 ? { freeTier: { label: "partial" as const, absorbedMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats } } : {}),
+      balanceLeftMsats: rec.balanceLeftMsats!,
+    },
+    nowSec,
+  );
 }
 
 function freeText(rec: RequestRecord): string {

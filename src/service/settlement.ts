@@ -210,9 +210,14 @@ export function failJob(deps: SettlementDeps, requestId: string, reason: string)
   return result;
 }
 
-/** dvm-gate never sends money: a paid job that will not be done needs a refund by hand. */
+/**
+ * dvm-gate never sends money: a paid job that will not be done needs a refund by hand
+ * (unless it was paid from the prepaid balance, which the ledger refunded itself).
+ */
 function warnIfPaid(deps: SettlementDeps, result: FailResult): void {
-  if (result.status === "voided" && result.request.paidMsats > 0)
+  if (result.status === "voided" && result.refundedToBalanceMsats > 0)
+    deps.log.info({ request: result.request.requestId, refundedToBalanceMsats: result.refundedToBalanceMsats }, "balance debit refunded to the balance");
+  else if (result.status === "voided" && result.request.paidMsats > 0)
     deps.log.warn(
       { request: result.request.requestId, customer: result.request.pubkey, paidMsats: result.request.paidMsats, paymentRef: result.request.paymentRef },
       "a paid job was voided: refund the customer by hand",

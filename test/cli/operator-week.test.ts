@@ -282,3 +282,54 @@ describe("a config file that is not valid JSON", () => {
     expect(line).not.toContain("nsec1");
   });
 });
+
+describe("a secret key where a pubkey belongs", () => {
+  it("is refused without being echoed, by every command that takes a pubkey", async () => {
+    const nsec = nip19.nsecEncode(generateSecretKey());
+    const relay = "ws://127.0.0.1:9";
+    const runs = await Promise.all([
+      runAsync(["audit", "--relay", relay, "--gate", nsec]),
+      runAsync(["request", "--relay", relay, "--gate", nsec]),
+      runAsync(["identity", "show", nsec]),
+    ]);
+    for (const r of runs) {
+      const line = expectOneLine(r, /secret key \(nsec\).*value not shown/);
+      expect(line).not.toContain(nsec.slice(5, 20));
+    }
+  });
+});
+
+describe("an option given without its value", () => {
+  it("says the option needs a value, wherever it stands", async () => {
+    const runs = await Promise.all([runAsync(["pool", "status", "--config"]), runAsync(["request", "--input"]), runAsync(["grants", "--limit", "--json"])]);
+    expectOneLine(runs[0]!, /^dvm-gate: pool: --config needs a value/);
+    expectOneLine(runs[1]!, /^dvm-gate: request: --input needs a value/);
+    expectOneLine(runs[2]!, /^dvm-gate: grants: --limit needs a value \(write --limit=VALUE/);
+  });
+});
+
+describe("start without the gate's secret", () => {
+  it("exits 2 and creates neither the database nor its folder", () => {
+    const { dir, configPath, dbPath } = caseDir({ ...EXAMPLE, database: { path: "./fresh/dvm-gate.sqlite" } });
+    expectOneLine(run(["start"], { env: cleanEnv({ DVM_GATE_CONFIG: configPath }) }), /DVM_GATE_NSEC is not set/);
+    expect(existsSync(dirname(dbPath))).toBe(false);
+    expect(existsSync(join(dir, "fresh"))).toBe(false);
+  });
+
+  it("with a wallet setting it cannot use, exits 2 naming it and leaves no ledger, lock or folder", async () => {
+    const secretKey = Buffer.from(generateSecretKey()).toString("hex");
+    const wallets: [Record<string, unknown>, RegExp][] = [
+      [{ backend: "nwc", nwc: { uri: "http://wallet.example?secret=topsecret123" } }, /payments\.nwc\.uri: not a nostr\+walletconnect/],
+      [{ backend: "nwc", nwc: { uri: "env:NWC_NOT_SET_ANYWHERE" } }, /NWC_NOT_SET_ANYWHERE is not set/],
+      [{ backend: "lnbits", lnbits: { url: "ftp://127.0.0.1:9", invoiceKey: "k" } }, /payments\.lnbits\.url: must be http/],
+      [{ backend: "dev", dev: { enabled: false } }, /payments\.dev\.enabled is false/],
+    ];
+    const cases = wallets.map(([payments]) => caseDir({ ...EXAMPLE, nostr: { secretKey, relays: [] }, database: { path: "./fresh/dvm-gate.sqlite" }, payments }));
+    const runs = await Promise.all(cases.map((c) => runAsync(["start"], { env: cleanEnv({ DVM_GATE_CONFIG: c.configPath }) })));
+    runs.forEach((r, i) => {
+      const line = expectOneLine(r, wallets[i]![1]);
+      expect(line).not.toContain("topsecret");
+      expect(existsSync(join(cases[i]!.dir, "fresh"))).toBe(false);
+    });
+  });
+});

@@ -233,4 +233,19 @@ describe("demo worker", () => {
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req.id)))).toBe(true);
     expect(results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === req5100.id))).toBe(false);
   });
+
+  it("restarted, does not answer again the go signals its start-up look-back replays", async () => {
+    const answeredBefore = new Set(results.flatMap((r) => r.tags.filter((t) => t[0] === "e").map((t) => t[1]!)));
+    expect(answeredBefore.size).toBeGreaterThan(0);
+    // A restart of `start`: the same key, the same relay, go signals of the last minute replayed.
+    await worker.close();
+    worker = await startDemoWorker({ relayUrls: [relay.url], secretKey: gate.secretKey, gatePubkey: gate.pubkey, kinds: [5050], log });
+    // The control: a go signal after the replayed ones, answered by the new worker.
+    const customerSk = generateSecretKey();
+    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl2", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    await conn.publish(control);
+    await conn.publish(processing(control.id, control.pubkey));
+    expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
+    for (const id of answeredBefore) expect(results.filter((r) => r.tags.some((t) => t[0] === "e" && t[1] === id)), id).toHaveLength(1);
+  });
 });

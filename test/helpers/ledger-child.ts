@@ -4,15 +4,19 @@
 // It prints one JSON line {"ready":true} once the ledger is open, then:
 // - mode "race": waits for "go" on stdin (so all children start together), runs `ops`
 //   decisions with their settlements, prints one JSON line of counts and exits;
-// - mode "hammer": decides, pays, settles and fails in a loop until it is killed.
+// - mode "hammer": decides, pays, settles and fails in a loop until it is killed (with
+//   `deposits`, it also credits zap-like deposits whose payment hashes repeat);
+// - mode "spend-race": like "race" but every job has the same price and only the
+//   decision is made, to race for one customer's prepaid balance.
 // Every error is counted by its code, never thrown: the parent asserts there were none.
 import { randomBytes } from "node:crypto";
 import { writeSync } from "node:fs";
 import { Ledger, type LedgerSettings } from "../../src/ledger/ledger.js";
 import { grantSigner } from "../../src/events/grant-event.js";
+import { depositFor } from "./deposit-refs.js";
 
 export interface ChildArgs {
-  mode: "race" | "hammer";
+  mode: "race" | "hammer" | "spend-race";
   dbPath: string;
   synchronous: "FULL" | "NORMAL";
   settings: LedgerSettings;
@@ -21,7 +25,12 @@ export interface ChildArgs {
   ops?: number;
   /** Signs grant events inside the posting transaction, like the service does. */
   grantSecretKeyHex?: string;
+  /** spend-race: the one price of every job. */
+  priceMsats?: number;
+  /** hammer: also credit deposits, refs drawn from `dep-0` … `dep-<deposits-1>`. */
+  deposits?: number;
 }
+
 
 export interface ChildReport {
   pid: number;
@@ -62,9 +71,11 @@ function oneJob(ledger: Ledger): void {
     const { request } = ledger.decide({ requestId, pubkey, kind: 5050, priceMsats }, Date.now());
     report.decisions++;
     bump(report.outcomes, request.reason && request.decision !== "blocked" ? `${request.decision}:${request.reason}` : request.decision);
+    if (request.balanceLeftMsats !== undefined) bump(report.outcomes, "from-balance");
     if (request.decision === "blocked") return;
     const r = Math.random();
-    if (request.decision !== "free") {
+    // Paid from a prepaid balance: processing already, like a free job.
+    if (request.decision !== "free" && request.balanceLeftMsats === undefined) {
       if (r >= 0.6) {
         // Some are never paid (their offers expire), some fail before payment.
         if (r < 0.8) {
@@ -92,6 +103,15 @@ function oneJob(ledger: Ledger): void {
   });
 }
 
+/** One job of a fixed price for the first customer: decided, nothing else. */
+function spendJob(ledger: Ledger): void {
+  guarded(() => {
+    const { request } = ledger.decide({ requestId: randomBytes(32).toString("hex"), pubkey: args.pubkeys[0]!, kind: 5050, priceMsats: args.priceMsats! }, Date.now());
+    report.decisions++;
+    bump(report.outcomes, request.balanceLeftMsats !== undefined ? "from-balance" : `${request.decision}${request.reason ? `:${request.reason}` : ""}`);
+  });
+}
+
 function main(): void {
   const signer = args.grantSecretKeyHex ? grantSigner(Uint8Array.from(Buffer.from(args.grantSecretKeyHex, "hex"))) : null;
   // The first Schnorr signature builds lookup tables (hundreds of ms): do it before
@@ -108,6 +128,11 @@ function main(): void {
       oneJob(ledger);
       if (i % 50 === 0) guarded(() => ledger.expire(Date.now()));
       if (i % 97 === 0) guarded(() => ledger.credit(1000, "operator", `hammer-${process.pid}`, Date.now()));
+      if (args.deposits && i % 3 === 0) {
+        const ref = `dep-${Math.floor(Math.random() * args.deposits)}`;
+        const d = depositFor(ref, args.pubkeys);
+        guarded(() => ledger.deposit({ pubkey: d.pubkey, amountMsats: d.amountMsats, source: "zap", ref, overCap: "credit-to-cap" }, Date.now()));
+      }
     }
   }
 
@@ -116,7 +141,10 @@ function main(): void {
   process.stdin.on("data", (chunk: string) => {
     if (started || !chunk.includes("go")) return;
     started = true;
-    for (let i = 0; i < (args.ops ?? 100); i++) oneJob(ledger);
+    for (let i = 0; i < (args.ops ?? 100); i++) {
+      if (args.mode === "spend-race") spendJob(ledger);
+      else oneJob(ledger);
+    }
     ledger.close();
     line({ report });
     process.exit(0);

@@ -9,6 +9,7 @@ import { Ledger, type GrantSigner } from "../../src/ledger/ledger.js";
 import { GateMetrics } from "../../src/http/metrics.js";
 import { startHttpServer, type HttpServer } from "../../src/http/server.js";
 import { makeTmpDir, type TmpDir } from "../helpers/tmp.js";
+import type { DepositMaker } from "../../src/http/balance.js";
 
 export const SAT = 1000;
 
@@ -39,7 +40,7 @@ export function testConfig(dbPath: string): RuntimeConfig {
   );
 }
 
-export async function startHarness(opts: { nowMs?: () => number } = {}): Promise<Harness> {
+export async function startHarness(opts: { nowMs?: () => number; deposits?: (ledger: Ledger) => DepositMaker } = {}): Promise<Harness> {
   const tmp = makeTmpDir("dvm-gate-http-");
   const cfg = testConfig(tmp.file("gate.sqlite"));
   const lines: string[] = [];
@@ -56,7 +57,15 @@ export async function startHarness(opts: { nowMs?: () => number } = {}): Promise
   const metrics = new GateMetrics();
   const gateSecretKey = generateSecretKey();
   const gatePubkey = getPublicKey(gateSecretKey);
-  const server = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) });
+  const server = await startHttpServer({
+    cfg,
+    ledger,
+    log,
+    metrics,
+    gatePubkey,
+    ...(opts.nowMs ? { nowMs: opts.nowMs } : {}),
+    ...(opts.deposits ? { deposits: opts.deposits(ledger) } : {}),
+  });
   return {
     tmp,
     cfg,

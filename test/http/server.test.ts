@@ -153,6 +153,8 @@ describe("GET /estimate", () => {
       poolMsats: pool,
       pendingCount: 0,
       maxPendingPerPubkey: 3,
+      balanceMsats: 0,
+      fromBalanceMsats: 0,
       decision: "free",
       absorbMsats: 10 * SAT,
       chargeMsats: 0,

@@ -155,7 +155,7 @@ describe("partial offers and settlement", () => {
     const p = decide(ledger, pk, 10 * SAT, T0);
     expect([p.decision, p.absorbMsats]).toEqual(["partial", 4 * SAT]);
     expect(ledger.expire(T0 + 300_000 - 1).reservationsExpired).toBe(0);
-    expect(ledger.expire(T0 + 300_000)).toEqual({ requestsExpired: 1, reservationsExpired: 1, returnedMsats: 4 * SAT });
+    expect(ledger.expire(T0 + 300_000)).toEqual({ requestsExpired: 1, reservationsExpired: 1, returnedMsats: 4 * SAT, refundedToBalanceMsats: 0 });
     expect(ledger.markPaid(p.requestId, { paidMsats: 6 * SAT, paymentRef: "late" }, T0 + 300_001).status).toBe("not_awaiting_payment");
     expect(ledger.totals()).toMatchObject({ pendingMsats: 0, poolMsats: 4 * SAT, absorbedMsats: 0 });
   });

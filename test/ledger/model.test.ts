@@ -46,6 +46,8 @@ function settingsFor(rng: Rng): LedgerSettings {
   return {
     budgetsMsats: { new: rng.pick([0, 0, 5 * SAT]), established: 50 * SAT, trusted: 200 * SAT, elite: 1000 * SAT },
     poolInitialMsats: rng.pick([30, 100, 300, 1000]) * SAT + rng.int(0, 999),
+    // Small caps sometimes, so that deposits run into them.
+    maxBalanceMsats: rng.pick([100_000 * SAT, 150 * SAT, 60 * SAT + rng.int(0, 999)]),
     poolCreditPct: rng.pick([0, 10, 33, 100]),
     maxPendingPerPubkey: rng.pick([1, 3, 1000]),
     timeoutSec: 600,
@@ -94,6 +96,7 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
   }
 
   const knownIds = (): string[] => model.requestIds();
+  const usedRefs: string[] = [];
   const openIds = (state: string): string[] => knownIds().filter((id) => model.request(id)!.state === state);
 
   const compareRequest = (requestId: string) => {
@@ -138,6 +141,12 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
   const compareAll = () => {
     eq(ledger.totals(), model.totals(), "pool totals");
     for (const pk of pubkeys) {
+      const b = ledger.balance(pk);
+      eq(
+        { balanceMsats: b.balanceMsats, heldMsats: b.heldMsats, depositedMsats: b.depositedMsats, spentMsats: b.spentMsats, withdrawnMsats: b.withdrawnMsats },
+        model.balance(pk),
+        `balance ${pk.slice(0, 8)}`,
+      );
       const v = ledger.identity(pk, nowMs);
       if (op !== "abuse" && v.score < (lastScore.get(pk) ?? 0)) stats.decays++;
       lastScore.set(pk, v.score);
@@ -168,12 +177,21 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
       const want = model.decide(req, nowMs);
       eq(got.status, want.status, "decide status");
       eq(
-        { decision: got.request.decision, absorbMsats: got.request.absorbMsats, chargeMsats: got.request.chargeMsats, reason: got.request.reason },
-        { decision: want.request.decision, absorbMsats: want.request.absorbMsats, chargeMsats: want.request.chargeMsats, reason: got.status === "exists" ? undefined : want.request.reason },
+        { decision: got.request.decision, absorbMsats: got.request.absorbMsats, chargeMsats: got.request.chargeMsats, reason: got.request.reason, balanceLeftMsats: got.request.balanceLeftMsats },
+        {
+          decision: want.request.decision,
+          absorbMsats: want.request.absorbMsats,
+          chargeMsats: want.request.chargeMsats,
+          reason: got.status === "exists" ? undefined : want.request.reason,
+          balanceLeftMsats: got.status === "exists" ? undefined : want.request.balanceLeftMsats,
+        },
         "decision",
       );
-      stats.outcomes[got.status === "exists" ? "exists" : `${got.request.decision}${got.request.reason ? `:${got.request.reason}` : ""}`] =
-        (stats.outcomes[got.status === "exists" ? "exists" : `${got.request.decision}${got.request.reason ? `:${got.request.reason}` : ""}`] ?? 0) + 1;
+      const label =
+        got.status === "exists"
+          ? "exists"
+          : `${got.request.decision}${got.request.reason ? `:${got.request.reason}` : ""}${got.request.balanceLeftMsats !== undefined ? "+balance" : ""}`;
+      stats.outcomes[label] = (stats.outcomes[label] ?? 0) + 1;
       compareRequest(requestId);
     }],
     [12, "markPaid", () => {
@@ -221,7 +239,7 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
       const got = ledger.fail(requestId, "model test", nowMs);
       const want = model.fail(requestId);
       eq(got.status, want.status, "fail status");
-      if (got.status === "voided") eq(got.returnedMsats, want.returnedMsats, "returned msats");
+      if (got.status === "voided") eq([got.returnedMsats, got.refundedToBalanceMsats], [want.returnedMsats, want.refundedToBalanceMsats], "returned msats");
       compareRequest(requestId);
     }],
     [4, "expire", () => {
@@ -232,6 +250,28 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
       const amountMsats = rng.chance(0.5) ? rng.int(1, 100) * SAT : rng.int(1, 50 * SAT);
       ledger.credit(amountMsats, "operator", `model-${step}`, nowMs);
       model.credit(amountMsats);
+    }],
+    [7, "deposit", () => {
+      const pubkey = rng.pick(pubkeys);
+      const amountMsats = rng.chance(0.6) ? rng.pick([10, 20, 50, 100]) * SAT : rng.int(1, 80 * SAT);
+      const operator = rng.chance(0.3);
+      // Payment hashes repeat sometimes (a receipt seen on two relays, a restart): credited once.
+      const ref = operator ? null : rng.chance(0.15) && usedRefs.length > 0 ? rng.pick(usedRefs) : `hash-${rng.hex64()}`;
+      if (ref !== null) usedRefs.push(ref);
+      const overCap = operator ? "refuse" : "credit-to-cap";
+      const got = ledger.deposit({ pubkey, amountMsats, source: operator ? "operator" : "zap", ref, note: "model test", overCap }, nowMs);
+      const want = model.deposit(pubkey, amountMsats, ref, overCap);
+      eq(got.status, want.status, "deposit status");
+      if (got.status === "credited") eq([got.creditedMsats, got.excessMsats], [want.creditedMsats, want.excessMsats], "deposit credited/excess");
+      stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] =
+        (stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] ?? 0) + 1;
+    }],
+    [1, "withdraw", () => {
+      const pubkey = rng.pick(pubkeys);
+      const have = model.balance(pubkey).balanceMsats;
+      const amountMsats = rng.chance(0.7) && have > 0 ? rng.int(1, have) : have + rng.int(1, 5 * SAT);
+      const got = ledger.withdraw(pubkey, amountMsats, "model test", nowMs);
+      eq(got !== null, model.withdraw(pubkey, amountMsats), "withdraw accepted");
     }],
     [12, "tick", () => {
       nowMs += rng.int(0, 30 * SECOND);
@@ -330,7 +370,10 @@ describe("ledger against a naive model", () => {
     console.log(`model test: ${totals.sequences} sequences, ${totals.ops} operations, ${totals.decays} decays`, JSON.stringify(totals.byOp), JSON.stringify(totals.outcomes));
     expect(totals.ops).toBeGreaterThanOrEqual(10_000);
     expect(totals.decays, "trust decay never happened").toBeGreaterThan(0);
-    for (const outcome of ["free", "partial", "gate:pool_empty", "gate:budget_used", "gate:too_many_pending", "gate:no_budget", "blocked:blocked", "exists"])
+    for (const outcome of [
+      "free", "partial", "gate:pool_empty", "gate:budget_used", "gate:too_many_pending", "gate:no_budget", "blocked:blocked", "exists",
+      "partial+balance", "gate:no_budget+balance", "deposit:credited", "deposit:exists", "deposit:over_cap", "deposit:credited+excess",
+    ])
       expect(totals.outcomes[outcome] ?? 0, `outcome ${outcome} never happened`).toBeGreaterThan(0);
   });
 });

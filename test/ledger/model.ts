@@ -7,7 +7,9 @@
 // - the pool balance is not a counter but derived from history every time
 //   (initial + credits − absorbed − pending);
 // - a customer's score is replayed from the list of their trust events, walking the
-//   decay day boundaries one by one, instead of being stored and decayed lazily.
+//   decay day boundaries one by one, instead of being stored and decayed lazily;
+// - a prepaid balance (SPEC §12) is not a counter either: deposits minus the debits of
+//   jobs that are still open or done, minus the operator's refunds, summed every time.
 import type { LedgerSettings } from "../../src/ledger/ledger.js";
 
 export type ModelTier = "new" | "established" | "trusted" | "elite";
@@ -31,6 +33,30 @@ export interface ModelRequest {
   createdAtMs: number;
   expiresAtMs: number | null;
   reason?: string;
+  /** Paid from the prepaid balance: what was left in it right after. */
+  balanceLeftMsats?: number;
+}
+
+interface ModelDeposit {
+  pubkey: string;
+  creditedMsats: number;
+  excessMsats: number;
+  ref: string | null;
+}
+
+interface ModelDebit {
+  requestId: string;
+  pubkey: string;
+  amountMsats: number;
+  state: "held" | "spent" | "refunded";
+}
+
+export interface ModelBalance {
+  balanceMsats: number;
+  heldMsats: number;
+  depositedMsats: number;
+  spentMsats: number;
+  withdrawnMsats: number;
 }
 
 interface ModelReservation {
@@ -83,10 +109,50 @@ export class LedgerModel {
   private reservations: ModelReservation[] = [];
   private people = new Map<string, Person>();
   readonly grants: ModelGrant[] = [];
+  private deposits: ModelDeposit[] = [];
+  private debits: ModelDebit[] = [];
+  private withdrawals: { pubkey: string; amountMsats: number }[] = [];
+  private readonly maxBalanceMsats: number;
 
   constructor(settings: LedgerSettings) {
     this.s = settings;
     this.initialMsats = settings.poolInitialMsats;
+    this.maxBalanceMsats = settings.maxBalanceMsats ?? 100_000_000;
+  }
+
+  // ---- §12 balances ----------------------------------------------------------------
+
+  balance(pubkey: string): ModelBalance {
+    const sum = (xs: { amountMsats: number }[]) => xs.reduce((s, x) => s + x.amountMsats, 0);
+    const mine = this.debits.filter((d) => d.pubkey === pubkey);
+    const depositedMsats = this.deposits.filter((d) => d.pubkey === pubkey).reduce((s, d) => s + d.creditedMsats, 0);
+    const heldMsats = sum(mine.filter((d) => d.state === "held"));
+    const spentMsats = sum(mine.filter((d) => d.state === "spent"));
+    const withdrawnMsats = sum(this.withdrawals.filter((w) => w.pubkey === pubkey));
+    return { balanceMsats: depositedMsats - heldMsats - spentMsats - withdrawnMsats, heldMsats, depositedMsats, spentMsats, withdrawnMsats };
+  }
+
+  deposit(pubkey: string, amountMsats: number, ref: string | null, overCap: "refuse" | "credit-to-cap"): { status: string; creditedMsats?: number; excessMsats?: number } {
+    if (ref !== null && this.deposits.some((d) => d.ref === ref)) return { status: "exists" };
+    const b = this.balance(pubkey);
+    const room = Math.max(0, this.maxBalanceMsats - b.balanceMsats - b.heldMsats);
+    if (amountMsats > room && overCap === "refuse") return { status: "over_cap" };
+    const creditedMsats = Math.min(room, amountMsats);
+    this.deposits.push({ pubkey, creditedMsats, excessMsats: amountMsats - creditedMsats, ref });
+    return { status: "credited", creditedMsats, excessMsats: amountMsats - creditedMsats };
+  }
+
+  withdraw(pubkey: string, amountMsats: number): boolean {
+    if (this.balance(pubkey).balanceMsats < amountMsats) return false;
+    this.withdrawals.push({ pubkey, amountMsats });
+    return true;
+  }
+
+  private refundDebit(requestId: string): number {
+    const d = this.debits.find((x) => x.requestId === requestId && x.state === "held");
+    if (!d) return 0;
+    d.state = "refunded";
+    return d.amountMsats;
   }
 
   // ---- reading -------------------------------------------------------------------
@@ -227,6 +293,9 @@ export class LedgerModel {
     else if (absorbMsats > 0) decision = "partial";
     else decision = "gate";
 
+    // §12: what the pool does not absorb comes from the balance when it covers all of it.
+    const fromBalance = decision !== "free" && this.balance(req.pubkey).balanceMsats >= req.priceMsats - absorbMsats;
+
     let reason: string | undefined;
     if (decision === "gate") {
       if (tooManyPending) reason = "too_many_pending";
@@ -234,8 +303,8 @@ export class LedgerModel {
       else if (remainingMsats === 0) reason = "budget_used";
       else reason = "pool_empty";
     }
-    const state: ModelState = decision === "free" ? "processing" : "awaiting-payment";
-    const expiresAtMs = nowMs + (decision === "free" ? this.s.timeoutSec : this.s.invoiceExpirySec) * 1000;
+    const state: ModelState = decision === "free" || fromBalance ? "processing" : "awaiting-payment";
+    const expiresAtMs = nowMs + (state === "processing" ? this.s.timeoutSec : this.s.invoiceExpirySec) * 1000;
     const r: ModelRequest = {
       ...base,
       decision,
@@ -249,6 +318,12 @@ export class LedgerModel {
     this.requests.set(r.requestId, r);
     if (absorbMsats > 0)
       this.reservations.push({ requestId: r.requestId, pubkey: r.pubkey, tier, amountMsats: absorbMsats, state: "pending", absorbedMsats: 0, createdAtMs: nowMs });
+    if (fromBalance) {
+      this.debits.push({ requestId: r.requestId, pubkey: r.pubkey, amountMsats: r.chargeMsats, state: "held" });
+      r.paidMsats = r.chargeMsats;
+      r.paymentRef = `balance:${r.requestId}`;
+      r.balanceLeftMsats = this.balance(r.pubkey).balanceMsats;
+    }
     return { status: "decided", request: { ...r } };
   }
 
@@ -288,6 +363,8 @@ export class LedgerModel {
       res.state = "posted";
       res.absorbedMsats = absorbedMsats;
     }
+    const debit = this.debits.find((d) => d.requestId === requestId && d.state === "held");
+    if (debit) debit.state = "spent";
     let creditedMsats = 0;
     if (r.paidMsats > 0) {
       this.touch(r.pubkey).events.push({ atMs: nowMs, type: "paid", times: 1 });
@@ -313,7 +390,7 @@ export class LedgerModel {
     return { status: "posted", absorbedMsats, returnedMsats, creditedMsats, grant };
   }
 
-  fail(requestId: string): { status: string; returnedMsats?: number } {
+  fail(requestId: string): { status: string; returnedMsats?: number; refundedToBalanceMsats?: number } {
     const r = this.requests.get(requestId);
     if (!r) return { status: "not_found" };
     if (r.state !== "awaiting-payment" && r.state !== "processing") return { status: "already_resolved" };
@@ -323,12 +400,13 @@ export class LedgerModel {
       res.state = "voided";
       returnedMsats = res.amountMsats;
     }
+    const refundedToBalanceMsats = this.refundDebit(requestId);
     r.state = "failed";
-    return { status: "voided", returnedMsats };
+    return { status: "voided", returnedMsats, refundedToBalanceMsats };
   }
 
-  expire(nowMs: number): { requestsExpired: number; reservationsExpired: number; returnedMsats: number } {
-    const out = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0 };
+  expire(nowMs: number): { requestsExpired: number; reservationsExpired: number; returnedMsats: number; refundedToBalanceMsats: number } {
+    const out = { requestsExpired: 0, reservationsExpired: 0, returnedMsats: 0, refundedToBalanceMsats: 0 };
     for (const r of this.requests.values()) {
       if (r.state !== "awaiting-payment" && r.state !== "processing") continue;
       // An unpaid offer stays open for the payment grace after its deadline; a job does not.
@@ -340,6 +418,7 @@ export class LedgerModel {
         out.reservationsExpired++;
         out.returnedMsats += res.amountMsats;
       }
+      out.refundedToBalanceMsats += this.refundDebit(r.requestId);
       r.state = "expired";
       out.requestsExpired++;
     }

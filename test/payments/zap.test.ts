@@ -138,3 +138,36 @@ describe("checkZapReceipt", () => {
     expect(reasonOf(noBolt11)).toMatch(/lacks a description or bolt11/);
   });
 });
+
+describe("checkZapReceipt for a zap of the gate's profile (a deposit, SPEC §12)", () => {
+  const profile = { ...expectation, feedbackEventId: null, chargeMsats: 1 };
+
+  it("accepts a profile zap without an e tag, any positive amount", () => {
+    const { receipt, paymentHash } = buildProfileReceipt(1);
+    expect(checkZapReceipt(receipt, profile, neverUsed)).toEqual({ ok: true, paymentHash, amountMsats: 1, zapper: zapperPk });
+  });
+
+  it("refuses a zap of an event as a deposit, and a profile zap as payment for an event", () => {
+    const { receipt } = buildReceipt();
+    const r = checkZapReceipt(receipt, profile, neverUsed);
+    expect(r.ok ? "" : r.reason).toMatch(/names an event/);
+    const p = checkZapReceipt(buildProfileReceipt(CHARGE_MSATS).receipt, expectation, neverUsed);
+    expect(p.ok ? "" : p.reason).toMatch(/not for this feedback event/);
+  });
+});
+
+/** A profile zap: the zap request and receipt name no event. */
+function buildProfileReceipt(amountMsats: number): { receipt: Event; paymentHash: string } {
+  const zapRequest = finalizeEvent(
+    { kind: 9734, created_at: nowSec, content: "", tags: [["p", gatePk], ["amount", String(amountMsats)], ["relays", "ws://127.0.0.1:1"]] },
+    zapperSk,
+  );
+  const description = JSON.stringify(zapRequest);
+  const paymentHash = randomBytes(32).toString("hex");
+  const bolt11 = encodeBolt11({ network: "bcrt", amountMsats, paymentHash, descriptionHash: sha256Hex(description), createdAtSec: nowSec, expirySec: 600, nodeSecretKey: nodeSk });
+  const receipt = finalizeEvent(
+    { kind: 9735, created_at: nowSec, content: "", tags: [["p", gatePk], ["P", zapperPk], ["bolt11", bolt11], ["description", description]] },
+    providerSk,
+  );
+  return { receipt, paymentHash };
+}

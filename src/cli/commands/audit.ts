@@ -1,8 +1,7 @@
-import { pubkeyToHex } from "../../config/load.js";
 import { auditGrants, fetchAuditEvents, RelayFetchError } from "../../peers/audit.js";
 import { UsageError } from "../context.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, printJson, wholeNumberArg } from "../format.js";
+import { noExtraArgs, printJson, pubkeyArg, wholeNumberArg } from "../format.js";
 
 const usage = `Usage: dvm-gate audit --relay URL [--relay URL]… --gate NPUB|HEX [--since UNIX] [--budgets-from-config] [--json]
 
@@ -43,11 +42,7 @@ export const command: Command = {
       if (!/^wss?:\/\/[^\s/]+/.test(u)) throw new UsageError(`audit: --relay expects a ws:// or wss:// URL, got ${JSON.stringify(u.slice(0, 80))}`);
     if (typeof values.gate !== "string") throw new UsageError("audit: missing --gate NPUB (the gate's public key)");
     let gatePubkey: string;
-    try {
-      gatePubkey = pubkeyToHex(values.gate);
-    } catch {
-      throw new UsageError(`audit: --gate: not a pubkey (expected an npub or 64 hex characters): ${JSON.stringify(values.gate.slice(0, 80))}`);
-    }
+    gatePubkey = pubkeyArg(values.gate, "audit: --gate");
     let sinceSec: number | undefined;
     if (values.since !== undefined) {
       sinceSec = wholeNumberArg(String(values.since), "audit: --since (unix time)", 0, 99_999_999_999, "seconds");

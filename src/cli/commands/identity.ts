@@ -23,10 +23,14 @@ export const command: Command = {
     const now = ctx.nowMs();
     let view;
     switch (sub) {
-      case "show":
+      case "show": {
         noExtraArgs(positionals, 2, "dvm-gate identity show PUBKEY");
-        view = ctx.ledger().identity(pubkeyArg(who), now);
+        // The argument before the ledger, like the other subcommands: a bad PUBKEY is
+        // the answer even where no database exists yet.
+        const pubkey = pubkeyArg(who);
+        view = ctx.ledger().identity(pubkey, now);
         break;
+      }
       case "set-tier": {
         noExtraArgs(positionals, 3, "dvm-gate identity set-tier PUBKEY TIER");
         const pubkey = pubkeyArg(who);
@@ -48,7 +52,9 @@ export const command: Command = {
       default:
         throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
     }
-    if (values.json) printJson(ctx.out, view);
+    const balanceMsats = ctx.ledger().balance(view.pubkey).balanceMsats;
+    const heldMsats = ctx.ledger().balance(view.pubkey).heldMsats;
+    if (values.json) printJson(ctx.out, { ...view, balanceMsats, balanceHeldMsats: heldMsats });
     else
       ctx.out(
         [
@@ -57,6 +63,7 @@ export const command: Command = {
           `tier     ${view.banned ? "BANNED" : view.tier}${view.pinnedTier ? " (pinned)" : ""}${view.wotFloor ? ` (web-of-trust floor ${view.wotFloor})` : ""}`,
           `score    ${view.score} (${view.scoreTier} by score)`,
           `budget   ${view.budgetMsats} msats/day, ${view.usedMsats} used in the last 24 h, ${view.pendingCount} pending`,
+          `balance  ${balanceMsats} msats prepaid, ${heldMsats} held by open jobs`,
         ].join("\n"),
       );
     return 0;

@@ -1,11 +1,11 @@
 import { getPublicKey, generateSecretKey, nip19 } from "nostr-tools";
-import { ConfigError, pubkeyToHex, resolveSecret, secretKeyToHex } from "../../config/load.js";
+import { ConfigError, resolveSecret, secretKeyToHex } from "../../config/load.js";
 import { signJobRequest } from "../../events/job-request.js";
 import { defaultStop, runRequest, RelayConnectError, type JobReply } from "../../peers/customer.js";
 import { UsageError } from "../context.js";
 import { gateRelays, gateSecretKey } from "../demo.js";
 import type { Command } from "../main.js";
-import { noExtraArgs, plural, satsArg, wholeNumberArg } from "../format.js";
+import { noExtraArgs, plural, pubkeyArg, satsArg, wholeNumberArg } from "../format.js";
 
 const usage = `Usage: dvm-gate request [--relay URL]… [--gate NPUB|HEX] [--kind N] [--input TEXT]…
                         [--param K=V]… [--bid SATS] [--encrypt nip04|nip44] [--key NSEC|HEX]
@@ -60,6 +60,7 @@ function replyJson(r: JobReply): Record<string, unknown> {
     amountMsats: r.amountMsats,
     bolt11: r.bolt11,
     freeTier: r.freeTier,
+    balanceMsats: r.balanceMsats,
     id: r.id,
     pubkey: r.pubkey,
     kind: r.kind,
@@ -75,6 +76,7 @@ function replyText(r: JobReply): string {
   const lines = [`${r.status}${r.statusInfo ? `: ${r.statusInfo}` : ""}`];
   if (r.freeTier) lines.push(`  free tier: ${r.freeTier.label}, ${r.freeTier.absorbedMsats} msats from the pool, ${r.freeTier.chargeMsats} msats to pay`);
   if (r.amountMsats !== null) lines.push(`  amount: ${r.amountMsats} msats`);
+  if (r.balanceMsats !== null) lines.push(`  paid from your prepaid balance: ${r.balanceMsats} msats left`);
   if (r.bolt11) lines.push("  invoice:", r.bolt11);
   if (r.undecryptable) lines.push("  (encrypted reply that this key cannot decrypt)");
   else if (r.content && r.encrypted) lines.push(`  ${r.content}`);
@@ -107,11 +109,7 @@ export const command: Command = {
 
     let gatePubkey: string;
     if (typeof values.gate === "string") {
-      try {
-        gatePubkey = pubkeyToHex(values.gate);
-      } catch {
-        throw new UsageError(`request: --gate: not a pubkey (expected an npub or 64 hex characters): ${JSON.stringify(values.gate.slice(0, 80))}`);
-      }
+      gatePubkey = pubkeyArg(values.gate, "request: --gate");
     } else {
       const sk = gateSecretKey(ctx.cfg, { createDemoKey: false });
       if (!sk) throw new UsageError("request: no gate: pass --gate NPUB (or set nostr.secretKey in the config to use the gate's own key)");

@@ -3,8 +3,9 @@ import { nip19 } from "nostr-tools";
 import type { RuntimeConfig } from "../../config/load.js";
 import { GateMetrics } from "../../http/metrics.js";
 import { startHttpServer } from "../../http/server.js";
-import { createPaymentBackend } from "../../payments/index.js";
+import { checkPaymentConfig, createPaymentBackend } from "../../payments/index.js";
 import { GateService } from "../../service/gate-service.js";
+import { Deposits } from "../../service/deposits.js";
 import { grantSigner } from "../../events/grant-event.js";
 import { initFastVerify } from "../../events/verify.js";
 import { demoBackend } from "../../peers/demo-worker.js";
@@ -17,7 +18,7 @@ import { acquireServeLock } from "../../ledger/serve-lock.js";
 import { checkDatabasePath, UsageError } from "../context.js";
 import { noExtraArgs } from "../format.js";
 import type { Command } from "../main.js";
-import { DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
+import { cliInvocation, DEMO_KIND, demoGuide, gateSecretKey, startDemoRelay } from "../demo.js";
 import { routeConsoleToLogger } from "../../relay/library-console.js";
 import { RateLimitedLog } from "../../relay/rate-limited-log.js";
 
@@ -47,9 +48,11 @@ export const command: Command = {
     // Before anything is bound, written or published: a second start on a ledger that
     // one is serving refuses here and leaves everything the first one made untouched.
     checkDatabasePath(ctx.cfg.database.path, true);
-    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
+    // The secret first: a start refused for want of it leaves no empty data folder behind.
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
     if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
+    checkPaymentConfig(ctx.cfg);
+    mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const gatePubkey = getPublicKey(secretKey);
     const lock = acquireServeLock(ctx.cfg.database.path, ctx.nowMs());
     const log = ctx.log;
@@ -109,14 +112,23 @@ export const command: Command = {
       const built = createBackends(cfg, { secretKey, chargeUnitMsats: ledgerSettings(cfg).chargeUnitMsats ?? 1 });
       closers.push(() => built.close());
       const priceOf = built.priceOf;
+      const deposits = new Deposits({
+        ledger,
+        backend,
+        log: log.child({ part: "deposits" }),
+        gatePubkey,
+        zapProviderPubkey: cfg.payments.zapProviderPubkey,
+        invoiceExpirySec: cfg.payments.invoiceExpirySec,
+        nowMs: () => ctx.nowMs(),
+      });
 
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
         const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf }).catch(async (err: NodeJS.ErrnoException) => {
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits }).catch(async (err: NodeJS.ErrnoException) => {
           // The demo must come up even when 8080 is taken; a configured port is the operator's call.
           if (!demo || err.code !== "EADDRINUSE") throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf });
+          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits });
         });
         httpUrl = http.url;
         closers.push(() => http.close());
@@ -125,7 +137,7 @@ export const command: Command = {
       // anything subscribes, publishes or writes.
       // The demo runs its job in this process; a configured kind keeps its own backend.
       if (demo && !built.backends.has(DEMO_KIND)) built.backends.set(DEMO_KIND, { backend: demoBackend(), maxConcurrent: 4, maxAttempts: 2 });
-      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, backends: built.backends, priceOf: built.priceOf });
+      const service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, backends: built.backends, priceOf: built.priceOf, deposits });
       await service.start();
       closers.push(() => service.stop());
       const wot = startWotRefresh(ledger, cfg, log, () => ctx.nowMs());
@@ -134,7 +146,7 @@ export const command: Command = {
       const info = { gate: gatePubkey, npub: nip19.npubEncode(gatePubkey), relays: cfg.nostr.relays, http: httpUrl, demo };
       log.info(info, "dvm-gate running");
       if (values.json) ctx.out(JSON.stringify(info));
-      else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir }));
+      else if (demo) ctx.out(demoGuide({ relayUrl: cfg.nostr.relays[0]!, gatePubkey, httpUrl, dataDir: cfg.dataDir, cli: cliInvocation(process.cwd()) }));
       else ctx.out(`dvm-gate running: gate ${info.npub} on ${cfg.nostr.relays.join(", ") || "no relays"}${httpUrl ? `; http ${httpUrl}` : ""}`);
 
       await new Promise<void>((resolve) => {

@@ -9,7 +9,8 @@ export const command: Command = {
 
 Re-derives the ledger's guarantees from its history rows: conservation to the msat,
 non-negative balances, per-customer 24 h budgets, resolve-at-most-once, request-id
-idempotency, database integrity and the grant chain. Exits 0 when all hold, 1 when
+idempotency, database integrity, the grant chain, and prepaid balances (every msat
+deposited is in a balance, held by an open job, spent or refunded). Exits 0 when all hold, 1 when
 any is broken (each break is named on its own line).`,
   options: { json: { type: "boolean" } },
   run(ctx, { values, positionals }) {
