@@ -41,7 +41,11 @@ export function makeLogger(cfg: RuntimeConfig, name = "dvm-gate"): Logger {
       level: cfg.log.level,
       redact: { paths: ["secretKey", "*.secretKey", "nwcUri", "*.nwcUri", "invoiceKey", "*.invoiceKey", "secret", "*.secret"], censor: "[secret]" },
     },
-    pino.destination(2),
+    // Synchronous: each line is written when logged, so nothing is left to flush at exit.
+    // pino's exit-time flush of an asynchronous destination retries a broken pipe forever
+    // (sonic-boom's flushSync), which wedged `start 2>&1 | head` on SIGTERM; in sync mode a
+    // broken pipe's EPIPE just turns the destination off.
+    pino.destination({ dest: 2, sync: true }),
   );
 }
 
