@@ -27,7 +27,10 @@ export const ALLOWED_IMPORTS = {
 /** Pure folders: no disk, network, process, database, logger or schema library. */
 const PURE = ["util", "policy", "events"];
 const IO_MODULES = [
-  ...["fs", "fs/promises", "net", "http", "https", "http2", "tls", "dgram", "dns", "child_process", "worker_threads", "cluster"].flatMap((m) => [m, `node:${m}`]),
+  ...["fs", "fs/promises", "net", "http", "https", "http2", "tls", "dgram", "dns", "child_process", "worker_threads", "cluster"].flatMap((m) => [
+    m,
+    `node:${m}`,
+  ]),
   "ws",
   "better-sqlite3",
   "pino",

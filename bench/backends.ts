@@ -101,7 +101,12 @@ export const bench: BenchModule = {
         });
         await service.start();
         // The external worker: its own process, answering every `processing` with a result.
-        const worker = mode === "worker" ? fork(fileURLToPath(import.meta.url), ["--backends-worker-child", relay.url, gatePubkey, workerSk.toString("hex")], { stdio: ["ignore", "pipe", "inherit", "ipc"] }) : null;
+        const worker =
+          mode === "worker"
+            ? fork(fileURLToPath(import.meta.url), ["--backends-worker-child", relay.url, gatePubkey, workerSk.toString("hex")], {
+                stdio: ["ignore", "pipe", "inherit", "ipc"],
+              })
+            : null;
         if (worker) await new Promise<void>((resolve) => worker.once("message", () => resolve()));
         try {
           const base = {
@@ -295,7 +300,18 @@ async function loadChild(): Promise<void> {
     const keys = cmd.customerKeysHex.map((h) => Buffer.from(h, "hex"));
     const nowSec = Math.floor(Date.now() / 1000);
     const events = Array.from({ length: cmd.count }, (_, i) =>
-      wasm.finalizeEvent({ kind: 5050, created_at: nowSec, tags: [["i", `job ${i} ${randomBytes(4).toString("hex")}`, "text"], ["p", cmd.gatePubkey]], content: "" }, keys[i % keys.length]!),
+      wasm.finalizeEvent(
+        {
+          kind: 5050,
+          created_at: nowSec,
+          tags: [
+            ["i", `job ${i} ${randomBytes(4).toString("hex")}`, "text"],
+            ["p", cmd.gatePubkey],
+          ],
+          content: "",
+        },
+        keys[i % keys.length]!,
+      ),
     );
     const ws = new WebSocket(cmd.relayUrl);
     await new Promise<void>((resolve, reject) => {
@@ -363,7 +379,18 @@ async function workerChild(relayUrl: string, gatePubkey: string, skHex: string):
     if (!id || answered.has(id) || tags.find((t) => t[0] === "status")?.[1] !== "processing") return;
     answered.add(id);
     const customer = tags.find((t) => t[0] === "p")?.[1] ?? "";
-    const result = wasm.finalizeEvent({ kind: 6050, created_at: Math.floor(Date.now() / 1000), tags: [["e", id], ["p", customer]], content: "done" }, sk);
+    const result = wasm.finalizeEvent(
+      {
+        kind: 6050,
+        created_at: Math.floor(Date.now() / 1000),
+        tags: [
+          ["e", id],
+          ["p", customer],
+        ],
+        content: "done",
+      },
+      sk,
+    );
     ws.send(JSON.stringify(["EVENT", result]));
   });
   ws.send(JSON.stringify(["REQ", "w", { kinds: [7000], authors: [gatePubkey], since: Math.floor(Date.now() / 1000) - 2 }]));

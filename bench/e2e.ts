@@ -108,7 +108,10 @@ export const bench: BenchModule = {
         const nowMs = Date.now();
         const l = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs, synchronous: cfg.database.synchronous, grantSigner: grantSigner(gateSk) });
         for (const hex of customerKeysHex) l.setTier(getPublicKey(Buffer.from(hex, "hex")), "elite", nowMs);
-        return { ledger: l, service: new GateService({ cfg, ledger: l, backend: createPaymentBackend(cfg, { db: l.db, log }), log, metrics: null, secretKey: gateSk }) };
+        return {
+          ledger: l,
+          service: new GateService({ cfg, ledger: l, backend: createPaymentBackend(cfg, { db: l.db, log }), log, metrics: null, secretKey: gateSk }),
+        };
       };
       ({ ledger, service } = openGate(relay.url, "e2e-gate.sqlite"));
       await service.start();
@@ -163,9 +166,12 @@ export const bench: BenchModule = {
           durationMs: 0,
           maxEvents: BACKLOG_REQUESTS,
         });
-        if (published.received !== BACKLOG_REQUESTS) throw new Error(`e2e bench: the backlog relay accepted ${published.received} of ${BACKLOG_REQUESTS} requests`);
+        if (published.received !== BACKLOG_REQUESTS)
+          throw new Error(`e2e bench: the backlog relay accepted ${published.received} of ${BACKLOG_REQUESTS} requests`);
         ({ ledger: backlogLedger, service: backlogGate } = openGate(backlogRelay.url, "e2e-backlog.sqlite"));
-        const count = backlogLedger.db.prepare("SELECT (SELECT COUNT(*) FROM requests) AS decided, (SELECT COUNT(*) FROM outbox WHERE request_id IS NOT NULL AND state = 'done') AS done");
+        const count = backlogLedger.db.prepare(
+          "SELECT (SELECT COUNT(*) FROM requests) AS decided, (SELECT COUNT(*) FROM outbox WHERE request_id IS NOT NULL AND state = 'done') AS done",
+        );
         backlogCryptoCpuMs = await verifyPlusSignCpuMs();
         const c0 = process.cpuUsage();
         const w0 = performance.now();
@@ -179,7 +185,8 @@ export const bench: BenchModule = {
             decideCpuMs = cpuMsSince(c0);
           }
           if (done >= BACKLOG_REQUESTS) break;
-          if (performance.now() - w0 > BACKLOG_TIMEOUT_MS) throw new Error(`e2e bench: the gate caught up with ${decided} decided, ${done} delivered of ${BACKLOG_REQUESTS} in time`);
+          if (performance.now() - w0 > BACKLOG_TIMEOUT_MS)
+            throw new Error(`e2e bench: the gate caught up with ${decided} decided, ${done} delivered of ${BACKLOG_REQUESTS} in time`);
           await new Promise((r) => setTimeout(r, 50));
         }
         backlog = { cpuMs: cpuMsSince(c0), decideCpuMs, decideMs, doneMs: performance.now() - w0 };
@@ -320,7 +327,15 @@ function cpuMsSince(c0: NodeJS.CpuUsage): number {
 async function verifyPlusSignCpuMs(): Promise<number> {
   const wasm = await import("nostr-tools/wasm");
   const sk = randomBytes(32);
-  const tpl = (i: number) => ({ kind: 5050, created_at: 1_700_000_000 + i, tags: [["i", `cpu ${i}`, "text"], ["p", "ab".repeat(32)]], content: "" });
+  const tpl = (i: number) => ({
+    kind: 5050,
+    created_at: 1_700_000_000 + i,
+    tags: [
+      ["i", `cpu ${i}`, "text"],
+      ["p", "ab".repeat(32)],
+    ],
+    content: "",
+  });
   const signed = Array.from({ length: 64 }, (_, i) => wasm.finalizeEvent(tpl(i), sk));
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -429,7 +444,10 @@ async function childMain(): Promise<void> {
         {
           kind: 5050,
           created_at: createdAt(i),
-          tags: [["i", `e2e ${i} ${randomBytes(4).toString("hex")}`, "text"], ["p", cmd.gatePubkey]],
+          tags: [
+            ["i", `e2e ${i} ${randomBytes(4).toString("hex")}`, "text"],
+            ["p", cmd.gatePubkey],
+          ],
           content: "",
         },
         keys[i % keys.length]!,

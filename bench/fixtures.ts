@@ -36,7 +36,6 @@ export interface History {
   buildMs: number;
 }
 
-
 const BATCH = 100_000;
 const KINDS = [5000, 5050, 5100, 5250, 5300];
 const PRICES_MSATS = [1_000, 5_000, 10_000, 21_000];
@@ -108,7 +107,8 @@ export function buildHistory(path: string, o: HistoryOptions): History {
   // Grant times, oldest first, so seq, reservation id and time rise together.
   const times = new Float64Array(o.grants);
   for (let i = 0; i < o.grants; i++)
-    times[i] = rnd() < lastDayShare ? o.nowMs - 600_000 - Math.floor(rnd() * (DAY_MS - 1_200_000)) : o.nowMs - DAY_MS - Math.floor(rnd() * (historyMs - DAY_MS));
+    times[i] =
+      rnd() < lastDayShare ? o.nowMs - 600_000 - Math.floor(rnd() * (DAY_MS - 1_200_000)) : o.nowMs - DAY_MS - Math.floor(rnd() * (historyMs - DAY_MS));
   times.sort();
 
   const windows = new Map<number, Window>();
@@ -181,22 +181,60 @@ export function buildHistory(path: string, o: HistoryOptions): History {
         lastDayCount.set(pubkey, (lastDayCount.get(pubkey) ?? 0) + 1);
       }
 
-      insRequest.run(requestId, pubkey, kind, priceMsats, partial ? "partial" : "free", tier, absorbMsats, chargeMsats,
-        chargeMsats, partial ? `bench-hash-${seq}` : null, createdAtMs, createdAtMs + TIMEOUT_MS, postedAtMs);
+      insRequest.run(
+        requestId,
+        pubkey,
+        kind,
+        priceMsats,
+        partial ? "partial" : "free",
+        tier,
+        absorbMsats,
+        chargeMsats,
+        chargeMsats,
+        partial ? `bench-hash-${seq}` : null,
+        createdAtMs,
+        createdAtMs + TIMEOUT_MS,
+        postedAtMs,
+      );
       insReservation.run(seq, requestId, pubkey, tier, BUDGETS_MSATS[tier], absorbMsats, absorbMsats, createdAtMs, createdAtMs + TIMEOUT_MS);
       insResolution.run(seq, absorbMsats, postedAtMs);
 
       const poolMsats = o.poolInitialMsats - absorbedTotal;
       const eventId = ids.next();
       const t = grantTemplate({
-        seq, prevEventId, decidedAtMs: createdAtMs, requestId, pubkey, kind, label: partial ? "partial" : "free", tier,
-        absorbedMsats: absorbMsats, chargedMsats: chargeMsats, createdAtMs: postedAtMs,
+        seq,
+        prevEventId,
+        decidedAtMs: createdAtMs,
+        requestId,
+        pubkey,
+        kind,
+        label: partial ? "partial" : "free",
+        tier,
+        absorbedMsats: absorbMsats,
+        chargedMsats: chargeMsats,
+        createdAtMs: postedAtMs,
         totals: { initialMsats: o.poolInitialMsats, creditedMsats: 0, absorbedMsats: absorbedTotal, pendingMsats: 0, poolMsats },
       });
       // Shaped and sized like a signed grant; the signature is filler (nothing on the decide path reads it).
       const eventJson = JSON.stringify({ ...t, id: eventId, pubkey: operatorPubkey, sig: ids.next() + ids.next() });
-      insGrant.run(seq, seq, requestId, pubkey, kind, partial ? "partial" : "free", tier, absorbMsats, chargeMsats,
-        o.poolInitialMsats, absorbedTotal, poolMsats, prevEventId, eventId, eventJson, postedAtMs);
+      insGrant.run(
+        seq,
+        seq,
+        requestId,
+        pubkey,
+        kind,
+        partial ? "partial" : "free",
+        tier,
+        absorbMsats,
+        chargeMsats,
+        o.poolInitialMsats,
+        absorbedTotal,
+        poolMsats,
+        prevEventId,
+        eventId,
+        eventJson,
+        postedAtMs,
+      );
       prevEventId = eventId;
     }
   });
@@ -220,14 +258,7 @@ export function buildHistory(path: string, o: HistoryOptions): History {
   };
 }
 
-function insertIdentities(
-  db: Database.Database,
-  pubkeys: string[],
-  tierOf: (i: number) => Tier,
-  nowMs: number,
-  historyMs: number,
-  rnd: () => number,
-): void {
+function insertIdentities(db: Database.Database, pubkeys: string[], tierOf: (i: number) => Tier, nowMs: number, historyMs: number, rnd: () => number): void {
   const ins = db.prepare(
     `INSERT INTO identities (pubkey, score, score_at_ms, last_active_ms, pinned_tier, banned, wot_floor, updated_at_ms)
      VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,

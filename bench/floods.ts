@@ -84,7 +84,12 @@ export const bench: BenchModule = {
       );
       const nowMs = Date.now();
       // As `dvm-gate start` opens it: WAL checkpoints on a background thread.
-      const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs, synchronous: cfg.database.synchronous, grantSigner: grantSigner(gateSk), backgroundCheckpointMs: 250 });
+      const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), {
+        nowMs,
+        synchronous: cfg.database.synchronous,
+        grantSigner: grantSigner(gateSk),
+        backgroundCheckpointMs: 250,
+      });
       ledger.setTier(elitePubkey, "elite", nowMs);
       const metrics = new GateMetrics();
       const service = new GateService({ cfg, ledger, backend: createPaymentBackend(cfg, { db: ledger.db, log }), log, metrics, secretKey: gateSk });
@@ -106,7 +111,13 @@ export const bench: BenchModule = {
       await ask(flooder, { type: "sign", gatePubkey, n: ECHO_EVENTS });
       const echo = await ask(flooder, { type: "echo", relayUrl: relay.url, n: ECHO_EVENTS });
       const relayPerSec = echo.received / (echo.elapsedMs / 1000);
-      figures.push({ name: "forwarding relay alone: publish → receive", value: relayPerSec, unit: "events/s", ratio: relayPerSec / FLOOD_PER_SEC, against: `the flood's ${FLOOD_PER_SEC}/s` });
+      figures.push({
+        name: "forwarding relay alone: publish → receive",
+        value: relayPerSec,
+        unit: "events/s",
+        ratio: relayPerSec / FLOOD_PER_SEC,
+        against: `the flood's ${FLOOD_PER_SEC}/s`,
+      });
 
       if (phases.has("flood")) {
         await ask(flooder, { type: "sign", gatePubkey, n: (FLOOD_PER_SEC * FLOOD_MS) / 1000 });
@@ -137,15 +148,31 @@ export const bench: BenchModule = {
         figures.push(
           { name: `flood offered (${FLOOD_MS / 1000} s)`, value: offered / (FLOOD_MS / 1000), unit: "req/s" },
           { name: "elite request → processing p50 (flood)", value: p(eliteRun.latenciesMs, 0.5), unit: "ms" },
-          { name: "elite request → processing p99 (flood)", value: eliteP99, unit: "ms", target: "< 1000 ms", met: eliteP99 < 1000 && eliteRun.received === eliteRun.sent },
+          {
+            name: "elite request → processing p99 (flood)",
+            value: eliteP99,
+            unit: "ms",
+            target: "< 1000 ms",
+            met: eliteP99 < 1000 && eliteRun.received === eliteRun.sent,
+          },
           { name: "elite requests answered / sent", value: eliteRun.received, unit: `of ${eliteRun.sent}` },
           { name: "fresh-key requests decided during the flood", value: decided - eliteRun.received, unit: "req" },
           { name: "shed, new (queues full)", value: stats.shed.new.full, unit: "req" },
           { name: "shed, new (stale)", value: stats.shed.new.stale, unit: "req" },
-          { name: "shed, established+trusted+elite", value: (["established", "trusted", "elite"] as const).reduce((s, t) => s + stats.shed[t].full + stats.shed[t].stale, 0), unit: "req" },
+          {
+            name: "shed, established+trusted+elite",
+            value: (["established", "trusted", "elite"] as const).reduce((s, t) => s + stats.shed[t].full + stats.shed[t].stale, 0),
+            unit: "req",
+          },
           { name: "invoices made (dev wallet)", value: invoices, unit: "invoices", target: "≤ 60 (newTierInvoicesPerMinute)", met: invoices <= 60 },
           { name: "  of which refused by an invoice limit (incl. decided at stop)", value: limitedRows, unit: "req" },
-          { name: "gate CPU during the flood, per offered request", value: floodCpuMs / Math.max(1, offered), unit: "ms", ratio: floodCpuMs / Math.max(1, offered) / verifyCpuMs, against: `1 verify, wasm (${verifyCpuMs.toFixed(3)} ms)` },
+          {
+            name: "gate CPU during the flood, per offered request",
+            value: floodCpuMs / Math.max(1, offered),
+            unit: "ms",
+            ratio: floodCpuMs / Math.max(1, offered) / verifyCpuMs,
+            against: `1 verify, wasm (${verifyCpuMs.toFixed(3)} ms)`,
+          },
         );
       }
 
@@ -170,13 +197,20 @@ export const bench: BenchModule = {
         const profiler = process.env.FLOODS_PROFILE && process.env.FLOODS_PROFILE_PHASE === "shed" ? await startProfiler() : null;
         const c1 = process.cpuUsage();
         const w1 = performance.now();
-        const sentProbe = await ask(flooder, { type: "flood", relayUrl: holdRelay.url, perSec: FLOOD_PER_SEC, durationMs: (SHED_PROBE_EVENTS / FLOOD_PER_SEC) * 1000 + 1000 });
+        const sentProbe = await ask(flooder, {
+          type: "flood",
+          relayUrl: holdRelay.url,
+          perSec: FLOOD_PER_SEC,
+          durationMs: (SHED_PROBE_EVENTS / FLOOD_PER_SEC) * 1000 + 1000,
+        });
         const queued = await waitQueued(probe.metrics, sentProbe.sent);
         const probeShed = probe.metrics.floodStats().shed.new.full;
         const probeCpu = process.cpuUsage(c1);
         const probeWallMs = performance.now() - w1;
         const shedCpuMs = ((probeCpu.user + probeCpu.system) / 1000 - idleCpuMsPerMs * probeWallMs) / Math.max(1, queued);
-        console.log(`  shed probe: user ${(probeCpu.user / 1000).toFixed(0)} ms, system ${(probeCpu.system / 1000).toFixed(0)} ms over ${probeWallMs.toFixed(0)} ms; idle gate ${(idleCpuMsPerMs * 1000).toFixed(1)} ms CPU/s`);
+        console.log(
+          `  shed probe: user ${(probeCpu.user / 1000).toFixed(0)} ms, system ${(probeCpu.system / 1000).toFixed(0)} ms over ${probeWallMs.toFixed(0)} ms; idle gate ${(idleCpuMsPerMs * 1000).toFixed(1)} ms CPU/s`,
+        );
         if (profiler) await printProfile(profiler, "shed probe");
         const probeDecided = count(probe.ledger, "SELECT COUNT(*) AS n FROM requests");
         await stops.pop()!();
@@ -209,7 +243,9 @@ export const bench: BenchModule = {
         const one = await ask(elite, { type: "serial", relayUrl: relay.url, gatePubkey, keyHex: eliteKeyHex, n: SERIAL_REQUESTS });
         const serialCpu = process.cpuUsage(c2);
         const serialCpuMs = (serialCpu.user + serialCpu.system) / 1000 / Math.max(1, one.received);
-        console.log(`  one at a time (SQLite ${SYNC}): per request user ${(serialCpu.user / 1000 / one.received).toFixed(3)} ms, system ${(serialCpu.system / 1000 / one.received).toFixed(3)} ms`);
+        console.log(
+          `  one at a time (SQLite ${SYNC}): per request user ${(serialCpu.user / 1000 / one.received).toFixed(3)} ms, system ${(serialCpu.system / 1000 / one.received).toFixed(3)} ms`,
+        );
         if (profiler) await printProfile(profiler, "one-at-a-time run");
         await stops.pop()!();
         figures.push(
@@ -257,7 +293,15 @@ function cpuMsSince(c0: NodeJS.CpuUsage): number {
 }
 
 function freshTemplate(i: number, gatePubkey: string) {
-  return { kind: 5050, created_at: Math.floor(Date.now() / 1000), tags: [["i", `flood ${i} ${randomBytes(4).toString("hex")}`, "text"], ["p", gatePubkey]], content: "" };
+  return {
+    kind: 5050,
+    created_at: Math.floor(Date.now() / 1000),
+    tags: [
+      ["i", `flood ${i} ${randomBytes(4).toString("hex")}`, "text"],
+      ["p", gatePubkey],
+    ],
+    content: "",
+  };
 }
 
 /** CPU ms of one wasm verify of a fresh object, over about a second. */
@@ -477,7 +521,15 @@ async function childMain(): Promise<void> {
     });
     const send = (i: number) => {
       const ev = wasm.finalizeEvent(
-        { kind: 5050, created_at: Math.floor(Date.now() / 1000), tags: [["i", `elite ${i} ${randomBytes(4).toString("hex")}`, "text"], ["p", cmd.gatePubkey]], content: "" },
+        {
+          kind: 5050,
+          created_at: Math.floor(Date.now() / 1000),
+          tags: [
+            ["i", `elite ${i} ${randomBytes(4).toString("hex")}`, "text"],
+            ["p", cmd.gatePubkey],
+          ],
+          content: "",
+        },
         sk,
       );
       sentAt.set(ev.id, performance.now());
@@ -486,7 +538,7 @@ async function childMain(): Promise<void> {
     let sent = 0;
     const start = performance.now();
     if (cmd.type === "serial") {
-      for (; sent < cmd.n; ) {
+      for (; sent < cmd.n;) {
         const before = latenciesMs.length;
         send(sent++);
         const until = performance.now() + 10_000;

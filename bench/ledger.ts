@@ -80,7 +80,7 @@ function throughput(dir: string, mode: Synchronous): BenchFigure[] {
   const rawStep = () => raw.decide(customers[rawN++ % CUSTOMERS]!, clock++);
   const oursStep = () => ours.decide(customers[oursN++ % CUSTOMERS]!, clock++);
   try {
-    for (let i = 0; i < 200; i++) rawStep(), oursStep();
+    for (let i = 0; i < 200; i++) (rawStep(), oursStep());
     // Short paired rounds, order swapped each time, median of the per-round ratios:
     // the disk's speed drifts within seconds, so only neighbours are comparable.
     const rawRates: number[] = [];
@@ -167,10 +167,10 @@ function latency(
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
   try {
-    for (let i = 0; i < LATENCY_WARMUP; i++) timed(empty, keys.empty()), timed(full, keys.big());
+    for (let i = 0; i < LATENCY_WARMUP; i++) (timed(empty, keys.empty()), timed(full, keys.big()));
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      if (i % 2 === 0) (emptyMs[i] = timed(empty, keys.empty())), (bigMs[i] = timed(full, keys.big()));
-      else (bigMs[i] = timed(full, keys.big())), (emptyMs[i] = timed(empty, keys.empty()));
+      if (i % 2 === 0) ((emptyMs[i] = timed(empty, keys.empty())), (bigMs[i] = timed(full, keys.big())));
+      else ((bigMs[i] = timed(full, keys.big())), (emptyMs[i] = timed(empty, keys.empty())));
     }
     if (empty.notFree + full.notFree > 0) throw new Error("bench setup: some latency decisions were not free");
     return { empty: percentiles(emptyMs), big: percentiles(bigMs), endMs: clock };

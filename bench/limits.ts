@@ -62,7 +62,9 @@ export class RawDecideWriter {
   constructor(path: string, synchronous: Synchronous, nowMs: number) {
     this.db = openDb(path, { synchronous });
     this.db
-      .prepare("INSERT OR IGNORE INTO pool (id, initial_msats, credited_msats, balance_msats, pending_msats, absorbed_msats, seeded_at_ms) VALUES (1, ?, 0, ?, 0, 0, ?)")
+      .prepare(
+        "INSERT OR IGNORE INTO pool (id, initial_msats, credited_msats, balance_msats, pending_msats, absorbed_msats, seeded_at_ms) VALUES (1, ?, 0, ?, 0, 0, ?)",
+      )
       .run(RAW_POOL_MSATS, RAW_POOL_MSATS, nowMs);
     const debit = this.db.prepare("UPDATE pool SET balance_msats = balance_msats - ?, pending_msats = pending_msats + ? WHERE id = 1 AND balance_msats >= ?");
     const insertRequest = this.db.prepare(
@@ -110,10 +112,14 @@ export function fsyncPerSec(dir: string, durationMs = FSYNC_MS): number {
   const fd = openSync(path, "w");
   const byte = Buffer.from("x");
   try {
-    return ratePerSec(durationMs, () => {
-      writeSync(fd, byte, 0, 1, 0);
-      fsyncSync(fd);
-    }, 1);
+    return ratePerSec(
+      durationMs,
+      () => {
+        writeSync(fd, byte, 0, 1, 0);
+        fsyncSync(fd);
+      },
+      1,
+    );
   } finally {
     closeSync(fd);
     unlinkSync(path);
@@ -129,7 +135,11 @@ function template(i: number): EventTemplate {
   return {
     kind: 5050,
     created_at: 1_700_000_000 + i,
-    tags: [["i", `bench input ${i}`, "text"], ["bid", "10000"], ["relays", "wss://relay.example.com"]],
+    tags: [
+      ["i", `bench input ${i}`, "text"],
+      ["bid", "10000"],
+      ["relays", "wss://relay.example.com"],
+    ],
     content: "",
   };
 }
@@ -140,11 +150,15 @@ function schnorrRates(s: Schnorr, durationMs: number): { sign: number; verify: n
   const signed = Array.from({ length: 256 }, (_, i) => s.finalizeEvent(template(i), sk));
   const sign = ratePerSec(durationMs, (i) => s.finalizeEvent(template(i), sk), 4);
   let bad = 0;
-  const verify = ratePerSec(durationMs, (i) => {
-    const e = signed[i % signed.length]!;
-    const fresh: Event = { id: e.id, pubkey: e.pubkey, created_at: e.created_at, kind: e.kind, tags: e.tags, content: e.content, sig: e.sig };
-    if (!s.verifyEvent(fresh)) bad++;
-  }, 4);
+  const verify = ratePerSec(
+    durationMs,
+    (i) => {
+      const e = signed[i % signed.length]!;
+      const fresh: Event = { id: e.id, pubkey: e.pubkey, created_at: e.created_at, kind: e.kind, tags: e.tags, content: e.content, sig: e.sig };
+      if (!s.verifyEvent(fresh)) bad++;
+    },
+    4,
+  );
   if (bad > 0) throw new Error(`bench: ${bad} valid events failed verification`);
   return { sign, verify };
 }

@@ -47,9 +47,18 @@ function makeEvents(senders: Sender[], nowSec: number, seed: number, count: numb
     const kind = onlyKind ?? (r < 0.6 ? 5050 : r < 0.85 ? 1 : r < 0.95 ? 7 : 30023);
     const tags =
       kind === 5050
-        ? [["i", `prompt ${i}`, "text"], ["param", "model", "small"], ["output", "text/plain"], ["bid", "10000"], ["p", "f".repeat(64)]]
+        ? [
+            ["i", `prompt ${i}`, "text"],
+            ["param", "model", "small"],
+            ["output", "text/plain"],
+            ["bid", "10000"],
+            ["p", "f".repeat(64)],
+          ]
         : kind === 7
-          ? [["e", "e".repeat(64)], ["p", "f".repeat(64)]]
+          ? [
+              ["e", "e".repeat(64)],
+              ["p", "f".repeat(64)],
+            ]
           : [];
     events.push(wasm.finalizeEvent({ kind, created_at: nowSec - Math.floor(rnd() * 60), tags, content: `event ${i} ${"lorem ".repeat(10)}` }, s.sk));
   }
@@ -183,8 +192,7 @@ async function run(limits: MachineLimits): Promise<BenchFigure[]> {
       msOurs += performance.now() - t;
     }
     const cpuEnd = [cpuMs(ours.child.pid), cpuMs(yardstick.child.pid)];
-    const cpuUsPerEvent = (i: 0 | 1) =>
-      cpuStart[i] != null && cpuEnd[i] != null ? ((cpuEnd[i]! - cpuStart[i]!) * 1000) / lines.length : null;
+    const cpuUsPerEvent = (i: 0 | 1) => (cpuStart[i] != null && cpuEnd[i] != null ? ((cpuEnd[i]! - cpuStart[i]!) * 1000) / lines.length : null);
     latOurs.sort((a, b) => a - b);
     latYard.sort((a, b) => a - b);
     const rateOurs = (lines.length * 1000) / msOurs;

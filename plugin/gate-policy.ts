@@ -25,7 +25,12 @@ export function buildGatePolicy(
       new BanPolicy(perEvent),
       new MinTierPolicy(cfg.plugin.minTierForKinds, perEvent),
       new RateLimitPolicy(
-        { kinds, perPubkeyPerMinute: cfg.plugin.perPubkeyPerMinute, perIpPerMinute: cfg.plugin.perIpPerMinute, ...(onPubkeyViolation ? { onPubkeyViolation } : {}) },
+        {
+          kinds,
+          perPubkeyPerMinute: cfg.plugin.perPubkeyPerMinute,
+          perIpPerMinute: cfg.plugin.perIpPerMinute,
+          ...(onPubkeyViolation ? { onPubkeyViolation } : {}),
+        },
         perEvent,
       ),
     ],

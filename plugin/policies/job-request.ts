@@ -29,8 +29,7 @@ export class JobRequestPolicy implements Policy {
     if (!this.opts.kinds.has(ev.kind)) return ACCEPT;
     if (input.eventBytesAtMost === undefined || input.eventBytesAtMost > this.opts.maxRequestBytes) {
       const bytes = Buffer.byteLength(JSON.stringify(ev));
-      if (bytes > this.opts.maxRequestBytes)
-        return reject(`invalid: job request is ${bytes} bytes, over this relay's limit of ${this.opts.maxRequestBytes}`);
+      if (bytes > this.opts.maxRequestBytes) return reject(`invalid: job request is ${bytes} bytes, over this relay's limit of ${this.opts.maxRequestBytes}`);
     }
     if (!Array.isArray(ev.tags)) return reject("invalid: tags must be an array");
 
@@ -39,8 +38,7 @@ export class JobRequestPolicy implements Policy {
     if (isLiveSource(input.sourceType)) {
       if (typeof ev.created_at !== "number" || !Number.isInteger(ev.created_at)) return reject("invalid: created_at must be a whole number of seconds");
       if (ev.created_at > nowSec + this.maxFutureSec) return reject(`invalid: created_at is more than ${this.maxFutureSec} s in the future`);
-      if (ev.created_at < nowSec - this.opts.maxRequestAgeSec)
-        return reject(`invalid: job request is older than ${this.opts.maxRequestAgeSec} s`);
+      if (ev.created_at < nowSec - this.opts.maxRequestAgeSec) return reject(`invalid: job request is older than ${this.opts.maxRequestAgeSec} s`);
     }
     if (!ev.tags.every(isStringArray)) return reject("invalid: tags must be arrays of strings");
     const read = readJobTags(ev.tags);

@@ -51,8 +51,16 @@ export class HttpBackend implements Backend {
           });
           res.on("end", () => finish(judge(res.statusCode ?? 0, Buffer.concat(parts), "http")));
           // After "end" this changes nothing; before it, the answer was cut (or we aborted).
-          res.on("close", () => finish(opts.signal.aborted ? { ok: false, reason: abortReason(opts.signal) } : { ok: false, reason: "http: the answer broke off" }));
-          res.on("error", (err) => finish(opts.signal.aborted ? { ok: false, reason: abortReason(opts.signal) } : { ok: false, reason: shortReason("http: the answer broke off", causeOf(err)) }));
+          res.on("close", () =>
+            finish(opts.signal.aborted ? { ok: false, reason: abortReason(opts.signal) } : { ok: false, reason: "http: the answer broke off" }),
+          );
+          res.on("error", (err) =>
+            finish(
+              opts.signal.aborted
+                ? { ok: false, reason: abortReason(opts.signal) }
+                : { ok: false, reason: shortReason("http: the answer broke off", causeOf(err)) },
+            ),
+          );
         },
       );
       req.on("error", (err) => {

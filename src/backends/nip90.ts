@@ -71,7 +71,8 @@ export class Nip90Backend implements Backend {
         else if (fb.status === "processing" || fb.status === "partial") opts.onProgress?.(fb.status, fb.text);
       };
       // Subscribed before publishing, so an upstream that answers at once is not missed.
-      for (const r of connected) subs.push(r.subscribe([{ kinds: [job.kind + 1000, 7000], authors: [this.s.pubkey], "#e": [request.id] }], { onevent: onEvent }));
+      for (const r of connected)
+        subs.push(r.subscribe([{ kinds: [job.kind + 1000, 7000], authors: [this.s.pubkey], "#e": [request.id] }], { onevent: onEvent }));
       void Promise.allSettled(connected.map((r) => r.publish(request))).then((outcomes) => {
         if (!outcomes.some((o) => o.status === "fulfilled")) {
           const why = outcomes.map((o) => (o.status === "rejected" ? String((o.reason as Error)?.message ?? o.reason) : "")).join("; ");
@@ -93,7 +94,15 @@ export class Nip90Backend implements Backend {
   /** NIP-09: the gate withdraws its upstream request (the customer cancelled, or the deadline passed). */
   private async deleteRequest(request: Event, relays: AbstractRelay[]): Promise<void> {
     const del = signEvent(
-      { kind: 5, created_at: Math.floor(this.nowMs() / 1000), tags: [["e", request.id], ["k", String(request.kind)]], content: "cancelled" },
+      {
+        kind: 5,
+        created_at: Math.floor(this.nowMs() / 1000),
+        tags: [
+          ["e", request.id],
+          ["k", String(request.kind)],
+        ],
+        content: "cancelled",
+      },
       this.s.secretKey,
     );
     await Promise.allSettled(relays.map((r) => r.publish(del)));

@@ -62,8 +62,7 @@ export function makeContext(configPath: string | undefined, io: CliIO, env: Node
     log,
     nowMs,
     ledger: (opts) => {
-      if (ledger && opts?.grantSigner && !openedWithSigner)
-        throw new Error("invariant: the ledger was opened without the grant signer a later caller needs");
+      if (ledger && opts?.grantSigner && !openedWithSigner) throw new Error("invariant: the ledger was opened without the grant signer a later caller needs");
       if (!ledger) {
         checkDatabasePath(cfg.database.path, opts?.create === true);
         openedWithSigner = opts?.grantSigner !== undefined;
@@ -94,9 +93,7 @@ export function checkDatabasePath(path: string, create: boolean): void {
   } catch {
     if (!create) {
       const where = existsSync(dirname(path)) ? "" : ` (nor its folder ${dirname(path)})`;
-      throw new UsageError(
-        `no database at ${path}${where}: run \`dvm-gate start\` once to create it, or point database.path at an existing ledger`,
-      );
+      throw new UsageError(`no database at ${path}${where}: run \`dvm-gate start\` once to create it, or point database.path at an existing ledger`);
     }
   }
   if (isDir) throw new UsageError(`database.path ${path} is a directory, not a database file`);

@@ -230,10 +230,7 @@ function lazily<T extends object, K extends string, V>(obj: T, key: K, resolve: 
   }) as T & Record<K, V>;
 }
 
-export function parseConfig(
-  raw: unknown,
-  ctx: { env?: NodeJS.ProcessEnv; baseDir?: string; sourcePath?: string | null } = {},
-): RuntimeConfig {
+export function parseConfig(raw: unknown, ctx: { env?: NodeJS.ProcessEnv; baseDir?: string; sourcePath?: string | null } = {}): RuntimeConfig {
   const env = ctx.env ?? process.env;
   const baseDir = ctx.baseDir ?? process.cwd();
   const where = ctx.sourcePath ? `config ${ctx.sourcePath}` : "config";
@@ -245,8 +242,7 @@ export function parseConfig(
   const dbPath = resolve(baseDir, c.database.path);
 
   if (c.payments.backend === "nwc" && !c.payments.nwc) throw new ConfigError(`${where}: payments.nwc: required when payments.backend is "nwc"`);
-  if (c.payments.backend === "lnbits" && !c.payments.lnbits)
-    throw new ConfigError(`${where}: payments.lnbits: required when payments.backend is "lnbits"`);
+  if (c.payments.backend === "lnbits" && !c.payments.lnbits) throw new ConfigError(`${where}: payments.lnbits: required when payments.backend is "lnbits"`);
 
   const toMsats = (s: number) => satsToMsats(s);
   const nwc = c.payments.nwc;
@@ -256,8 +252,10 @@ export function parseConfig(
     dataDir: dirname(dbPath),
     // Secrets are resolved when first read, so the commands that never sign or pay
     // (keygen, pool status, verify, grants, …) run without them being set.
-    nostr: lazily({ relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays, heartbeatSec: c.nostr.heartbeatSec }, "secretKeyHex", () =>
-      secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null,
+    nostr: lazily(
+      { relays: c.nostr.relays, maxReplyRelays: c.nostr.maxReplyRelays, customerRelays: c.nostr.customerRelays, heartbeatSec: c.nostr.heartbeatSec },
+      "secretKeyHex",
+      () => (secretRef ? secretKeyToHex(resolveSecret("nostr.secretKey", secretRef, env, baseDir)) : null),
     ),
     database: { path: dbPath, synchronous: c.database.synchronous, busyTimeoutMs: c.database.busyTimeoutMs },
     jobs: {
@@ -269,7 +267,12 @@ export function parseConfig(
       backends: new Map(
         Object.entries(c.jobs.kinds).flatMap(([k, v]) =>
           v.backend
-            ? [[Number(k), toBackendConfig(v.backend, `jobs.kinds.${k}.backend`, { pubkeyToHex, secret: (f, ref) => resolveSecret(f, ref, env, baseDir) })] as const]
+            ? [
+                [
+                  Number(k),
+                  toBackendConfig(v.backend, `jobs.kinds.${k}.backend`, { pubkeyToHex, secret: (f, ref) => resolveSecret(f, ref, env, baseDir) }),
+                ] as const,
+              ]
             : [],
         ),
       ),
@@ -300,19 +303,23 @@ export function parseConfig(
         refreshSec: c.trust.wot.refreshSec,
       },
     },
-    payments: lazily({
-      backend: c.payments.backend,
-      invoiceExpirySec: c.payments.invoiceExpirySec,
-      paymentGraceSec: c.payments.paymentGraceSec,
-      devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
-      lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
-      zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
-      invoiceLimits: {
-        maxOpenInvoicesPerPubkey: c.payments.maxOpenInvoicesPerPubkey,
-        newTierInvoicesPerMinute: c.payments.newTierInvoicesPerMinute,
-        newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
+    payments: lazily(
+      {
+        backend: c.payments.backend,
+        invoiceExpirySec: c.payments.invoiceExpirySec,
+        paymentGraceSec: c.payments.paymentGraceSec,
+        devEnabled: c.payments.dev.enabled || (ctx.sourcePath == null && c.payments.backend === "dev"),
+        lnbits: lnbits ? lazily({ url: lnbits.url }, "invoiceKey", () => resolveSecret("payments.lnbits.invoiceKey", lnbits.invoiceKey, env, baseDir)) : null,
+        zapProviderPubkey: c.payments.zap ? pubkeyToHex(c.payments.zap.providerPubkey) : null,
+        invoiceLimits: {
+          maxOpenInvoicesPerPubkey: c.payments.maxOpenInvoicesPerPubkey,
+          newTierInvoicesPerMinute: c.payments.newTierInvoicesPerMinute,
+          newTierLimitRepliesPerMinute: c.payments.newTierLimitRepliesPerMinute,
+        },
       },
-    }, "nwcUri", () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null)),
+      "nwcUri",
+      () => (nwc ? resolveSecret("payments.nwc.uri", nwc.uri, env, baseDir) : null),
+    ),
     balances: { maxBalanceMsats: toMsats(c.balances.maxBalanceSats) },
     intake: c.intake,
     http: { enabled: c.http.enabled, host: c.http.host, port: c.http.port, publicBaseUrl: c.http.publicBaseUrl ?? null },

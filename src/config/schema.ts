@@ -22,9 +22,7 @@ const secretRef = z.string().min(1, "must not be empty");
 const kindKey = z.string().regex(/^5\d{3}$/, "job kinds are 5000–5999");
 
 // Each tier may be given alone; the others keep the seed's defaults.
-export const tierBudgets = z
-  .object({ new: sats.default(0), established: sats.default(50), trusted: sats.default(200), elite: sats.default(1000) })
-  .strict();
+export const tierBudgets = z.object({ new: sats.default(0), established: sats.default(50), trusted: sats.default(200), elite: sats.default(1000) }).strict();
 
 export const configSchema = z
   .object({
@@ -96,7 +94,12 @@ export const configSchema = z
             rankProvider: pubkeyText.optional(),
             rankFloors: z.array(z.object({ minRank: z.number().int().min(0).max(100), tier: z.enum(TIERS) }).strict()).default([]),
             // How often the service re-reads the anchors' and provider's events.
-            refreshSec: z.number().int().min(60).max(7 * 86_400).default(900),
+            refreshSec: z
+              .number()
+              .int()
+              .min(60)
+              .max(7 * 86_400)
+              .default(900),
           })
           .strict()
           .prefault({}),
@@ -110,7 +113,10 @@ export const configSchema = z
         // An unpaid offer stays open this long past its deadline, so a payment made in
         // time but seen late (service restart, slow backend) is honoured, not lost.
         paymentGraceSec: seconds(0, 86_400).default(300),
-        dev: z.object({ enabled: z.boolean().default(false) }).strict().default({ enabled: false }),
+        dev: z
+          .object({ enabled: z.boolean().default(false) })
+          .strict()
+          .default({ enabled: false }),
         nwc: z.object({ uri: secretRef }).strict().optional(),
         lnbits: z.object({ url: z.string().url(), invoiceKey: secretRef }).strict().optional(),
         zap: z.object({ providerPubkey: pubkeyText }).strict().optional(),

@@ -25,11 +25,7 @@ export function encryptFor(scheme: EncryptionScheme, plaintext: string, senderSe
 }
 
 /** The plaintext and its scheme, or null when the payload cannot be decrypted with these keys. */
-export function decryptFrom(
-  ciphertext: string,
-  recipientSecretKey: Uint8Array,
-  senderPubkey: string,
-): { scheme: EncryptionScheme; plaintext: string } | null {
+export function decryptFrom(ciphertext: string, recipientSecretKey: Uint8Array, senderPubkey: string): { scheme: EncryptionScheme; plaintext: string } | null {
   const scheme = detectScheme(ciphertext);
   if (scheme === null) return null;
   try {

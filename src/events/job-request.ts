@@ -152,11 +152,7 @@ function firstTag(tags: unknown[], name: string): unknown[] | undefined {
   return tags.find((t): t is unknown[] => Array.isArray(t) && t[0] === name);
 }
 
-function openEncrypted(
-  event: Event,
-  ctx: JobRequestContext,
-  addressed: boolean,
-): { encryption: "none" | EncryptionScheme; hiddenTags: string[][] } | Problem {
+function openEncrypted(event: Event, ctx: JobRequestContext, addressed: boolean): { encryption: "none" | EncryptionScheme; hiddenTags: string[][] } | Problem {
   if (!event.tags.some((t) => t[0] === "encrypted")) return { encryption: "none", hiddenTags: [] };
   // NIP-90 encrypts to the provider named in the p tag: without it there is no recipient.
   if (!addressed) return { reason: "invalid: encrypted request without a p tag for this provider", malformed: true };

@@ -163,7 +163,8 @@ export class GateMetrics {
   }
 
   grant(absorbedMsats: number): void {
-    if (!Number.isSafeInteger(absorbedMsats) || absorbedMsats < 0) throw new Error(`invariant: absorbed msats must be a whole number ≥ 0, got ${absorbedMsats}`);
+    if (!Number.isSafeInteger(absorbedMsats) || absorbedMsats < 0)
+      throw new Error(`invariant: absorbed msats must be a whole number ≥ 0, got ${absorbedMsats}`);
     this.grants.inc();
     this.absorbed.inc(absorbedMsats);
   }

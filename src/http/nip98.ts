@@ -20,10 +20,7 @@ const SCHEME = /^Nostr\s+(\S+)\s*$/i;
  * Checks an `Authorization` header against the URL and method the request was made
  * to. Every failure is a value with a reason meant for the caller; nothing throws.
  */
-export async function checkNip98(
-  header: string | undefined,
-  expected: { url: string; method: string; nowMs: number },
-): Promise<Nip98Result> {
+export async function checkNip98(header: string | undefined, expected: { url: string; method: string; nowMs: number }): Promise<Nip98Result> {
   if (header === undefined || header === "") return fail("missing Authorization header: expected `Nostr <base64 of a signed kind 27235 event>`");
   if (header.length > MAX_AUTHORIZATION_CHARS) return fail(`Authorization header longer than ${MAX_AUTHORIZATION_CHARS} characters`);
   const token = SCHEME.exec(header)?.[1];

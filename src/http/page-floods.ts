@@ -7,7 +7,10 @@ import { esc } from "./page.js";
 export function floodsSection(f: FloodStats): string {
   const rows = [...TIERS]
     .reverse()
-    .map((t) => `<tr><td>${esc(t)}</td><td class="n">${esc(f.depths[t])}</td><td class="n">${esc(f.shed[t].full)}</td><td class="n">${esc(f.shed[t].stale)}</td></tr>`)
+    .map(
+      (t) =>
+        `<tr><td>${esc(t)}</td><td class="n">${esc(f.depths[t])}</td><td class="n">${esc(f.shed[t].full)}</td><td class="n">${esc(f.shed[t].stale)}</td></tr>`,
+    )
     .join("\n");
   const lim = f.limited;
   return `<h2>Floods</h2>

@@ -139,7 +139,12 @@ export function esc(v: unknown): string {
 }
 
 function isoTime(ms: number): string {
-  return Number.isFinite(ms) ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z") : "?";
+  return Number.isFinite(ms)
+    ? new Date(ms)
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d{3}Z$/, "Z")
+    : "?";
 }
 
 function shortNpub(pubkey: string): string {
@@ -156,7 +161,15 @@ function shortId(id: string | null): string {
 }
 
 /** The page, top to bottom. One function per section: adding a section is one entry. */
-export const SECTIONS: ((d: PageData) => string)[] = [moneySection, poolSection, decisionsSection, relaysSection, grantsSection, budgetsSection, (d) => (d.floods ? floodsSection(d.floods) : "")];
+export const SECTIONS: ((d: PageData) => string)[] = [
+  moneySection,
+  poolSection,
+  decisionsSection,
+  relaysSection,
+  grantsSection,
+  budgetsSection,
+  (d) => (d.floods ? floodsSection(d.floods) : ""),
+];
 
 export function renderPage(d: PageData): string {
   let npub = d.gatePubkey;
@@ -270,7 +283,10 @@ export function balanceChart(points: BalancePoint[], marks: PoolMark[] = []): st
     line.push(`${f(x(p.atMs))},${f(y(p.poolMsats))}`);
   });
   const dots = points
-    .map((p) => `<circle cx="${f(x(p.atMs))}" cy="${f(y(p.poolMsats))}" r="2.5" fill="${COLORS.line}"><title>${esc(`${p.what} · ${isoTime(p.atMs)} · ${formatSats(p.poolMsats)}`)}</title></circle>`)
+    .map(
+      (p) =>
+        `<circle cx="${f(x(p.atMs))}" cy="${f(y(p.poolMsats))}" r="2.5" fill="${COLORS.line}"><title>${esc(`${p.what} · ${isoTime(p.atMs)} · ${formatSats(p.poolMsats)}`)}</title></circle>`,
+    )
     .join("");
   const yTicks = ticks(minV, maxV, 6, 1000)
     .map(
@@ -369,7 +385,11 @@ export function decisionsChart(buckets: HourBucket[]): string {
     )
     .join("\n");
   const xLabels = buckets
-    .map((b, i) => (i % 3 === 0 ? `<text x="${f(C.left + i * slot)}" y="${axisY + 17}" font-size="12" fill="${COLORS.text}">${esc(new Date(b.startMs).toISOString().slice(11, 16))}</text>` : ""))
+    .map((b, i) =>
+      i % 3 === 0
+        ? `<text x="${f(C.left + i * slot)}" y="${axisY + 17}" font-size="12" fill="${COLORS.text}">${esc(new Date(b.startMs).toISOString().slice(11, 16))}</text>`
+        : "",
+    )
     .join("");
   const sums = Object.fromEntries(STORED_DECISIONS.map((k) => [k, buckets.reduce((n, b) => n + b.counts[k], 0)]));
   const legend = STORED_DECISIONS.map(

@@ -115,8 +115,11 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     const input = query.get("input");
     const maxTokens = query.get("max_tokens");
     const priceMsats =
-      opts.priceOf?.(kind.kind, input !== null ? [["i", input.slice(0, cfg.jobs.maxRequestBytes), "text"]] : [], maxTokens !== null ? [["param", "max_tokens", maxTokens]] : []) ??
-      kind.priceMsats;
+      opts.priceOf?.(
+        kind.kind,
+        input !== null ? [["i", input.slice(0, cfg.jobs.maxRequestBytes), "text"]] : [],
+        maxTokens !== null ? [["param", "max_tokens", maxTokens]] : [],
+      ) ?? kind.priceMsats;
     sendJson(res, 200, estimate(ledger, cfg, { pubkey: auth.pubkey, kind: kind.kind, priceMsats }, nowMs));
   }
 

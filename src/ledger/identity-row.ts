@@ -2,8 +2,7 @@
 // `identities` columns, shared by the ledger and the relay plugin's read-only lookup.
 import { freshTrustState, type Tier, type TrustState } from "../policy/tiers.js";
 
-export const SELECT_IDENTITY_SQL =
-  "SELECT score, score_at_ms, last_active_ms, pinned_tier, banned, wot_floor FROM identities WHERE pubkey = ?";
+export const SELECT_IDENTITY_SQL = "SELECT score, score_at_ms, last_active_ms, pinned_tier, banned, wot_floor FROM identities WHERE pubkey = ?";
 
 export interface IdentityRow {
   score: number;

@@ -5,13 +5,7 @@
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./db.js";
 import type { Tier } from "../policy/tiers.js";
-import {
-  invoiceLimitHit,
-  limitReplyDue,
-  LIMIT_WINDOW_MS,
-  type InvoiceLimit,
-  type InvoiceLimitSettings,
-} from "../policy/invoice-limits.js";
+import { invoiceLimitHit, limitReplyDue, LIMIT_WINDOW_MS, type InvoiceLimit, type InvoiceLimitSettings } from "../policy/invoice-limits.js";
 
 const statements = new WeakMap<Db, Map<string, Statement>>();
 function stmt(db: Db, sql: string): Statement {
@@ -35,8 +29,7 @@ export interface LimitedRequest {
 
 export function findLimited(db: Db, requestId: string): LimitedRequest | null {
   const r = stmt(db, "SELECT * FROM limited_requests WHERE request_id = ?").get(requestId) as
-    | { request_id: string; pubkey: string; tier: Tier; limit_hit: InvoiceLimit; replied: number; at_ms: number }
-    | undefined;
+    { request_id: string; pubkey: string; tier: Tier; limit_hit: InvoiceLimit; replied: number; at_ms: number } | undefined;
   return r ? { requestId: r.request_id, pubkey: r.pubkey, tier: r.tier, limit: r.limit_hit, why: "", reply: r.replied === 1, atMs: r.at_ms } : null;
 }
 
@@ -67,7 +60,8 @@ export function applyInvoiceLimits(
   const last = stmt(db, "SELECT MAX(at_ms) AS at FROM limited_requests WHERE pubkey = ? AND replied = 1").get(req.pubkey) as { at: number | null };
   const newTierRepliesLastMinute =
     req.tier === "new"
-      ? (stmt(db, "SELECT COUNT(*) AS n FROM limited_requests WHERE replied = 1 AND tier = 'new' AND at_ms > ?").get(nowMs - LIMIT_WINDOW_MS) as { n: number }).n
+      ? (stmt(db, "SELECT COUNT(*) AS n FROM limited_requests WHERE replied = 1 AND tier = 'new' AND at_ms > ?").get(nowMs - LIMIT_WINDOW_MS) as { n: number })
+          .n
       : 0;
   const reply = limitReplyDue({ tier: req.tier, lastReplyAtMs: last.at, newTierRepliesLastMinute, nowMs }, s);
   stmt(db, "INSERT INTO limited_requests (request_id, pubkey, tier, limit_hit, replied, at_ms) VALUES (?, ?, ?, ?, ?, ?)").run(
@@ -83,13 +77,17 @@ export function applyInvoiceLimits(
 
 /** Refusals older than any request that could still be accepted go (the caller's transaction). */
 export function pruneLimited(db: Db, beforeMs: number, batch = 5000): number {
-  return stmt(db, "DELETE FROM limited_requests WHERE request_id IN (SELECT request_id FROM limited_requests WHERE at_ms < ? LIMIT ?)").run(beforeMs, batch).changes;
+  return stmt(db, "DELETE FROM limited_requests WHERE request_id IN (SELECT request_id FROM limited_requests WHERE at_ms < ? LIMIT ?)").run(beforeMs, batch)
+    .changes;
 }
 
 /** Refusals by limit since `sinceMs` (operator page). */
 export function limitedCounts(db: Db, sinceMs: number): Record<InvoiceLimit, number> {
   const out: Record<InvoiceLimit, number> = { "open-invoices": 0, "new-tier-rate": 0 };
-  for (const r of stmt(db, "SELECT limit_hit, COUNT(*) AS n FROM limited_requests WHERE at_ms > ? GROUP BY limit_hit").all(sinceMs) as { limit_hit: InvoiceLimit; n: number }[])
+  for (const r of stmt(db, "SELECT limit_hit, COUNT(*) AS n FROM limited_requests WHERE at_ms > ? GROUP BY limit_hit").all(sinceMs) as {
+    limit_hit: InvoiceLimit;
+    n: number;
+  }[])
     out[r.limit_hit] = r.n;
   return out;
 }

@@ -25,13 +25,16 @@ export function insertInvoice(
 
 /** The open invoice with this payment hash, if any. */
 export function getOpenInvoice(db: Db, paymentHash: string): OpenInvoice | null {
-  const r = stmt(db, "SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE payment_hash = ? AND state = 'open'").get(paymentHash) as OpenRow | undefined;
+  const r = stmt(db, "SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE payment_hash = ? AND state = 'open'").get(paymentHash) as
+    OpenRow | undefined;
   return r ? toOpen(r) : null;
 }
 
 /** Open invoices, soonest to expire first. */
 export function listOpenInvoices(db: Db, limit: number): OpenInvoice[] {
-  return (stmt(db, "SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE state = 'open' ORDER BY expires_at_ms LIMIT ?").all(limit) as OpenRow[]).map(toOpen);
+  return (
+    stmt(db, "SELECT payment_hash, request_id, expires_at_ms FROM invoices WHERE state = 'open' ORDER BY expires_at_ms LIMIT ?").all(limit) as OpenRow[]
+  ).map(toOpen);
 }
 
 /** Open invoices whose request is still awaiting payment but due to expire by `nowMs`. */
@@ -93,8 +96,7 @@ export interface BackendState {
 
 export function getBackendState(db: Db, backend: string): BackendState {
   const r = stmt(db, "SELECT failures, next_attempt_at_ms, last_error FROM invoice_backend_state WHERE backend = ?").get(backend) as
-    | { failures: number; next_attempt_at_ms: number; last_error: string | null }
-    | undefined;
+    { failures: number; next_attempt_at_ms: number; last_error: string | null } | undefined;
   return r ? { failures: r.failures, nextAttemptAtMs: r.next_attempt_at_ms, lastError: r.last_error } : { failures: 0, nextAttemptAtMs: 0, lastError: null };
 }
 

@@ -80,7 +80,9 @@ export function nextWaiting(db: Db, kind: number): JobRow | null {
 
 /** waiting → running, one more attempt. False when the job was not waiting. */
 export function markRunning(db: Db, id: number, nowMs: number): boolean {
-  return stmt(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? WHERE id = ? AND state = 'waiting'").run(nowMs, id).changes === 1;
+  return (
+    stmt(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at_ms = ? WHERE id = ? AND state = 'waiting'").run(nowMs, id).changes === 1
+  );
 }
 
 /** Ends an open job; false when it had already ended (so a result cannot follow a cancellation). */

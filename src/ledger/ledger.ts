@@ -104,7 +104,6 @@ export interface GrantRecord {
   eventJson: string | null;
 }
 
-
 /** Runs inside the same transaction as the change it follows (e.g. to write an outbox row). */
 export type TxHook<T> = (db: Db, result: T) => void;
 
@@ -153,7 +152,6 @@ export interface IdentityView {
   known: boolean;
 }
 
-
 export function assertHex64(v: unknown, what: string): string {
   if (typeof v !== "string" || !HEX64.test(v)) throw new LedgerInputError(`${what}: expected 64 lowercase hex characters`);
   return v;
@@ -167,7 +165,8 @@ function assertNow(v: unknown): number {
   return v;
 }
 function assertKind(v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65_535) throw new LedgerInputError(`kind: expected an event kind 0–65535, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65_535)
+    throw new LedgerInputError(`kind: expected an event kind 0–65535, got ${String(v)}`);
   return v;
 }
 
@@ -260,9 +259,7 @@ export class Ledger {
     const q = (sql: string) => db.prepare(sql);
     this.st = {
       pool: q("SELECT initial_msats, credited_msats, balance_msats, pending_msats, absorbed_msats FROM pool WHERE id = 1"),
-      request: q(
-        "SELECT r.*, v.id AS reservation_id FROM requests r LEFT JOIN reservations v ON v.request_id = r.request_id WHERE r.request_id = ?",
-      ),
+      request: q("SELECT r.*, v.id AS reservation_id FROM requests r LEFT JOIN reservations v ON v.request_id = r.request_id WHERE r.request_id = ?"),
       reservation: q("SELECT * FROM reservations WHERE request_id = ?"),
       identity: q(SELECT_IDENTITY_SQL),
       used: q("SELECT COALESCE(SUM(counted_msats), 0) AS used FROM reservations WHERE pubkey = ? AND created_at_ms > ?"),
@@ -275,9 +272,7 @@ export class Ledger {
         `INSERT INTO reservations (request_id, pubkey, tier, budget_msats, amount_msats, counted_msats, state, created_at_ms, expires_at_ms)
          VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
       ),
-      debitPool: q(
-        "UPDATE pool SET balance_msats = balance_msats - @a, pending_msats = pending_msats + @a WHERE id = 1 AND balance_msats >= @a",
-      ),
+      debitPool: q("UPDATE pool SET balance_msats = balance_msats - @a, pending_msats = pending_msats + @a WHERE id = 1 AND balance_msats >= @a"),
       resolvePool: q(
         `UPDATE pool SET pending_msats = pending_msats - @amount, absorbed_msats = absorbed_msats + @absorbed,
            balance_msats = balance_msats + @returned WHERE id = 1 AND pending_msats >= @amount`,
@@ -286,13 +281,9 @@ export class Ledger {
       insertCredit: q("INSERT INTO credits (amount_msats, source, ref, created_at_ms) VALUES (?, ?, ?, ?)"),
       setReservationState: q("UPDATE reservations SET state = ?, counted_msats = ? WHERE id = ? AND state = 'pending'"),
       extendReservation: q("UPDATE reservations SET expires_at_ms = ? WHERE id = ? AND state = 'pending'"),
-      insertResolution: q(
-        "INSERT INTO resolutions (reservation_id, outcome, absorbed_msats, returned_msats, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-      ),
+      insertResolution: q("INSERT INTO resolutions (reservation_id, outcome, absorbed_msats, returned_msats, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?)"),
       setRequestState: q("UPDATE requests SET state = ?, updated_at_ms = ? WHERE request_id = ?"),
-      setRequestPaid: q(
-        "UPDATE requests SET state = 'processing', paid_msats = ?, payment_ref = ?, expires_at_ms = ?, updated_at_ms = ? WHERE request_id = ?",
-      ),
+      setRequestPaid: q("UPDATE requests SET state = 'processing', paid_msats = ?, payment_ref = ?, expires_at_ms = ?, updated_at_ms = ? WHERE request_id = ?"),
       lastGrant: q("SELECT seq, event_id FROM grants ORDER BY seq DESC LIMIT 1"),
       insertGrant: q(
         `INSERT INTO grants (seq, reservation_id, request_id, pubkey, kind, label, tier, absorbed_msats, charged_msats,
@@ -341,7 +332,9 @@ export class Ledger {
       if (this.st.pool!.get()) return false;
       const a = this.settings.poolInitialMsats;
       this.db
-        .prepare("INSERT INTO pool (id, initial_msats, credited_msats, balance_msats, pending_msats, absorbed_msats, seeded_at_ms) VALUES (1, ?, 0, ?, 0, 0, ?)")
+        .prepare(
+          "INSERT INTO pool (id, initial_msats, credited_msats, balance_msats, pending_msats, absorbed_msats, seeded_at_ms) VALUES (1, ?, 0, ?, 0, 0, ?)",
+        )
         .run(a, a, nowMs);
       return true;
     });
@@ -349,8 +342,7 @@ export class Ledger {
 
   totals(): Totals {
     const p = this.st.pool!.get() as
-      | { initial_msats: number; credited_msats: number; balance_msats: number; pending_msats: number; absorbed_msats: number }
-      | undefined;
+      { initial_msats: number; credited_msats: number; balance_msats: number; pending_msats: number; absorbed_msats: number } | undefined;
     if (!p) throw new Error("pool not seeded");
     return {
       initialMsats: p.initial_msats,
@@ -401,17 +393,20 @@ export class Ledger {
       const fromBalance = "fromBalance" in outcome && outcome.fromBalance === true;
       // A job the balance pays needs no invoice, so no invoice limit applies to it.
       if (limits && !fromBalance && (outcome.kind === "partial" || outcome.kind === "gate")) {
-        const limited = applyInvoiceLimits(this.db, { requestId: req.requestId, pubkey: req.pubkey, tier }, nowMs, this.settings.invoiceLimits ?? DEFAULT_INVOICE_LIMITS);
+        const limited = applyInvoiceLimits(
+          this.db,
+          { requestId: req.requestId, pubkey: req.pubkey, tier },
+          nowMs,
+          this.settings.invoiceLimits ?? DEFAULT_INVOICE_LIMITS,
+        );
         if (limited) {
           limits.onLimited?.(this.db, limited);
           return { status: "limited", limited, fresh: true } as const;
         }
       }
 
-      const state: RequestState =
-        outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" || fromBalance ? "processing" : "awaiting-payment";
-      const expiresAtMs =
-        state === "blocked" ? null : nowMs + (state === "processing" ? this.settings.timeoutSec : this.settings.invoiceExpirySec) * 1000;
+      const state: RequestState = outcome.kind === "blocked" ? "blocked" : outcome.kind === "free" || fromBalance ? "processing" : "awaiting-payment";
+      const expiresAtMs = state === "blocked" ? null : nowMs + (state === "processing" ? this.settings.timeoutSec : this.settings.invoiceExpirySec) * 1000;
       const absorbMsats = outcome.kind === "blocked" ? 0 : outcome.absorbMsats;
       const chargeMsats = outcome.kind === "blocked" ? 0 : outcome.chargeMsats;
       this.st.insertRequest!.run({
@@ -432,8 +427,7 @@ export class Ledger {
         const debit = this.st.debitPool!.run({ a: absorbMsats });
         if (debit.changes !== 1) throw new Error("invariant: pool debit refused inside the deciding transaction");
         reservationId = Number(
-          this.st.insertReservation!.run(req.requestId, req.pubkey, tier, budgetMsats, absorbMsats, absorbMsats, nowMs, expiresAtMs!)
-            .lastInsertRowid,
+          this.st.insertReservation!.run(req.requestId, req.pubkey, tier, budgetMsats, absorbMsats, absorbMsats, nowMs, expiresAtMs!).lastInsertRowid,
         );
       }
       // SPEC §12: the balance pays the rest, held by this job until it resolves.
@@ -472,12 +466,7 @@ export class Ledger {
    * even when seen later (within the grace); the job's timeout runs from now.
    * A partial offer's reservation is extended with it.
    */
-  markPaid(
-    requestId: string,
-    paid: { paidMsats: number; paymentRef: string; paidAtMs?: number },
-    nowMs: number,
-    hook?: TxHook<RequestRecord>,
-  ): PaidResult {
+  markPaid(requestId: string, paid: { paidMsats: number; paymentRef: string; paidAtMs?: number }, nowMs: number, hook?: TxHook<RequestRecord>): PaidResult {
     assertHex64(requestId, "request id");
     assertInputMsats(paid.paidMsats, "paid amount");
     if (typeof paid.paymentRef !== "string" || paid.paymentRef.length === 0 || paid.paymentRef.length > 200)
@@ -864,7 +853,10 @@ export class Ledger {
   // ---- reading grants -----------------------------------------------------------
 
   grants(opts: { afterSeq?: number; limit?: number; pubkey?: string } = {}): GrantRecord[] {
-    for (const [name, v] of [["limit", opts.limit], ["afterSeq", opts.afterSeq]] as const)
+    for (const [name, v] of [
+      ["limit", opts.limit],
+      ["afterSeq", opts.afterSeq],
+    ] as const)
       if (v !== undefined && (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0))
         throw new LedgerInputError(`${name}: expected a whole non-negative number, got ${String(v)}`);
     const limit = Math.min(Math.max(1, Math.trunc(opts.limit ?? 100)), 10_000);

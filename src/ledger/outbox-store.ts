@@ -45,15 +45,18 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
 export function saveRequestMeta(db: Db, m: RequestMeta): void {
-  stmt(db, 
-    "INSERT OR IGNORE INTO request_meta (request_id, encryption, relay_hint, reply_relays_json, event_json) VALUES (?, ?, ?, ?, ?)",
-  ).run(m.requestId, m.encryption, m.relayHint, JSON.stringify(m.replyRelays), m.eventJson);
+  stmt(db, "INSERT OR IGNORE INTO request_meta (request_id, encryption, relay_hint, reply_relays_json, event_json) VALUES (?, ?, ?, ?, ?)").run(
+    m.requestId,
+    m.encryption,
+    m.relayHint,
+    JSON.stringify(m.replyRelays),
+    m.eventJson,
+  );
 }
 
 export function getRequestMeta(db: Db, requestId: string): RequestMeta | null {
   const r = stmt(db, "SELECT * FROM request_meta WHERE request_id = ?").get(requestId) as
-    | { request_id: string; encryption: RequestMeta["encryption"]; relay_hint: string; reply_relays_json: string; event_json: string }
-    | undefined;
+    { request_id: string; encryption: RequestMeta["encryption"]; relay_hint: string; reply_relays_json: string; event_json: string } | undefined;
   return r
     ? { requestId: r.request_id, encryption: r.encryption, relayHint: r.relay_hint, replyRelays: JSON.parse(r.reply_relays_json), eventJson: r.event_json }
     : null;
@@ -75,7 +78,16 @@ export function enqueue(
     db,
     `INSERT INTO outbox (request_id, purpose, state, event_id, event_json, relays_json, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (request_id, purpose) WHERE request_id IS NOT NULL DO NOTHING`,
-  ).run(o.requestId, o.purpose, o.event ? "ready" : "needs-invoice", o.event?.id ?? null, o.event ? JSON.stringify(o.event) : null, JSON.stringify(relays), o.nowMs, o.nowMs);
+  ).run(
+    o.requestId,
+    o.purpose,
+    o.event ? "ready" : "needs-invoice",
+    o.event?.id ?? null,
+    o.event ? JSON.stringify(o.event) : null,
+    JSON.stringify(relays),
+    o.nowMs,
+    o.nowMs,
+  );
   if (ins.changes === 0) {
     const existing = stmt(db, "SELECT id FROM outbox WHERE request_id = ? AND purpose = ?").get(o.requestId, o.purpose) as { id: number };
     return { id: existing.id, created: false };
@@ -89,7 +101,12 @@ export function enqueue(
 export function fillPending(db: Db, outboxId: number, event: Event, nowMs: number): boolean {
   const row = stmt(db, "SELECT state, relays_json FROM outbox WHERE id = ?").get(outboxId) as { state: string; relays_json: string } | undefined;
   if (!row || row.state !== "needs-invoice") return false;
-  stmt(db, "UPDATE outbox SET state = 'ready', event_id = ?, event_json = ?, updated_at_ms = ? WHERE id = ?").run(event.id, JSON.stringify(event), nowMs, outboxId);
+  stmt(db, "UPDATE outbox SET state = 'ready', event_id = ?, event_json = ?, updated_at_ms = ? WHERE id = ?").run(
+    event.id,
+    JSON.stringify(event),
+    nowMs,
+    outboxId,
+  );
   addDeliveries(db, outboxId, JSON.parse(row.relays_json) as string[], nowMs);
   return true;
 }
@@ -202,7 +219,15 @@ export function nextDeliveryAtMs(db: Db): number | null {
  * Records a relay's answer. `ok` (OK true, or "duplicate:") ends the delivery; a failure
  * is retried with capped exponential backoff and jitter, at most MAX_DELIVERY_ATTEMPTS times.
  */
-export function recordDelivery(db: Db, outboxId: number, relay: string, ok: boolean, message: string, nowMs: number, maxAttempts = MAX_DELIVERY_ATTEMPTS): void {
+export function recordDelivery(
+  db: Db,
+  outboxId: number,
+  relay: string,
+  ok: boolean,
+  message: string,
+  nowMs: number,
+  maxAttempts = MAX_DELIVERY_ATTEMPTS,
+): void {
   const msg = message.slice(0, 300);
   if (ok) {
     // The usual answer, in two statements: this delivery ends, and the row is done once none is pending.
@@ -214,12 +239,16 @@ export function recordDelivery(db: Db, outboxId: number, relay: string, ok: bool
     return;
   }
   const row = stmt(db, "SELECT attempts, state FROM outbox_delivery WHERE outbox_id = ? AND relay = ?").get(outboxId, relay) as
-    | { attempts: number; state: string }
-    | undefined;
+    { attempts: number; state: string } | undefined;
   if (!row || row.state !== "pending") return;
   const attempts = row.attempts + 1;
   if (attempts >= maxAttempts) {
-    stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(attempts, msg, outboxId, relay);
+    stmt(db, "UPDATE outbox_delivery SET state = 'failed', attempts = ?, last_message = ? WHERE outbox_id = ? AND relay = ?").run(
+      attempts,
+      msg,
+      outboxId,
+      relay,
+    );
     markDoneIfDelivered(db, outboxId, nowMs);
   } else {
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
@@ -264,7 +293,8 @@ export function getCursorSec(db: Db, relay: string): number | null {
  * decision could not be written yet (so a restart reads that request again).
  */
 export function saveCursorSec(db: Db, relay: string, sinceSec: number, nowMs: number): void {
-  stmt(db, 
+  stmt(
+    db,
     `INSERT INTO relay_cursors (relay, since_sec, updated_at_ms) VALUES (?, ?, ?)
      ON CONFLICT(relay) DO UPDATE SET since_sec = excluded.since_sec, updated_at_ms = excluded.updated_at_ms`,
   ).run(relay, sinceSec, nowMs);
@@ -283,9 +313,14 @@ export function markSeen(db: Db, eventId: string, kind: number, nowMs: number): 
  */
 export function pruneBookkeeping(db: Db, o: { seenBeforeMs: number; doneBeforeMs: number; batch?: number }): { seen: number; outbox: number } {
   const batch = o.batch ?? 5000;
-  const seen = stmt(db, "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events WHERE seen_at_ms < ? LIMIT ?)").run(o.seenBeforeMs, batch).changes;
+  const seen = stmt(db, "DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events WHERE seen_at_ms < ? LIMIT ?)").run(
+    o.seenBeforeMs,
+    batch,
+  ).changes;
   const ids = (
-    stmt(db, "SELECT id FROM outbox WHERE state IN ('done','abandoned') AND updated_at_ms < ? ORDER BY id LIMIT ?").all(o.doneBeforeMs, batch) as { id: number }[]
+    stmt(db, "SELECT id FROM outbox WHERE state IN ('done','abandoned') AND updated_at_ms < ? ORDER BY id LIMIT ?").all(o.doneBeforeMs, batch) as {
+      id: number;
+    }[]
   ).map((r) => r.id);
   const delDeliveries = stmt(db, "DELETE FROM outbox_delivery WHERE outbox_id = ?");
   const delOutbox = stmt(db, "DELETE FROM outbox WHERE id = ?");
@@ -300,7 +335,8 @@ export function pruneBookkeeping(db: Db, o: { seenBeforeMs: number; doneBeforeMs
 
 /** The request whose payment-required reply is the event `eventId` (a zap names it). */
 export function requestOfPaymentRequiredEvent(db: Db, eventId: string): string | null {
-  const r = stmt(db, "SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(eventId) as { request_id: string } | undefined;
+  const r = stmt(db, "SELECT request_id FROM outbox WHERE event_id = ? AND purpose = 'feedback-payment-required'").get(eventId) as
+    { request_id: string } | undefined;
   return r ? r.request_id : null;
 }
 

@@ -149,7 +149,13 @@ export class ReportStore {
         | { initial_msats: number; credited_msats: number; balance_msats: number; pending_msats: number; absorbed_msats: number; seeded_at_ms: number }
         | undefined;
       const totals: Totals = p
-        ? { initialMsats: p.initial_msats, creditedMsats: p.credited_msats, absorbedMsats: p.absorbed_msats, pendingMsats: p.pending_msats, poolMsats: p.balance_msats }
+        ? {
+            initialMsats: p.initial_msats,
+            creditedMsats: p.credited_msats,
+            absorbedMsats: p.absorbed_msats,
+            pendingMsats: p.pending_msats,
+            poolMsats: p.balance_msats,
+          }
         : { initialMsats: 0, creditedMsats: 0, absorbedMsats: 0, pendingMsats: 0, poolMsats: 0 };
       const reserves = st.reserves.all() as { at_ms: number; amount_msats: number; tier: string }[];
       const returns = st.returns.all() as { at_ms: number; returned_msats: number; outcome: string; reason: string | null }[];
@@ -160,14 +166,12 @@ export class ReportStore {
       const cutMs = cuts.length > 0 ? Math.max(...cuts) : -Infinity;
       const changes: BalanceChange[] = [
         ...reserves.map((r): BalanceChange => ({ atMs: r.at_ms, deltaMsats: -r.amount_msats, what: "reserve", detail: r.tier })),
-        ...returns.map(
-          (r): BalanceChange => ({
-            atMs: r.at_ms,
-            deltaMsats: r.returned_msats,
-            what: r.outcome === "voided" ? "void" : r.outcome === "expired" ? "expiry" : "return",
-            detail: r.reason ?? r.outcome,
-          }),
-        ),
+        ...returns.map((r): BalanceChange => ({
+          atMs: r.at_ms,
+          deltaMsats: r.returned_msats,
+          what: r.outcome === "voided" ? "void" : r.outcome === "expired" ? "expiry" : "return",
+          detail: r.reason ?? r.outcome,
+        })),
         ...credits.map((c): BalanceChange => ({ atMs: c.at_ms, deltaMsats: c.amount_msats, what: "credit", detail: c.source })),
       ]
         .filter((c) => c.atMs > cutMs || cuts.length === 0)
@@ -185,7 +189,12 @@ export class ReportStore {
       if (p && whole) balance.unshift({ atMs: Math.min(p.seeded_at_ms, balance[0]!.atMs), poolMsats: after, change: null });
       const marks: PoolMark[] = changes
         .filter((c) => c.what !== "reserve")
-        .map((c) => ({ atMs: c.atMs, what: c.what === "credit" ? "credit" : c.what === "expiry" ? "expiry" : "void", amountMsats: c.deltaMsats, detail: c.detail }));
+        .map((c) => ({
+          atMs: c.atMs,
+          what: c.what === "credit" ? "credit" : c.what === "expiry" ? "expiry" : "void",
+          amountMsats: c.deltaMsats,
+          detail: c.detail,
+        }));
 
       const fromMs = nowMs - DAY_MS;
       const req = requestFigures(fromMs);

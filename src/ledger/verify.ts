@@ -31,9 +31,9 @@ export function verifyLedger(db: Db): Violation[] {
     const integrity = db.pragma("quick_check", { simple: true });
     if (integrity !== "ok") v(GUARANTEES.integrity, `quick_check: ${String(integrity)}`);
 
-    const pool = one<
-      { initial_msats: number; credited_msats: number; balance_msats: number; pending_msats: number; absorbed_msats: number } | undefined
-    >("SELECT * FROM pool WHERE id = 1");
+    const pool = one<{ initial_msats: number; credited_msats: number; balance_msats: number; pending_msats: number; absorbed_msats: number } | undefined>(
+      "SELECT * FROM pool WHERE id = 1",
+    );
     if (!pool) {
       v(GUARANTEES.conservation, "the pool was never seeded");
       return out;
@@ -66,10 +66,11 @@ export function verifyLedger(db: Db): Violation[] {
           OR (r.state IN ('voided','expired') AND (r.counted_msats <> 0 OR s.absorbed_msats <> 0)) LIMIT 1`,
     );
     if (badResolution)
-      v(GUARANTEES.resolveOnce, `reservation ${badResolution.id} is ${badResolution.state} but its resolution is ${badResolution.outcome ?? "missing"} or does not add up`);
-    const triggers = new Set(
-      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name),
-    );
+      v(
+        GUARANTEES.resolveOnce,
+        `reservation ${badResolution.id} is ${badResolution.state} but its resolution is ${badResolution.outcome ?? "missing"} or does not add up`,
+      );
+    const triggers = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]).map((r) => r.name));
     for (const t of ["credits", "resolutions", "grants", "identity_log", "deposits", "balance_resolutions", "withdrawals"])
       if (!triggers.has(`${t}_no_update`) || !triggers.has(`${t}_no_delete`)) v(GUARANTEES.resolveOnce, `${t} is no longer protected as append-only`);
     for (const t of ["reservations_resolve_once", "reservations_no_delete", "balance_holds_resolve_once", "balance_holds_no_delete"])
@@ -84,7 +85,9 @@ export function verifyLedger(db: Db): Violation[] {
           OR (r.state IS NOT NULL AND r.state <> 'pending' AND q.state IN ('awaiting-payment','processing')) LIMIT 1`,
     );
     if (mismatch) v(GUARANTEES.idempotency, `request ${mismatch.request_id} and its reservation disagree`);
-    const orphan = one<{ n: number }>("SELECT COUNT(*) AS n FROM reservations r LEFT JOIN requests q ON q.request_id = r.request_id WHERE q.request_id IS NULL").n;
+    const orphan = one<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM reservations r LEFT JOIN requests q ON q.request_id = r.request_id WHERE q.request_id IS NULL",
+    ).n;
     if (orphan > 0) v(GUARANTEES.idempotency, `${orphan} reservations without a request`);
 
     // 3: for each reservation, what counts in the 24 h window ending at its decision

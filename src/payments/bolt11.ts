@@ -37,7 +37,7 @@ export function decodeBolt11(bolt11: string): DecodedBolt11 {
   if (typeof bolt11 !== "string" || bolt11.length === 0) throw new PaymentBackendError("invalid bolt11: empty");
   if (bolt11.length > MAX_BOLT11_CHARS) throw new PaymentBackendError(`invalid bolt11: longer than ${MAX_BOLT11_CHARS} characters`);
   const text = normalizeBolt11(bolt11);
-  if (!text.startsWith("ln")) throw new PaymentBackendError("invalid bolt11: does not start with \"ln\"");
+  if (!text.startsWith("ln")) throw new PaymentBackendError('invalid bolt11: does not start with "ln"');
   let inv: Invoice;
   try {
     inv = decode(text);

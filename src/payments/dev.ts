@@ -59,7 +59,8 @@ export class DevWalletBackend implements PaymentBackend {
     this.nodeSecretKey = opts.nodeSecretKey ?? DEV_NODE_SECRET_KEY;
     if (this.nodeSecretKey.length !== 32) throw new PaymentBackendError("dev wallet node key must be 32 bytes");
     this.pollMs = opts.pollMs ?? 250;
-    if (!Number.isSafeInteger(this.pollMs) || this.pollMs < 10) throw new PaymentBackendError(`dev wallet pollMs must be a whole number ≥ 10, got ${this.pollMs}`);
+    if (!Number.isSafeInteger(this.pollMs) || this.pollMs < 10)
+      throw new PaymentBackendError(`dev wallet pollMs must be a whole number ≥ 10, got ${this.pollMs}`);
     this.nowMs = opts.nowMs ?? Date.now;
   }
 

@@ -55,4 +55,3 @@ function asConfigError<T>(make: () => T): T {
     throw err;
   }
 }
-

@@ -183,7 +183,8 @@ export class LnbitsBackend implements PaymentBackend {
       });
     } catch (err) {
       const e = err as Error;
-      if (e.name === "TimeoutError" || e.name === "AbortError") throw new PaymentBackendError(`LNbits did not answer ${method} ${path} within ${this.timeoutMs} ms`);
+      if (e.name === "TimeoutError" || e.name === "AbortError")
+        throw new PaymentBackendError(`LNbits did not answer ${method} ${path} within ${this.timeoutMs} ms`);
       throw new PaymentBackendError(`LNbits unreachable at ${this.baseUrl}: ${describeFetchError(e)}`);
     }
     let text: string;

@@ -42,7 +42,8 @@ export function parseNwcUri(uri: string): NwcConnection {
   if (!HEX64.test(walletPubkey)) throw new PaymentBackendError("payments.nwc.uri: the wallet pubkey must be 64 hex characters (value not shown)");
   if (!HEX64.test(parsed.secret.toLowerCase())) throw new PaymentBackendError("payments.nwc.uri: secret must be 64 hex characters (value not shown)");
   const relays = parsed.relays.filter((r) => /^wss?:\/\/\S+$/.test(r));
-  if (relays.length === 0 || relays.length !== parsed.relays.length) throw new PaymentBackendError("payments.nwc.uri: every relay must be a ws:// or wss:// URL");
+  if (relays.length === 0 || relays.length !== parsed.relays.length)
+    throw new PaymentBackendError("payments.nwc.uri: every relay must be a ws:// or wss:// URL");
   return { walletPubkey, relays, secretKey: Uint8Array.from(Buffer.from(parsed.secret, "hex")) };
 }
 
@@ -164,7 +165,9 @@ export class NwcBackend implements PaymentBackend {
     const { walletPubkey, relays } = this.conn;
     const infoEvent = await this.pool.get(relays, { kinds: [NWC_INFO_KIND], authors: [walletPubkey] }, { maxWait: this.connectTimeoutMs });
     if (!infoEvent)
-      throw new PaymentBackendError(`NWC wallet ${walletPubkey.slice(0, 12)}… has no info event (kind ${NWC_INFO_KIND}) on ${relays.join(", ")}: is the wallet service running?`);
+      throw new PaymentBackendError(
+        `NWC wallet ${walletPubkey.slice(0, 12)}… has no info event (kind ${NWC_INFO_KIND}) on ${relays.join(", ")}: is the wallet service running?`,
+      );
     const info = parseInfo(infoEvent);
     if (this.closed) throw new PaymentBackendError("NWC backend closed");
     if (!this.sub) {
@@ -194,7 +197,8 @@ export class NwcBackend implements PaymentBackend {
 
   private async request(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
     const info = await this.connect();
-    if (!info.methods.has(method)) throw new PaymentBackendError(`NWC wallet does not offer ${method} (it offers: ${[...info.methods].join(" ") || "nothing"})`);
+    if (!info.methods.has(method))
+      throw new PaymentBackendError(`NWC wallet does not offer ${method} (it offers: ${[...info.methods].join(" ") || "nothing"})`);
     if (this.pending.size >= this.maxInFlight) throw new PaymentBackendError(`NWC: ${this.maxInFlight} requests already waiting for the wallet`);
     const { walletPubkey, relays, secretKey } = this.conn;
     const plaintext = JSON.stringify({ method, params });

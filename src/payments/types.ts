@@ -17,10 +17,7 @@ export interface IssuedInvoice {
   expiresAtMs: number;
 }
 
-export type InvoiceState =
-  | { state: "pending" }
-  | { state: "settled"; amountMsats: number; settledAtMs: number }
-  | { state: "expired" };
+export type InvoiceState = { state: "pending" } | { state: "settled"; amountMsats: number; settledAtMs: number } | { state: "expired" };
 
 export interface PaymentBackend {
   readonly name: "dev" | "nwc" | "lnbits";

@@ -107,8 +107,7 @@ export function auditGrants(events: Event[], gatePubkey: string, budgetsMsats?: 
   checkTotals(chain, problems);
   if (status) {
     const s = status.parsed;
-    if (!totalsBalance(s))
-      problems.add("totals", `pool status ${short(status.ev.id)}: initial + credited ≠ pool + pending + absorbed`);
+    if (!totalsBalance(s)) problems.add("totals", `pool status ${short(status.ev.id)}: initial + credited ≠ pool + pending + absorbed`);
   }
   const budgets = budgetsMsats ?? status?.parsed.budgetsMsats;
   if (budgets) {

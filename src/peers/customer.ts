@@ -34,7 +34,6 @@ export interface JobReply {
   event: Event;
 }
 
-
 /**
  * Reads a feedback or result event for `requestId`; null when it is about another
  * request or is not a reply at all. Encrypted replies: the content is decrypted and,
@@ -170,8 +169,7 @@ export async function runRequest(opts: RunRequestOptions): Promise<CustomerSessi
         finish();
       }
     };
-    for (const relay of relays)
-      relay.subscribe([{ kinds: [FEEDBACK_KIND, request.kind + 1000], "#e": [request.id] }], { onevent: onEvent });
+    for (const relay of relays) relay.subscribe([{ kinds: [FEEDBACK_KIND, request.kind + 1000], "#e": [request.id] }], { onevent: onEvent });
 
     session.published = await Promise.all(
       relays.map((relay) =>

@@ -63,9 +63,7 @@ export async function startDemoWorker(opts: DemoWorkerOptions): Promise<{ close(
   let closed = false;
 
   if (opts.relayUrls.length === 0) throw new Error("demo worker: no relay to listen on");
-  const relays = opts.relayUrls.map(
-    (url) => new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation, enableReconnect: true }),
-  );
+  const relays = opts.relayUrls.map((url) => new AbstractRelay(url, { verifyEvent: () => true, websocketImplementation, enableReconnect: true }));
   const connected = await Promise.allSettled(relays.map((r) => r.connect({ timeout: 5000 })));
   const failed = connected.findIndex((c) => c.status === "rejected");
   if (failed >= 0) {

@@ -40,7 +40,10 @@ export interface InvoiceLimitHit {
 
 export function invoiceLimitHit(i: InvoiceLimitInputs, s: InvoiceLimitSettings): InvoiceLimitHit | null {
   if (i.openInvoices >= s.maxOpenInvoicesPerPubkey)
-    return { limit: "open-invoices", why: `${i.openInvoices} unpaid invoices open for this pubkey (at most ${s.maxOpenInvoicesPerPubkey}); pay or let one expire` };
+    return {
+      limit: "open-invoices",
+      why: `${i.openInvoices} unpaid invoices open for this pubkey (at most ${s.maxOpenInvoicesPerPubkey}); pay or let one expire`,
+    };
   if (i.tier === "new" && i.newTierInvoicesLastMinute >= s.newTierInvoicesPerMinute)
     return { limit: "new-tier-rate", why: `new customers together get at most ${s.newTierInvoicesPerMinute} invoices a minute; try again later` };
   return null;

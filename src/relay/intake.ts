@@ -136,7 +136,21 @@ export class RelayIntake {
     if (!this.stopped) return;
     this.stopped = false;
     for (const url of new Set(this.o.relays)) {
-      const st: RelayState = { url, relay: null, sub: null, attempt: 0, timer: null, cursorSec: null, savedCursorSec: null, resumeSinceSec: null, connected: false, connects: 0, subscribedAtMs: null, closeWhy: null, subGen: 0 };
+      const st: RelayState = {
+        url,
+        relay: null,
+        sub: null,
+        attempt: 0,
+        timer: null,
+        cursorSec: null,
+        savedCursorSec: null,
+        resumeSinceSec: null,
+        connected: false,
+        connects: 0,
+        subscribedAtMs: null,
+        closeWhy: null,
+        subGen: 0,
+      };
       st.cursorSec = st.savedCursorSec = this.o.loadCursorSec(url);
       this.states.set(url, st);
       void this.connect(st);
@@ -391,7 +405,8 @@ export class RelayIntake {
   ): void {
     if (this.stopped || !current()) return;
     if (page > MAX_BACKFILL_PAGES || untilSec < since) {
-      if (page > MAX_BACKFILL_PAGES) this.o.log.warn({ relay: st.url, since, untilSec, kinds: filter.kinds }, "backfill stopped after the page limit; older stored events were not read");
+      if (page > MAX_BACKFILL_PAGES)
+        this.o.log.warn({ relay: st.url, since, untilSec, kinds: filter.kinds }, "backfill stopped after the page limit; older stored events were not read");
       done(true);
       return;
     }
@@ -425,7 +440,8 @@ export class RelayIntake {
             ended = true;
             // Left set: the next subscription on this relay starts from `since` again.
             done(false);
-            if (!relay.closing && relay.connected) this.peerLog.write("warn", st.url, { relay: st.url, page, reason: reason.slice(0, 200) }, "backfill page closed by the relay");
+            if (!relay.closing && relay.connected)
+              this.peerLog.write("warn", st.url, { relay: st.url, page, reason: reason.slice(0, 200) }, "backfill page closed by the relay");
           },
           eoseTimeout: 30_000,
         },

@@ -218,7 +218,10 @@ export class OutboxPublisher {
       relay = await this.connection(url);
     } catch (err) {
       const msg = `error: cannot connect: ${String((err as Error)?.message ?? err)}`;
-      this.record(ds.map((d) => ({ d, ok: false, msg })), url);
+      this.record(
+        ds.map((d) => ({ d, ok: false, msg })),
+        url,
+      );
       return;
     }
     const results = await Promise.all(ds.map(async (d) => ({ d, ...(await this.publishOne(relay, d.event)) })));
@@ -286,7 +289,18 @@ export class OutboxPublisher {
       this.peerLog.write(
         "warn",
         url,
-        () => ({ relay: url, trusted: this.isTrusted(url), failed: failed.length, of: results.length, givenUp, event: f.d.event.id, kind: f.d.event.kind, attempts: f.d.attempts + 1, relayMessage: f.msg.slice(0, 200), retryInMs }),
+        () => ({
+          relay: url,
+          trusted: this.isTrusted(url),
+          failed: failed.length,
+          of: results.length,
+          givenUp,
+          event: f.d.event.id,
+          kind: f.d.event.kind,
+          attempts: f.d.attempts + 1,
+          relayMessage: f.msg.slice(0, 200),
+          retryInMs,
+        }),
         givenUp === failed.length ? "publish failed; given up for this relay" : "publish failed; will retry",
       );
     }

@@ -474,7 +474,11 @@ export class GateService {
     const req = this.ledger.getRequest(requestId);
     if (!req || req.state !== "awaiting-payment") return;
     const used = (hash: string) => isPaymentHashUsed(db, hash);
-    const check = checkZapReceipt(ev, { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats }, used);
+    const check = checkZapReceipt(
+      ev,
+      { providerPubkey: provider, recipientPubkey: this.gatePubkey, feedbackEventId: zapped, chargeMsats: req.chargeMsats },
+      used,
+    );
     if (!check.ok) {
       this.log.info({ receipt: ev.id, request: req.requestId, why: check.reason }, "zap receipt not accepted");
       return;
@@ -631,7 +635,19 @@ export class GateService {
       }
       const rec = d.rec;
       this.metrics?.decision(rec.decision);
-      this.log.info({ id: rec.requestId, customer: rec.pubkey, kind: rec.kind, decision: rec.decision, tier: rec.tier, absorbMsats: rec.absorbMsats, chargeMsats: rec.chargeMsats, reason: rec.reason }, "decided");
+      this.log.info(
+        {
+          id: rec.requestId,
+          customer: rec.pubkey,
+          kind: rec.kind,
+          decision: rec.decision,
+          tier: rec.tier,
+          absorbMsats: rec.absorbMsats,
+          chargeMsats: rec.chargeMsats,
+          reason: rec.reason,
+        },
+        "decided",
+      );
       if ((rec.decision === "partial" || rec.decision === "gate") && rec.balanceLeftMsats === undefined) invoice = true;
       else kick = true;
     }
@@ -686,46 +702,63 @@ export class GateService {
     const relays = replyRelaysFor(this.settlement, req.replyRelays);
     const onLimited = (db: typeof this.ledger.db, l: LimitedRequest) => {
       if (!l.reply) return;
-      const target: ReplyTarget = { requestId: req.id, customer: req.customer, relayHint: relay, encryption: req.encryption, expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC };
-      const ev = signEvent(encryptTemplateFor(errorFeedback(target, `rate-limited: ${l.why}`, nowSec), target, this.secretKey), this.secretKey);
-      enqueue(db, { requestId: req.id, purpose: "feedback-error", event: ev, relays, nowMs: now });
-    };
-    const res = this.ledger.decide({ requestId: req.id, pubkey: req.customer, kind: req.kind, priceMsats: req.priceMsats }, now, (db, rec) => {
-      saveRequestMeta(db, { requestId: req.id, encryption: req.encryption, relayHint: relay, replyRelays: req.replyRelays, eventJson: JSON.stringify(req.event) });
       const target: ReplyTarget = {
         requestId: req.id,
         customer: req.customer,
         relayHint: relay,
         encryption: req.encryption,
-        expiresAtSec: rec.expiresAtMs !== null ? Math.ceil(rec.expiresAtMs / 1000) : nowSec + ERROR_REPLY_TTL_SEC,
+        expiresAtSec: nowSec + ERROR_REPLY_TTL_SEC,
       };
-      const signed = (t: EventTemplate) => signEvent(encryptTemplateFor(t, target, this.secretKey), this.secretKey);
-      const base = { requestId: req.id, relays, nowMs: now };
-      switch (rec.decision) {
-        case "free":
-          enqueue(db, {
-            ...base,
-            purpose: "feedback-processing",
-            event: signed(processingFeedback(target, { text: freeText(rec), freeTier: { label: "free", absorbedMsats: rec.absorbMsats } }, nowSec)),
-          });
-          this.jobs?.onGoSignal(db, rec, now);
-          break;
-        case "partial":
-        case "gate":
-          if (rec.balanceLeftMsats !== undefined) {
-            enqueue(db, { ...base, purpose: "feedback-processing", event: signed(balancePaidFeedback(target, rec, nowSec)) });
-            // Paid from the balance: the processing reply is the go signal, as for a free job.
+      const ev = signEvent(encryptTemplateFor(errorFeedback(target, `rate-limited: ${l.why}`, nowSec), target, this.secretKey), this.secretKey);
+      enqueue(db, { requestId: req.id, purpose: "feedback-error", event: ev, relays, nowMs: now });
+    };
+    const res = this.ledger.decide(
+      { requestId: req.id, pubkey: req.customer, kind: req.kind, priceMsats: req.priceMsats },
+      now,
+      (db, rec) => {
+        saveRequestMeta(db, {
+          requestId: req.id,
+          encryption: req.encryption,
+          relayHint: relay,
+          replyRelays: req.replyRelays,
+          eventJson: JSON.stringify(req.event),
+        });
+        const target: ReplyTarget = {
+          requestId: req.id,
+          customer: req.customer,
+          relayHint: relay,
+          encryption: req.encryption,
+          expiresAtSec: rec.expiresAtMs !== null ? Math.ceil(rec.expiresAtMs / 1000) : nowSec + ERROR_REPLY_TTL_SEC,
+        };
+        const signed = (t: EventTemplate) => signEvent(encryptTemplateFor(t, target, this.secretKey), this.secretKey);
+        const base = { requestId: req.id, relays, nowMs: now };
+        switch (rec.decision) {
+          case "free":
+            enqueue(db, {
+              ...base,
+              purpose: "feedback-processing",
+              event: signed(processingFeedback(target, { text: freeText(rec), freeTier: { label: "free", absorbedMsats: rec.absorbMsats } }, nowSec)),
+            });
             this.jobs?.onGoSignal(db, rec, now);
             break;
-          }
-          // The invoice is made after commit (no network in here); this row waits for it.
-          enqueue(db, { ...base, purpose: "feedback-payment-required", event: null });
-          break;
-        case "blocked":
-          enqueue(db, { ...base, purpose: "feedback-error", event: signed(errorFeedback(target, "blocked: this pubkey may not use this service", nowSec)) });
-          break;
-      }
-    }, { onLimited });
+          case "partial":
+          case "gate":
+            if (rec.balanceLeftMsats !== undefined) {
+              enqueue(db, { ...base, purpose: "feedback-processing", event: signed(balancePaidFeedback(target, rec, nowSec)) });
+              // Paid from the balance: the processing reply is the go signal, as for a free job.
+              this.jobs?.onGoSignal(db, rec, now);
+              break;
+            }
+            // The invoice is made after commit (no network in here); this row waits for it.
+            enqueue(db, { ...base, purpose: "feedback-payment-required", event: null });
+            break;
+          case "blocked":
+            enqueue(db, { ...base, purpose: "feedback-error", event: signed(errorFeedback(target, "blocked: this pubkey may not use this service", nowSec)) });
+            break;
+        }
+      },
+      { onLimited },
+    );
     if (res.status === "limited") return res.fresh ? { type: "limited", l: res.limited } : null;
     return res.status === "exists" ? null : { type: "decided", rec: res.request };
   }
@@ -748,7 +781,13 @@ export class GateService {
       const createdAtSec = Math.max(Math.floor(now / 1000), this.heartbeatSec + 1);
       this.heartbeatSec = createdAtSec;
       const running = this.jobs?.runningCount() ?? 0;
-      const ev = signEvent(heartbeatTemplate({ status: `online: ${running} job${running === 1 ? "" : "s"} running`, periodSec: Math.ceil(this.t.heartbeatMs / 1000) }, createdAtSec), this.secretKey);
+      const ev = signEvent(
+        heartbeatTemplate(
+          { status: `online: ${running} job${running === 1 ? "" : "s"} running`, periodSec: Math.ceil(this.t.heartbeatMs / 1000) },
+          createdAtSec,
+        ),
+        this.secretKey,
+      );
       this.ledger.tx(() => enqueue(this.ledger.db, { requestId: null, purpose: "heartbeat", event: ev, relays: this.relays, nowMs: now }));
       this.publisher.kick();
     } catch (err) {

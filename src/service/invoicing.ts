@@ -92,7 +92,7 @@ export class Invoicing {
   private async issueAll(): Promise<void> {
     const { ledger } = this.d;
     const name = this.d.backend.name;
-    for (let afterId = 0; ; ) {
+    for (let afterId = 0; ;) {
       const breaker = getBackendState(ledger.db, name);
       const open = breaker.failures >= BACKEND_TRIP_FAILURES;
       const now = this.d.nowMs();
@@ -181,7 +181,9 @@ export class Invoicing {
       try {
         const now = this.d.nowMs();
         const nextAtMs = now + invoiceRetryDelayMs(1, this.random);
-        this.d.ledger.tx(() => recordInvoiceFailure(this.d.ledger.db, outboxId, { attempts: row.invoiceAttempts, nextAtMs, error: (err as Error).message, nowMs: now }));
+        this.d.ledger.tx(() =>
+          recordInvoiceFailure(this.d.ledger.db, outboxId, { attempts: row.invoiceAttempts, nextAtMs, error: (err as Error).message, nowMs: now }),
+        );
       } catch {
         // Nothing can be written: the next pass, a timer away, tries again.
       }

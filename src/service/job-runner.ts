@@ -148,7 +148,10 @@ export class JobRunner {
         if (!job || (job.state !== "waiting" && job.state !== "running")) return false;
         const f = this.o.ledger.fail(id, "deleted by the customer", now);
         if (f.status === "voided" && f.request.paidMsats > 0)
-          this.o.log.warn({ request: id, customer: f.request.pubkey, paidMsats: f.request.paidMsats }, "a paid job was cancelled by the customer and voided: refund by hand");
+          this.o.log.warn(
+            { request: id, customer: f.request.pubkey, paidMsats: f.request.paidMsats },
+            "a paid job was cancelled by the customer and voided: refund by hand",
+          );
         return endJob(this.o.ledger.db, id, "cancelled", CANCELLED, now);
       });
       if (!ended) continue;
@@ -237,7 +240,8 @@ export class JobRunner {
     const tags = event ? jobTagsOf(event, this.o.secretKey) : null;
     if (req && meta && event && tags && req.state === "processing") return { job, req, meta, event, tags };
     const now = this.o.nowMs();
-    if (this.o.ledger.tx(() => this.failInTx(requestId, tags ? "the job could not start" : "the encrypted request can no longer be read", now))) this.o.onQueued();
+    if (this.o.ledger.tx(() => this.failInTx(requestId, tags ? "the job could not start" : "the encrypted request can no longer be read", now)))
+      this.o.onQueued();
     return "skipped";
   }
 
@@ -318,7 +322,8 @@ export class JobRunner {
       if (getJob(db, id)?.state !== "running") return false;
       result = this.o.ledger.settle(id, { actualMsats }, now, (db2, s) => {
         if (s.status !== "posted") return;
-        if (s.grant?.eventJson) enqueue(db2, { requestId: id, purpose: "grant", event: JSON.parse(s.grant.eventJson) as Event, relays: this.o.relays, nowMs: now });
+        if (s.grant?.eventJson)
+          enqueue(db2, { requestId: id, purpose: "grant", event: JSON.parse(s.grant.eventJson) as Event, relays: this.o.relays, nowMs: now });
         const tpl = jobResultTemplate({ request: c.event, relayHint: c.meta.relayHint, iTags: c.tags.iTags, content, costMsats }, Math.floor(now / 1000));
         this.enqueueReply(db2, c.meta, c.req.pubkey, "result", tpl, now);
         endJob(db2, id, "done", null, now);
@@ -346,7 +351,10 @@ export class JobRunner {
     endJob(db, requestId, "failed", reason, now);
     // dvm-gate never sends money: a paid job that was not done needs a refund by hand.
     if (f.status === "voided" && f.request.paidMsats > 0)
-      this.o.log.warn({ request: requestId, customer: f.request.pubkey, paidMsats: f.request.paidMsats, paymentRef: f.request.paymentRef }, "a paid job failed and was voided: refund the customer by hand");
+      this.o.log.warn(
+        { request: requestId, customer: f.request.pubkey, paidMsats: f.request.paidMsats, paymentRef: f.request.paymentRef },
+        "a paid job failed and was voided: refund the customer by hand",
+      );
     const state = f.status === "not_found" ? null : f.request.state;
     if (f.status !== "voided" && state !== "expired") return false;
     const meta = getRequestMeta(db, requestId);
@@ -369,13 +377,26 @@ export class JobRunner {
         status === "processing"
           ? processingFeedback(target, { text: text || "the upstream DVM is working on it" }, Math.floor(now / 1000))
           : partialFeedback(target, text, Math.floor(now / 1000));
-      return this.enqueueReply(this.o.ledger.db, c.meta, c.req.pubkey, status === "processing" ? "feedback-upstream-processing" : "feedback-upstream-partial", tpl, now);
+      return this.enqueueReply(
+        this.o.ledger.db,
+        c.meta,
+        c.req.pubkey,
+        status === "processing" ? "feedback-upstream-processing" : "feedback-upstream-partial",
+        tpl,
+        now,
+      );
     });
     if (queued) this.o.onQueued();
   }
 
   private target(meta: RequestMeta, customer: string, now: number): ReplyTarget {
-    return { requestId: meta.requestId, customer, relayHint: meta.relayHint, encryption: meta.encryption, expiresAtSec: Math.floor(now / 1000) + REPLY_TTL_SEC };
+    return {
+      requestId: meta.requestId,
+      customer,
+      relayHint: meta.relayHint,
+      encryption: meta.encryption,
+      expiresAtSec: Math.floor(now / 1000) + REPLY_TTL_SEC,
+    };
   }
 
   private enqueueReply(db: Db, meta: RequestMeta, customer: string, purpose: OutboxPurpose, tpl: EventTemplate, now: number): boolean {

@@ -52,7 +52,15 @@ export function isPrivateRelay(url: string): boolean {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
   if (v4) {
     const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return a === 0 || a === 10 || a === 127 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
   }
   if (host.includes(":")) return host === "::" || host === "::1" || /^f[cd]/.test(host) || /^fe[89ab]/.test(host) || host.startsWith("::ffff:");
   return false;
@@ -81,7 +89,8 @@ export function applySignal(deps: SettlementDeps, s: SettlementSignal): SignalOu
     case "deletion": {
       const results = s.requestIds.map((requestId) => {
         const result = cancelByCustomer(deps, requestId, s.author);
-        if (result.status === "after_go_signal") deps.log.info({ request: requestId }, "customer deletion after the go signal: the reservation stays until the result, an error or the deadline");
+        if (result.status === "after_go_signal")
+          deps.log.info({ request: requestId }, "customer deletion after the go signal: the reservation stays until the result, an error or the deadline");
         if (result.status === "voided") {
           deps.log.info({ request: requestId, returnedMsats: result.returnedMsats }, "customer deletion: voided");
           warnIfPaid(deps, result);
@@ -129,7 +138,13 @@ export function settleJob(deps: SettlementDeps, requestId: string, costMsats: nu
   });
   if (result.status === "posted") {
     deps.log.info(
-      { request: requestId, absorbedMsats: result.absorbedMsats, returnedMsats: result.returnedMsats, creditedMsats: result.creditedMsats, seq: result.grant?.seq },
+      {
+        request: requestId,
+        absorbedMsats: result.absorbedMsats,
+        returnedMsats: result.returnedMsats,
+        creditedMsats: result.creditedMsats,
+        seq: result.grant?.seq,
+      },
       "job settled",
     );
     if (result.grant) {
@@ -147,10 +162,7 @@ export function settleJob(deps: SettlementDeps, requestId: string, costMsats: nu
  * reservation is extended), closes the invoice and queues the `processing` feedback,
  * all in one transaction. `atMs` is when the payment settled.
  */
-export function applyPayment(
-  deps: SettlementDeps,
-  p: { requestId: string; paymentHash: string; amountMsats: number; atMs: number },
-): PaidResult {
+export function applyPayment(deps: SettlementDeps, p: { requestId: string; paymentHash: string; amountMsats: number; atMs: number }): PaidResult {
   const now = deps.nowMs();
   const result = deps.ledger.markPaid(p.requestId, { paidMsats: p.amountMsats, paymentRef: p.paymentHash, paidAtMs: p.atMs }, now, (db, req) => {
     markInvoicePaid(db, p.paymentHash, now);

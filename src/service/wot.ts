@@ -111,12 +111,7 @@ export async function refreshWotFloors(
  * Returns null when no anchor or rank provider is configured. A failed refresh keeps
  * the floors already cached (logged), so a relay outage never lowers anyone's tier.
  */
-export function startWotRefresh(
-  ledger: Ledger,
-  cfg: RuntimeConfig,
-  log: Logger,
-  nowMs: () => number,
-): { stop: () => Promise<void> } | null {
+export function startWotRefresh(ledger: Ledger, cfg: RuntimeConfig, log: Logger, nowMs: () => number): { stop: () => Promise<void> } | null {
   const settings = cfg.trust.wot;
   if (wotFilters(settings).length === 0 || cfg.nostr.relays.length === 0) return null;
   let running: Promise<void> = Promise.resolve();

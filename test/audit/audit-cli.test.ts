@@ -136,7 +136,10 @@ describe("dvm-gate audit", () => {
       [["audit", "--relay", "http://example.com", "--gate", h.gatePubkey], /--relay expects a ws:\/\/ or wss:\/\/ URL/],
       [["audit", "--gate", h.gatePubkey], /missing --relay/],
       [["audit", "--relay", r.url], /missing --gate/],
-      [["audit", "--relay", r.url, "--gate", h.gatePubkey, "--since", "yesterday"], /--since \(unix time\): expected a whole number of seconds from 0 to 99999999999, got "yesterday"/],
+      [
+        ["audit", "--relay", r.url, "--gate", h.gatePubkey, "--since", "yesterday"],
+        /--since \(unix time\): expected a whole number of seconds from 0 to 99999999999, got "yesterday"/,
+      ],
       [["audit", "--relay", "ws://127.0.0.1:1", "--gate", h.gatePubkey], /cannot connect to ws:\/\/127\.0\.0\.1:1/],
     ];
     for (const [args, msg] of cases) {

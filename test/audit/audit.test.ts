@@ -30,7 +30,11 @@ describe("auditGrants", () => {
     expect(r.grants).toBe(6);
     expect(r.customers).toBe(4);
     expect(r.last?.seq).toBe(6);
-    const lastTotals = h.grants.at(-1)!.tags.find((t) => t[0] === "totals")!.slice(1).map(Number);
+    const lastTotals = h.grants
+      .at(-1)!
+      .tags.find((t) => t[0] === "totals")!
+      .slice(1)
+      .map(Number);
     expect(r.last?.totals).toEqual({
       initialMsats: lastTotals[0],
       creditedMsats: lastTotals[1],
@@ -82,7 +86,10 @@ describe("auditGrants", () => {
 
   it("names totals whose absorbed does not grow by the grant, even when they balance", () => {
     const last = h.grants.at(-1)!;
-    const [i, c, a, p, pool] = last.tags.find((t) => t[0] === "totals")!.slice(1).map(Number) as [number, number, number, number, number];
+    const [i, c, a, p, pool] = last.tags
+      .find((t) => t[0] === "totals")!
+      .slice(1)
+      .map(Number) as [number, number, number, number, number];
     // Moves 1 sat from absorbed back to the pool: conservation holds, the history does not.
     const wrong = resign(last, h.gateSk, (t) => setTag(t, "totals", [i, c, a - 1000, p, pool + 1000].map(String)));
     const r = auditGrants([...h.grants.slice(0, -1), wrong], h.gatePubkey);

@@ -46,7 +46,10 @@ export function makeHistory(
   const gateSk = generateSecretKey();
   const gatePubkey = getPublicKey(gateSk);
   const cfg = parseConfig(
-    { ...(opts.ledgerBudgetsSats ? { freeTier: { budgetsSats: opts.ledgerBudgetsSats } } : {}), ...(opts.timeoutSec ? { jobs: { timeoutSec: opts.timeoutSec } } : {}) },
+    {
+      ...(opts.ledgerBudgetsSats ? { freeTier: { budgetsSats: opts.ledgerBudgetsSats } } : {}),
+      ...(opts.timeoutSec ? { jobs: { timeoutSec: opts.timeoutSec } } : {}),
+    },
     { env: {} },
   );
   const ledger = Ledger.open(dbPath, ledgerSettings(cfg), { nowMs: T0_MS, grantSigner: grantSigner(gateSk) });

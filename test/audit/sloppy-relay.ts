@@ -43,7 +43,12 @@ export async function startSloppyRelay(initial: Event[] = []): Promise<SloppyRel
         const filters = msg.slice(2) as Filter[];
         for (const f of filters) {
           const hits = events
-            .filter((e) => (!f.kinds || f.kinds.includes(e.kind)) && (f.since === undefined || e.created_at >= f.since) && (f.until === undefined || e.created_at <= f.until))
+            .filter(
+              (e) =>
+                (!f.kinds || f.kinds.includes(e.kind)) &&
+                (f.since === undefined || e.created_at >= f.since) &&
+                (f.until === undefined || e.created_at <= f.until),
+            )
             .sort((a, b) => b.created_at - a.created_at)
             .slice(0, f.limit ?? 500);
           for (const e of hits) ws.send(JSON.stringify(["EVENT", subId, e]));

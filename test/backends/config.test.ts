@@ -19,7 +19,13 @@ describe("backend config", () => {
       { KEY: "sk-test" },
     );
     expect(cfg.jobs.backends.get(5050)).toEqual({ type: "nip90", relays: ["wss://a.example"], pubkey: pk, maxConcurrent: 4, maxAttempts: 2 });
-    expect(cfg.jobs.backends.get(5051)).toMatchObject({ baseUrl: "http://127.0.0.1:11434/v1", apiKey: "sk-test", maxOutputTokens: 512, inputMsatsPerToken: 2, outputMsatsPerToken: 0 });
+    expect(cfg.jobs.backends.get(5051)).toMatchObject({
+      baseUrl: "http://127.0.0.1:11434/v1",
+      apiKey: "sk-test",
+      maxOutputTokens: 512,
+      inputMsatsPerToken: 2,
+      outputMsatsPerToken: 0,
+    });
     expect(cfg.jobs.backends.has(5052)).toBe(false);
     expect(cfg.jobs.maxResultBytes).toBe(65_536);
     expect(cfg.nostr.heartbeatSec).toBe(300);

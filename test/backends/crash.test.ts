@@ -119,7 +119,11 @@ describe("backends across crashes", () => {
     await waitForAsync(async () => s.count("SELECT COUNT(*) AS n FROM jobs WHERE state = 'running' AND attempts = 1") === 3 || null, 20_000, "3 jobs running");
     await first.kill("SIGKILL");
     const second = await s.start();
-    await waitForAsync(async () => s.count("SELECT COUNT(*) AS n FROM jobs WHERE state = 'running' AND attempts = 2") === 3 || null, 20_000, "3 jobs running again");
+    await waitForAsync(
+      async () => s.count("SELECT COUNT(*) AS n FROM jobs WHERE state = 'running' AND attempts = 2") === 3 || null,
+      20_000,
+      "3 jobs running again",
+    );
     await second.kill("SIGKILL");
     const third = await s.start();
     await waitForAsync(async () => s.count("SELECT COUNT(*) AS n FROM jobs WHERE state = 'failed'") === 3 || null, 20_000, "3 jobs failed");

@@ -23,7 +23,11 @@ describe("nip90 backend", () => {
     ours = await startEmbeddedRelay();
     theirs = await startEmbeddedRelay();
     upstream = await startUpstreamDvm(theirs.url, 5050);
-    gate = await backendGate(ours.url, { "5050": { priceSats: 5, backend: { type: "nip90", relays: [theirs.url], pubkey: upstream.pubkey } } }, { timeoutSec: 3 });
+    gate = await backendGate(
+      ours.url,
+      { "5050": { priceSats: 5, backend: { type: "nip90", relays: [theirs.url], pubkey: upstream.pubkey } } },
+      { timeoutSec: 3 },
+    );
     alice = await customerOf(gate, ours.url, "elite");
   });
   afterAll(async () => {
@@ -82,7 +86,11 @@ describe("nip90 backend", () => {
     // A param of its own, so it is not the same event as the next test's "silent" request.
     const req = alice.request(gate.pubkey, { input: "silent", tags: [["param", "case", "cancel"]] });
     await alice.publish(req);
-    const asked = await waitFor(() => seen.find((e) => e.kind === 5050 && e.tags.some((t) => t[0] === "param" && t[2] === "cancel")), 5000, "the upstream request");
+    const asked = await waitFor(
+      () => seen.find((e) => e.kind === 5050 && e.tags.some((t) => t[0] === "param" && t[2] === "cancel")),
+      5000,
+      "the upstream request",
+    );
     await alice.publish(finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id]], content: "" }, alice.secretKey));
     await waitFor(() => seen.some((e) => e.kind === 5 && e.tags.some((t) => t[0] === "e" && t[1] === asked.id)), 5000, "the gate's deletion upstream");
     await waitFor(() => getJob(gate.ledger.db, req.id)?.state === "cancelled", 5000, "the job cancelled");

@@ -18,7 +18,14 @@ describe("openai backend", () => {
   beforeAll(async () => {
     relay = await startEmbeddedRelay();
     server = await startBackendServer();
-    const backend = { type: "openai", baseUrl: `${server.url}/v1`, model: "test-model", maxOutputTokens: 100, inputSatsPer1kTokens: 1, outputSatsPer1kTokens: 2 };
+    const backend = {
+      type: "openai",
+      baseUrl: `${server.url}/v1`,
+      model: "test-model",
+      maxOutputTokens: 100,
+      inputSatsPer1kTokens: 1,
+      outputSatsPer1kTokens: 2,
+    };
     gate = await backendGate(relay.url, { "5050": { priceSats: 1, backend } }, { timeoutSec: 3 });
     alice = await customerOf(gate, relay.url, "elite");
   });
@@ -33,7 +40,13 @@ describe("openai backend", () => {
   it("reserves the upper estimate, settles from usage, and returns the difference to the pool", async () => {
     const before = gate.ledger.totals();
     const input = "hello big world"; // 15 bytes
-    const req = alice.request(gate.pubkey, { input, tags: [["param", "max_tokens", "5000"], ["param", "temperature", "7"]] });
+    const req = alice.request(gate.pubkey, {
+      input,
+      tags: [
+        ["param", "max_tokens", "5000"],
+        ["param", "temperature", "7"],
+      ],
+    });
     await alice.publish(req);
     const processing = await alice.waitFeedback(req.id, "processing");
     // 1 sat base + 1 msat per input token (bytes + overhead) + 2 msats per output token (capped at 100).

@@ -30,7 +30,9 @@ describe("job queue", () => {
     cleanups.push(() => relay.close());
     const server = await startBackendServer();
     cleanups.push(() => server.kill());
-    const gate = await backendGate(relay.url, { "5300": { priceSats: 1, backend: { type: "http", url: `${server.url}/record?holdMs=400`, maxConcurrent: 2 } } });
+    const gate = await backendGate(relay.url, {
+      "5300": { priceSats: 1, backend: { type: "http", url: `${server.url}/record?holdMs=400`, maxConcurrent: 2 } },
+    });
     cleanups.push(async () => {
       await gate.stop();
       gate.tmp.remove();
@@ -87,7 +89,18 @@ describe("job queue", () => {
     expect(isAlive(pid)).toBe(true);
     expect(gate.ledger.totals().pendingMsats).toBe(before.pendingMsats + 3000);
 
-    const deletion = finalizeEvent({ kind: 5, created_at: Math.floor(Date.now() / 1000), tags: [["e", req.id], ["k", "5301"]], content: "" }, alice.secretKey);
+    const deletion = finalizeEvent(
+      {
+        kind: 5,
+        created_at: Math.floor(Date.now() / 1000),
+        tags: [
+          ["e", req.id],
+          ["k", "5301"],
+        ],
+        content: "",
+      },
+      alice.secretKey,
+    );
     await alice.publish(deletion);
     await waitFor(() => !isAlive(pid), 10_000, "the exec program to be killed");
     await waitFor(() => getJob(gate.ledger.db, req.id)?.state === "cancelled", 5000, "the job to be cancelled");

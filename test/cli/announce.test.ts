@@ -41,7 +41,13 @@ function checkAnnouncement(ev: Event): void {
   expect(verifyEvent(ev)).toBe(true);
   expect(ev.pubkey).toBe(pubkey);
   expect(ev.kind).toBe(ANNOUNCEMENT_KIND);
-  expect(ev.tags).toEqual(expect.arrayContaining([["d", ANNOUNCEMENT_D], ["k", "5050"], ["k", "5100"]]));
+  expect(ev.tags).toEqual(
+    expect.arrayContaining([
+      ["d", ANNOUNCEMENT_D],
+      ["k", "5050"],
+      ["k", "5100"],
+    ]),
+  );
   const content = JSON.parse(ev.content);
   expect(content.name).toBe("Reverse DVM");
   expect(content.pricing).toEqual([

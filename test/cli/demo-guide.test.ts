@@ -24,7 +24,10 @@ describe("the demo guide's command", () => {
     const cli = cliInvocation(tmp.path);
     expect(cli).toBe(`node ${join(REPO_ROOT, "bin", "dvm-gate.js")}`);
     const guide = demoGuide({ relayUrl: "ws://127.0.0.1:7777", gatePubkey: "a".repeat(64), httpUrl: null, dataDir: join(tmp.path, "data"), cli });
-    const keygen = guide.split("\n").find((l) => l.trim().endsWith(" keygen"))!.trim();
+    const keygen = guide
+      .split("\n")
+      .find((l) => l.trim().endsWith(" keygen"))!
+      .trim();
     expect(guide).not.toContain("npx");
     const [exe, ...args] = keygen.split(" ");
     expect(exe).toBe("node");

@@ -135,7 +135,10 @@ describe("dvm-gate pool", () => {
       [["pool", "credit", "99999999999999999"], /from 1 to 1000000000000, got "99999999999999999"/],
       [["pool", "credit"], /missing SATS/],
     ];
-    const runs = await cliAll(configPath, cases.map(([args]) => args));
+    const runs = await cliAll(
+      configPath,
+      cases.map(([args]) => args),
+    );
     runs.forEach((r, i) => expectUserError(r, cases[i]![1]));
     expect(expectOk(cli(configPath, "pool", "status", "--json")).json().creditedMsats).toBe(0);
   });
@@ -175,7 +178,10 @@ describe("dvm-gate identity", () => {
       [["identity", "ban", "npub1xyz"], /not a pubkey/],
       [["identity", "promote", hex], /unknown subcommand/],
     ];
-    const runs = await cliAll(configPath, cases.map(([args]) => args));
+    const runs = await cliAll(
+      configPath,
+      cases.map(([args]) => args),
+    );
     runs.forEach((r, i) => expectUserError(r, cases[i]![1]));
     expect(expectOk(cli(configPath, "identity", "show", hex, "--json")).json()).toMatchObject({ known: false, tier: "new" });
   });
@@ -207,7 +213,11 @@ describe("dvm-gate grants and verify", () => {
     expect(grants[1].prevEventId).toBe(grants[0].eventId);
     expect(grants[0].event.id).toBe(grants[0].eventId);
     expect(grants[0].event.pubkey).toBe(getPublicKey(sk));
-    expect(expectOk(cli(cfg.configPath, "grants", "--after", "1", "--json")).json().map((g: any) => g.seq)).toEqual([2]);
+    expect(
+      expectOk(cli(cfg.configPath, "grants", "--after", "1", "--json"))
+        .json()
+        .map((g: any) => g.seq),
+    ).toEqual([2]);
     expectUserError(cli(cfg.configPath, "grants", "--limit", "lots"), /--limit/);
   });
 
@@ -279,7 +289,10 @@ describe("bad command lines and bad config", () => {
   });
 
   it("refuses a config file with a bad field, naming the field", () => {
-    const { configPath } = freshConfig({ ...BASE_CONFIG, freeTier: { ...BASE_CONFIG.freeTier, budgetsSats: { ...BASE_CONFIG.freeTier.budgetsSats, new: "lots" } } });
+    const { configPath } = freshConfig({
+      ...BASE_CONFIG,
+      freeTier: { ...BASE_CONFIG.freeTier, budgetsSats: { ...BASE_CONFIG.freeTier.budgetsSats, new: "lots" } },
+    });
     expectUserError(cli(configPath, "pool", "status"), /freeTier\.budgetsSats\.new/);
   });
 

@@ -211,7 +211,10 @@ describe("with a relay on 127.0.0.1", () => {
     const gateArgs = ["--relay", relay.url, "--gate", gate.pubkey];
     const cases: [string[], RegExp][] = [
       [["request", ...gateArgs, "--wait", "-1"], /^dvm-gate: request: --wait: expected a whole number from 1 to 3600, got "-1"$/],
-      [["request", ...gateArgs, "--wait", "99999999999999999999"], /^dvm-gate: request: --wait: expected a whole number from 1 to 3600, got "99999999999999999999"$/],
+      [
+        ["request", ...gateArgs, "--wait", "99999999999999999999"],
+        /^dvm-gate: request: --wait: expected a whole number from 1 to 3600, got "99999999999999999999"$/,
+      ],
       [["request", ...gateArgs, "--kind", "-5050"], /^dvm-gate: request: --kind: expected a whole number from 5000 to 5999, got "-5050"$/],
       [["request", ...gateArgs, "--bid", "-3"], /^dvm-gate: request: --bid: expected a whole number of sats from 0 to 1000000000000, got "-3"$/],
       [["grants", "--limit", "0"], /^dvm-gate: grants: --limit: expected a whole number from 1 to 10000, got "0"$/],
@@ -249,7 +252,10 @@ describe("limits and quiet one-shot commands", () => {
 
   it("fail refuses a --reason over its limit and changes nothing; within it, prints one line and no log line", () => {
     const { env, dbPath, requestId } = withFreeJob();
-    expectOneLine(run(["fail", requestId, "--reason", "x".repeat(191)], { env }), /^dvm-gate: fail: --reason is 191 characters long; at most 190 are kept, nothing changed$/);
+    expectOneLine(
+      run(["fail", requestId, "--reason", "x".repeat(191)], { env }),
+      /^dvm-gate: fail: --reason is 191 characters long; at most 190 are kept, nothing changed$/,
+    );
     expect(stateOf(dbPath, requestId)).toBe("processing");
 
     const ok = run(["fail", requestId, "--reason", "x".repeat(190)], { env });
@@ -324,7 +330,9 @@ describe("start without the gate's secret", () => {
       [{ backend: "lnbits", lnbits: { url: "ftp://127.0.0.1:9", invoiceKey: "k" } }, /payments\.lnbits\.url: must be http/],
       [{ backend: "dev", dev: { enabled: false } }, /payments\.dev\.enabled is false/],
     ];
-    const cases = wallets.map(([payments]) => caseDir({ ...EXAMPLE, nostr: { secretKey, relays: [] }, database: { path: "./fresh/dvm-gate.sqlite" }, payments }));
+    const cases = wallets.map(([payments]) =>
+      caseDir({ ...EXAMPLE, nostr: { secretKey, relays: [] }, database: { path: "./fresh/dvm-gate.sqlite" }, payments }),
+    );
     const runs = await Promise.all(cases.map((c) => runAsync(["start"], { env: cleanEnv({ DVM_GATE_CONFIG: c.configPath }) })));
     runs.forEach((r, i) => {
       const line = expectOneLine(r, wallets[i]![1]);

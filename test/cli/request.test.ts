@@ -27,8 +27,7 @@ beforeAll(async () => {
   relay = await startEmbeddedRelay();
   gate = await startScriptedGate(relay.url, (tags) => {
     const input = tags.find((t) => t[0] === "i")?.[1] ?? "";
-    if (input === "pay me")
-      return [{ status: "payment-required", info: "pay to run this job", amountMsats: 10_000, bolt11: BOLT11 }];
+    if (input === "pay me") return [{ status: "payment-required", info: "pay to run this job", amountMsats: 10_000, bolt11: BOLT11 }];
     if (input === "silence") return [];
     if (input === "fail") return [{ status: "error", info: "invalid: the gate does not like this input" }];
     return [{ status: "processing", info: "free: paid by the generosity pool", freeTier: ["free", "10000", "0"] }];
@@ -44,7 +43,11 @@ afterAll(async () => {
 });
 
 const request = (...args: string[]) => runDvmGate(["request", "--relay", relay.url, "--gate", nip19.npubEncode(gate.pubkey), ...args], { cwd: tmp.path });
-const jsonLines = (s: string) => s.trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+const jsonLines = (s: string) =>
+  s
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, any>);
 
 describe("dvm-gate request", () => {
   it("publishes a signed request for the gate and prints the free decision and the demo result (--json)", async () => {
@@ -62,7 +65,13 @@ describe("dvm-gate request", () => {
     expect(verifyEvent(seen.event)).toBe(true);
     expect(seen.event.pubkey).toBe(req!.customer);
     expect(seen.event.tags).toEqual(
-      expect.arrayContaining([["i", "hello world", "text"], ["param", "model", "tiny"], ["bid", "25000"], ["p", gate.pubkey], ["relays", relay.url]]),
+      expect.arrayContaining([
+        ["i", "hello world", "text"],
+        ["param", "model", "tiny"],
+        ["bid", "25000"],
+        ["p", gate.pubkey],
+        ["relays", relay.url],
+      ]),
     );
   });
 
@@ -180,13 +189,25 @@ describe("demo worker", () => {
   };
   const processing = (requestId: string, customer: string, sk: Uint8Array = gate.secretKey) =>
     finalizeEvent(
-      { kind: 7000, created_at: Math.floor(Date.now() / 1000), tags: [["status", "processing", "go"], ["e", requestId], ["p", customer]], content: "" },
+      {
+        kind: 7000,
+        created_at: Math.floor(Date.now() / 1000),
+        tags: [
+          ["status", "processing", "go"],
+          ["e", requestId],
+          ["p", customer],
+        ],
+        content: "",
+      },
       sk,
     );
 
   it("answers the gate's processing feedback once with a signed NIP-90 result", async () => {
     const customerSk = generateSecretKey();
-    const req = signJobRequest({ kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "abc", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const req = signJobRequest(
+      { kind: 5050, gatePubkey: gate.pubkey, inputs: [["i", "abc", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
     // The scripted gate sees a request with input "abc" and answers processing itself;
     // a second, hand-published go signal for the same request must not be answered again.
     await conn.publish(req);
@@ -195,7 +216,10 @@ describe("demo worker", () => {
     // The control: a go signal sent after the repeated one. The worker judges each go
     // signal as it arrives, in the relay's order, so once the control is answered the
     // repeat was judged too.
-    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const control = signJobRequest(
+      { kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
     await conn.publish(control);
     await conn.publish(processing(control.id, control.pubkey));
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
@@ -206,7 +230,12 @@ describe("demo worker", () => {
     expect(res.pubkey).toBe(gate.pubkey);
     expect(res.kind).toBe(6050);
     expect(res.content).toBe(DEMO_PREFIX + "cba");
-    expect(res.tags).toEqual(expect.arrayContaining([["p", req.pubkey], ["i", "abc", "text"]]));
+    expect(res.tags).toEqual(
+      expect.arrayContaining([
+        ["p", req.pubkey],
+        ["i", "abc", "text"],
+      ]),
+    );
     expect(JSON.parse(res.tags.find((t) => t[0] === "request")![1]!)).toEqual(JSON.parse(JSON.stringify(req)));
     expect(res.tags.find((t) => t[0] === "e")?.[1]).toBe(req.id);
   });
@@ -215,15 +244,24 @@ describe("demo worker", () => {
     const customerSk = generateSecretKey();
     const otherGate = generateSecretKey();
     // Addressed to another gate, so the scripted gate stays silent; only hand-made go signals.
-    const req = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "zzz", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
-    const req5100 = signJobRequest({ kind: 5100, gatePubkey: gate.pubkey, inputs: [["i", "img", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const req = signJobRequest(
+      { kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "zzz", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
+    const req5100 = signJobRequest(
+      { kind: 5100, gatePubkey: gate.pubkey, inputs: [["i", "img", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
     await conn.publish(req);
     await conn.publish(req5100);
     await conn.publish(processing(req.id, req.pubkey, otherGate));
     await conn.publish(processing(req5100.id, req5100.pubkey));
     // The control: the real gate's go signal for another request, sent after the two
     // that must be ignored; once it is answered, those two were judged.
-    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const control = signJobRequest(
+      { kind: 5050, gatePubkey: getPublicKey(otherGate), inputs: [["i", "ctl", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
     await conn.publish(control);
     await conn.publish(processing(control.id, control.pubkey));
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
@@ -242,10 +280,17 @@ describe("demo worker", () => {
     worker = await startDemoWorker({ relayUrls: [relay.url], secretKey: gate.secretKey, gatePubkey: gate.pubkey, kinds: [5050], log });
     // The control: a go signal after the replayed ones, answered by the new worker.
     const customerSk = generateSecretKey();
-    const control = signJobRequest({ kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl2", "text"]], createdAtSec: Math.floor(Date.now() / 1000) }, customerSk);
+    const control = signJobRequest(
+      { kind: 5050, gatePubkey: getPublicKey(generateSecretKey()), inputs: [["i", "ctl2", "text"]], createdAtSec: Math.floor(Date.now() / 1000) },
+      customerSk,
+    );
     await conn.publish(control);
     await conn.publish(processing(control.id, control.pubkey));
     expect(await until(() => results.some((r) => r.tags.some((t) => t[0] === "e" && t[1] === control.id)))).toBe(true);
-    for (const id of answeredBefore) expect(results.filter((r) => r.tags.some((t) => t[0] === "e" && t[1] === id)), id).toHaveLength(1);
+    for (const id of answeredBefore)
+      expect(
+        results.filter((r) => r.tags.some((t) => t[0] === "e" && t[1] === id)),
+        id,
+      ).toHaveLength(1);
   });
 });

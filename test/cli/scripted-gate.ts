@@ -38,7 +38,10 @@ export async function startScriptedGate(url: string, script: (jobTags: string[][
           const hidden: string[][] = [["status", r.status, r.info]];
           if (r.amountMsats !== undefined) hidden.push(["amount", String(r.amountMsats), ...(r.bolt11 ? [r.bolt11] : [])]);
           if (r.freeTier) hidden.push(["free-tier", ...r.freeTier]);
-          const clear = [["e", req.id, url], ["p", req.pubkey]];
+          const clear = [
+            ["e", req.id, url],
+            ["p", req.pubkey],
+          ];
           const tpl = scheme
             ? { tags: [...clear, ["encrypted"]], content: encryptFor(scheme, JSON.stringify(hidden), secretKey, req.pubkey) }
             : { tags: [...clear, ...hidden], content: "" };

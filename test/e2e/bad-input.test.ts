@@ -24,7 +24,9 @@ interface Row {
 
 function signAny(t: { kind: number; created_at: number; tags: unknown; content: string }, sk: Uint8Array): Record<string, unknown> {
   const pk = getPublicKey(sk);
-  const id = createHash("sha256").update(JSON.stringify([0, pk, t.created_at, t.kind, t.tags, t.content]), "utf8").digest("hex");
+  const id = createHash("sha256")
+    .update(JSON.stringify([0, pk, t.created_at, t.kind, t.tags, t.content]), "utf8")
+    .digest("hex");
   return { id, pubkey: pk, created_at: t.created_at, kind: t.kind, tags: t.tags, content: t.content, sig: schnorrSign(id, sk) };
 }
 
@@ -64,8 +66,10 @@ describe("bad input through the relay to the running service", () => {
   it("answers each of 30 bad events as documented and moves no msat", { timeout: 60_000 }, async () => {
     const now = () => Math.floor(Date.now() / 1000);
     const gp = gate.pubkey;
-    const req = (tags: unknown[][], over: { kind?: number; created_at?: number; content?: string; sk?: Uint8Array } = {}) => () =>
-      signAny({ kind: over.kind ?? 5050, created_at: over.created_at ?? now(), tags, content: over.content ?? "" }, over.sk ?? mallory);
+    const req =
+      (tags: unknown[][], over: { kind?: number; created_at?: number; content?: string; sk?: Uint8Array } = {}) =>
+      () =>
+        signAny({ kind: over.kind ?? 5050, created_at: over.created_at ?? now(), tags, content: over.content ?? "" }, over.sk ?? mallory);
     const ok = (extra: string[][] = []) => [["i", "hi", "text"], ["p", gp], ...extra];
     const tamper = (f: (e: Record<string, unknown>) => void) => () => {
       const e = req(ok())();
@@ -78,16 +82,46 @@ describe("bad input through the relay to the running service", () => {
       { name: "id not hex", event: tamper((e) => (e.id = "zz" + (e.id as string).slice(2))), answer: null },
       { name: "negative created_at", event: tamper((e) => (e.created_at = -1)), answer: null },
       { name: "kind not served", event: req(ok(), { kind: 5999 }), answer: null },
-      { name: "addressed to another provider", event: req([["i", "hi", "text"], ["p", getPublicKey(other)]]), answer: null },
+      {
+        name: "addressed to another provider",
+        event: req([
+          ["i", "hi", "text"],
+          ["p", getPublicKey(other)],
+        ]),
+        answer: null,
+      },
       { name: "10 minutes in the future", event: req(ok(), { created_at: now() + 600 }), answer: null },
       { name: "older than maxRequestAgeSec", event: req(ok(), { created_at: now() - 2000 }), answer: null },
       { name: "NIP-40 expired", event: req(ok([["expiration", String(now() - 10)]])), answer: null },
       { name: "bid below price", event: req(ok([["bid", "1000"]])), answer: "bid below price" },
       { name: "bid not a number", event: req(ok([["bid", "ten"]])), answer: "bid must be a whole number" },
       { name: "bid with a fraction", event: req(ok([["bid", "10000.5"]])), answer: "bid must be a whole number" },
-      { name: "two bid tags", event: req(ok([["bid", "20000"], ["bid", "30000"]])), answer: "more than one bid" },
-      { name: "i tag of unknown type", event: req([["i", "hi", "telepathy"], ["p", gp]]), answer: "i tag type" },
-      { name: "i tag of type event, not an id", event: req([["i", "not-an-id", "event"], ["p", gp]]), answer: "needs an event id" },
+      {
+        name: "two bid tags",
+        event: req(
+          ok([
+            ["bid", "20000"],
+            ["bid", "30000"],
+          ]),
+        ),
+        answer: "more than one bid",
+      },
+      {
+        name: "i tag of unknown type",
+        event: req([
+          ["i", "hi", "telepathy"],
+          ["p", gp],
+        ]),
+        answer: "i tag type",
+      },
+      {
+        name: "i tag of type event, not an id",
+        event: req([
+          ["i", "not-an-id", "event"],
+          ["p", gp],
+        ]),
+        answer: "needs an event id",
+      },
       { name: "i tag without data", event: req([["i"], ["p", gp]]), answer: "i tag needs data" },
       { name: "param without value", event: req(ok([["param", "model"]])), answer: "param tag needs" },
       { name: "empty output", event: req(ok([["output"]])), answer: "output tag needs" },
@@ -102,19 +136,65 @@ describe("bad input through the relay to the running service", () => {
       { name: "oversize (70 kB)", event: req(ok(), { content: "x".repeat(70_000) }), answer: "too large" },
       // Past the wasm verifier's heap, which used to call it forged and answer nothing.
       { name: "oversize (1 MB), validly signed", event: req(ok(), { content: "x".repeat(1_048_576) }), answer: "too large" },
-      { name: "oversize (1 MB), bad signature", event: () => { const e = req(ok(), { content: "y".repeat(1_048_576) })(); e.sig = (e.sig as string).replace(/^./, (c) => (c === "0" ? "1" : "0")); return e; }, answer: null },
-      { name: "number inside a tag", event: req([["i", 5, "text"], ["p", gp]]), answer: "tags must be arrays of strings" },
-      { name: "nested array tag", event: req([["i", ["hi"], "text"], ["p", gp]]), answer: "tags must be arrays of strings" },
+      {
+        name: "oversize (1 MB), bad signature",
+        event: () => {
+          const e = req(ok(), { content: "y".repeat(1_048_576) })();
+          e.sig = (e.sig as string).replace(/^./, (c) => (c === "0" ? "1" : "0"));
+          return e;
+        },
+        answer: null,
+      },
+      {
+        name: "number inside a tag",
+        event: req([
+          ["i", 5, "text"],
+          ["p", gp],
+        ]),
+        answer: "tags must be arrays of strings",
+      },
+      {
+        name: "nested array tag",
+        event: req([
+          ["i", ["hi"], "text"],
+          ["p", gp],
+        ]),
+        answer: "tags must be arrays of strings",
+      },
       { name: "banned customer", event: req(ok(), { sk: banned }), answer: "blocked" },
       // Hostile settlement signals against the victim's live free job:
       {
         name: "result from a pubkey that is not a worker",
-        event: () => finalizeEvent({ kind: 6050, created_at: now(), tags: [["e", victimReq.id], ["amount", "1"]], content: "x" }, mallory) as never,
+        event: () =>
+          finalizeEvent(
+            {
+              kind: 6050,
+              created_at: now(),
+              tags: [
+                ["e", victimReq.id],
+                ["amount", "1"],
+              ],
+              content: "x",
+            },
+            mallory,
+          ) as never,
         answer: null,
       },
       {
         name: "error feedback from a pubkey that is not a worker",
-        event: () => finalizeEvent({ kind: 7000, created_at: now(), tags: [["status", "error", "x"], ["e", victimReq.id]], content: "" }, mallory) as never,
+        event: () =>
+          finalizeEvent(
+            {
+              kind: 7000,
+              created_at: now(),
+              tags: [
+                ["status", "error", "x"],
+                ["e", victimReq.id],
+              ],
+              content: "",
+            },
+            mallory,
+          ) as never,
         answer: null,
       },
       {
@@ -159,21 +239,40 @@ describe("bad input through the relay to the running service", () => {
 
     const errorRows = sent.filter((s) => s.row.answer !== null);
     const ids = sent.map((s) => String(s.ev.id)).filter((id) => /^[0-9a-f]{64}$/.test(id));
-    const replies = await waitForAsync(async () => {
-      const evs = await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": ids });
-      const byId = new Map<string, Event[]>();
-      for (const e of evs) {
-        const id = e.tags.find((t) => t[0] === "e")?.[1] ?? "";
-        byId.set(id, [...(byId.get(id) ?? []), e]);
-      }
-      return errorRows.every((s) => byId.has(String(s.ev.id))) ? byId : null;
-    }, 15_000, "error feedback for every error row");
+    const replies = await waitForAsync(
+      async () => {
+        const evs = await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": ids });
+        const byId = new Map<string, Event[]>();
+        for (const e of evs) {
+          const id = e.tags.find((t) => t[0] === "e")?.[1] ?? "";
+          byId.set(id, [...(byId.get(id) ?? []), e]);
+        }
+        return errorRows.every((s) => byId.has(String(s.ev.id))) ? byId : null;
+      },
+      15_000,
+      "error feedback for every error row",
+    );
     // The control: one more malformed request, sent after every row. The gate judges
     // events in arrival order and publishes replies in the order it decided them, so once
     // the control's error reply is on the relay, any reply a row should not get is too.
-    const control = finalizeEvent({ kind: 5050, created_at: now(), tags: [["p", gate.pubkey], ["bid", "the control"]], content: "" }, mallory);
+    const control = finalizeEvent(
+      {
+        kind: 5050,
+        created_at: now(),
+        tags: [
+          ["p", gate.pubkey],
+          ["bid", "the control"],
+        ],
+        content: "",
+      },
+      mallory,
+    );
     await victim.publish(control);
-    await waitForAsync(async () => ((await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": [control.id] })).length > 0 ? true : null), 15_000, "the control's error reply");
+    await waitForAsync(
+      async () => ((await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": [control.id] })).length > 0 ? true : null),
+      15_000,
+      "the control's error reply",
+    );
     const final = new Map<string, Event[]>();
     for (const e of await fetchEvents(relay.url, { kinds: [7000], authors: [gate.pubkey], "#e": ids })) {
       const id = e.tags.find((t) => t[0] === "e")?.[1] ?? "";

@@ -78,10 +78,14 @@ describe("crash and restart", () => {
     }
 
     const ids = sent.map((e) => e.id);
-    const replies = await waitForAsync(async () => {
-      const m = await repliesByRequest(relay.url, gatePk, ids);
-      return [...m.values()].every((v) => v.length >= 1) ? m : null;
-    }, 40_000, "a reply to every request");
+    const replies = await waitForAsync(
+      async () => {
+        const m = await repliesByRequest(relay.url, gatePk, ids);
+        return [...m.values()].every((v) => v.length >= 1) ? m : null;
+      },
+      40_000,
+      "a reply to every request",
+    );
     // Control: a graceful stop delivers what the outbox holds and then nothing publishes
     // for this gate any more, so what the relay has now is final.
     await svc.kill("SIGTERM");
@@ -147,10 +151,14 @@ describe("crash and restart", () => {
     await publishSome(10);
 
     const ids = sent.map((e) => e.id);
-    await waitForAsync(async () => {
-      const m = await repliesByRequest(relay.url, gate.pubkey, ids);
-      return [...m.values()].every((v) => v.length >= 1) ? m : null;
-    }, 30_000, "a reply to every request");
+    await waitForAsync(
+      async () => {
+        const m = await repliesByRequest(relay.url, gate.pubkey, ids);
+        return [...m.values()].every((v) => v.length >= 1) ? m : null;
+      },
+      30_000,
+      "a reply to every request",
+    );
     expect(gate.service.intake.connectCount(relay.url)).toBeGreaterThan(connectsBefore);
     // Control: once the service has stopped (its outbox delivered), nothing more is
     // published for this gate, so what the relay has now is final.
@@ -190,48 +198,60 @@ describe("crash and restart", () => {
     cleanups.push(() => second.stop());
     const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
     await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
-    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null), 20_000, "every reply delivered");
+    await waitForAsync(
+      async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null),
+      20_000,
+      "every reply delivered",
+    );
     expect(n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL")).toBe(N + 1);
     expect(second.verify()).toEqual([]);
   });
 
-  it("a backlog after downtime with the gate's own earlier replies inside the resubscription overlap: every request answered", { timeout: 90_000 }, async () => {
-    // The gate's kind 7000 replies come back through their own filter of the same
-    // subscription and reach further back than the relay's truncated page of job
-    // requests: paging back from the oldest event across filters skipped the gap between.
-    const relay = await startEmbeddedRelay();
-    cleanups.push(() => relay.close());
-    // Past its 3 pending jobs the customer is gated: the invoice limit (SPEC §6) is lifted so every request is decided.
-    const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
-    cleanups.push(() => first.tmp.remove());
-    const elite = await new Customer().connect([relay.url]);
-    cleanups.push(() => elite.close());
-    first.ledger.setTier(elite.pubkey, "elite", first.nowMs());
-    const warm = elite.request(first.pubkey, { input: "before" });
-    await elite.publish(warm);
-    await elite.waitFeedback(warm.id, "processing");
-    const replyAt = (await fetchEvents(relay.url, { kinds: [7000], authors: [first.pubkey] }))[0]!.created_at;
-    await sleep(1200); // the cursor is saved at most once a second
-    await first.stop();
-    // The requests come after the reply: the reply is inside the overlap (cursor − 60 s),
-    // and older than the newest page of requests.
-    await waitFor(() => Math.floor(Date.now() / 1000) >= replyAt + 2 || null, 5000, "two seconds past the reply");
-    const N = 250;
-    const createdAt = (i: number) => (i < 150 ? replyAt + 1 : replyAt + 2);
-    const sent: Event[] = [];
-    for (let i = 0; i < N; i++) {
-      const ev = elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) });
-      await elite.publish(ev);
-      sent.push(ev);
-    }
+  it(
+    "a backlog after downtime with the gate's own earlier replies inside the resubscription overlap: every request answered",
+    { timeout: 90_000 },
+    async () => {
+      // The gate's kind 7000 replies come back through their own filter of the same
+      // subscription and reach further back than the relay's truncated page of job
+      // requests: paging back from the oldest event across filters skipped the gap between.
+      const relay = await startEmbeddedRelay();
+      cleanups.push(() => relay.close());
+      // Past its 3 pending jobs the customer is gated: the invoice limit (SPEC §6) is lifted so every request is decided.
+      const first = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES });
+      cleanups.push(() => first.tmp.remove());
+      const elite = await new Customer().connect([relay.url]);
+      cleanups.push(() => elite.close());
+      first.ledger.setTier(elite.pubkey, "elite", first.nowMs());
+      const warm = elite.request(first.pubkey, { input: "before" });
+      await elite.publish(warm);
+      await elite.waitFeedback(warm.id, "processing");
+      const replyAt = (await fetchEvents(relay.url, { kinds: [7000], authors: [first.pubkey] }))[0]!.created_at;
+      await sleep(1200); // the cursor is saved at most once a second
+      await first.stop();
+      // The requests come after the reply: the reply is inside the overlap (cursor − 60 s),
+      // and older than the newest page of requests.
+      await waitFor(() => Math.floor(Date.now() / 1000) >= replyAt + 2 || null, 5000, "two seconds past the reply");
+      const N = 250;
+      const createdAt = (i: number) => (i < 150 ? replyAt + 1 : replyAt + 2);
+      const sent: Event[] = [];
+      for (let i = 0; i < N; i++) {
+        const ev = elite.request(first.pubkey, { input: `while down ${i}`, createdAt: createdAt(i) });
+        await elite.publish(ev);
+        sent.push(ev);
+      }
 
-    const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
-    cleanups.push(() => second.stop());
-    const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
-    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
-    await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null), 20_000, "every reply delivered");
-    const answered = second.ledger.db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE state = 'done' AND request_id IN (SELECT value FROM json_each(?))");
-    expect((answered.get(JSON.stringify(sent.map((e) => e.id))) as { n: number }).n).toBe(N);
-    expect(second.verify()).toEqual([]);
-  });
+      const second = await startGate({ relays: [relay.url], over: UNLIMITED_INVOICES, tmp: first.tmp, secretKey: first.secretKey });
+      cleanups.push(() => second.stop());
+      const n = (sql: string) => (second.ledger.db.prepare(sql).get() as { n: number }).n;
+      await waitForAsync(async () => (n("SELECT COUNT(*) AS n FROM requests") === N + 1 ? true : null), 40_000, `all ${N + 1} requests decided`);
+      await waitForAsync(
+        async () => (n("SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === N + 1 ? true : null),
+        20_000,
+        "every reply delivered",
+      );
+      const answered = second.ledger.db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE state = 'done' AND request_id IN (SELECT value FROM json_each(?))");
+      expect((answered.get(JSON.stringify(sent.map((e) => e.id))) as { n: number }).n).toBe(N);
+      expect(second.verify()).toEqual([]);
+    },
+  );
 });

@@ -26,7 +26,18 @@ function cli(args: string[], cwd: string): { code: number | null; out: string; e
 /** Runs the demo until its guide is printed; returns the guide and a stopper. */
 function runDemo(cwd: string): Promise<{ guide: string; stop: () => Promise<string> }> {
   const child = spawn(process.execPath, [BIN, "start"], { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
-  const exited = new Promise<string>((r) => child.once("close", (c, sig) => r(c === 0 ? "exit 0" : `exit ${c} ${sig}: ${err.split("\n").map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l.slice(0, 100)).join(" | ")}`)));
+  const exited = new Promise<string>((r) =>
+    child.once("close", (c, sig) =>
+      r(
+        c === 0
+          ? "exit 0"
+          : `exit ${c} ${sig}: ${err
+              .split("\n")
+              .map((l) => /"msg":"([^"]*)"/.exec(l)?.[1] ?? l.slice(0, 100))
+              .join(" | ")}`,
+      ),
+    ),
+  );
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   return new Promise((res, rej) => {
@@ -75,15 +86,23 @@ describe("the no-config demo", () => {
       expect(paid.code, paid.err).toBe(0);
       await cust.waitFeedback(req.id, "processing", 15_000);
       // …and answered by the demo worker, which settles the job.
-      const results = await waitForAsync(async () => {
-        const r = await fetchEvents(relayUrl!, { kinds: [6050], "#e": [req.id] });
-        return r.length > 0 ? r : null;
-      }, 15_000, "the demo worker's result");
+      const results = await waitForAsync(
+        async () => {
+          const r = await fetchEvents(relayUrl!, { kinds: [6050], "#e": [req.id] });
+          return r.length > 0 ? r : null;
+        },
+        15_000,
+        "the demo worker's result",
+      );
       expect(results[0]!.pubkey).toBe(gatePubkey);
-      await waitFor(() => {
-        const r = cli(["verify"], tmp.path);
-        return r.code === 0 ? r : null;
-      }, 5000, "verify");
+      await waitFor(
+        () => {
+          const r = cli(["verify"], tmp.path);
+          return r.code === 0 ? r : null;
+        },
+        5000,
+        "verify",
+      );
     } finally {
       cust.close();
     }
@@ -143,10 +162,14 @@ describe("settle and fail", () => {
       expect(again.code).toBe(2);
       expect(again.err).toContain("is done");
       // The service (another process here) finds the queued grant and publishes it.
-      const grants = await waitForAsync(async () => {
-        const g = await fetchEvents(relay.url, { kinds: [1985], authors: [gate.pubkey] });
-        return g.length > 0 ? g : null;
-      }, 10_000, "grant published");
+      const grants = await waitForAsync(
+        async () => {
+          const g = await fetchEvents(relay.url, { kinds: [1985], authors: [gate.pubkey] });
+          return g.length > 0 ? g : null;
+        },
+        10_000,
+        "grant published",
+      );
       expect(grants[0]!.tags).toContainEqual(["seq", "1"]);
 
       const f = cli(["fail", b.id, "--reason", "operator test", "--json", "--config", configPath], gate.tmp.path);
@@ -167,4 +190,3 @@ describe("settle and fail", () => {
     }
   });
 });
-

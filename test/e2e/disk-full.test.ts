@@ -129,7 +129,12 @@ describe("a database that fills up mid-stream", () => {
     };
 
     await publish(5, "before");
-    await waitAllAnswered(relay.url, gate.pubkey, sent.map((e) => e.id), 10_000);
+    await waitAllAnswered(
+      relay.url,
+      gate.pubkey,
+      sent.map((e) => e.id),
+      10_000,
+    );
 
     fillUp(gate);
     const OUTAGE = 30;
@@ -155,11 +160,24 @@ describe("a database that fills up mid-stream", () => {
 
     spaceBack(gate);
     await publish(5, "after");
-    const replies = await waitAllAnswered(relay.url, gate.pubkey, sent.map((e) => e.id), 20_000);
+    const replies = await waitAllAnswered(
+      relay.url,
+      gate.pubkey,
+      sent.map((e) => e.id),
+      20_000,
+    );
     expect(replies.size).toBe(5 + OUTAGE + 5);
     // Each reply once: its outbox row delivered, then read back from the relay.
-    await waitFor(() => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE purpose LIKE 'feedback-%' AND state = 'done'") === sent.length, 10_000, "every reply delivered");
-    const final = await repliesPerRequest(relay.url, gate.pubkey, sent.map((e) => e.id));
+    await waitFor(
+      () => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE purpose LIKE 'feedback-%' AND state = 'done'") === sent.length,
+      10_000,
+      "every reply delivered",
+    );
+    const final = await repliesPerRequest(
+      relay.url,
+      gate.pubkey,
+      sent.map((e) => e.id),
+    );
     for (const [i, ev] of sent.entries()) expect(final.get(ev.id)!.length, `request ${i}`).toBe(1);
     for (const ev of during) expect(final.get(ev.id)![0]!.tags.find((t) => t[0] === "status")?.[1]).toBe("processing");
     expect(rowCount(gate, "SELECT COUNT(*) AS n FROM requests")).toBe(sent.length);
@@ -173,7 +191,14 @@ describe("a database that fills up mid-stream", () => {
     // (equal jitter) and the sequence grows until the cap.
     const s = retry.stats();
     console.log(
-      JSON.stringify({ outageRequests: OUTAGE, decidedDuringOutage: decidedDuringOutage - 5, heldAtPeak, rounds: s.rounds, failedRounds: s.failedRounds, delaysMs: s.delaysMs }),
+      JSON.stringify({
+        outageRequests: OUTAGE,
+        decidedDuringOutage: decidedDuringOutage - 5,
+        heldAtPeak,
+        rounds: s.rounds,
+        failedRounds: s.failedRounds,
+        delaysMs: s.delaysMs,
+      }),
     );
     const firstDelays = s.delaysMs.slice(0, s.failedRounds + 1);
     expect(Math.max(...firstDelays)).toBeGreaterThan(Math.min(...firstDelays) * 2);
@@ -209,7 +234,11 @@ describe("a database that fills up mid-stream", () => {
       during.push(ev);
     }
     const retry = first.service.decisionRetry;
-    await waitFor(() => retry.stats().failedRounds >= 1 && retry.stats().held + rowCount(first, "SELECT COUNT(*) AS n FROM requests") === 1 + OUTAGE, 20_000, "the outage's requests held");
+    await waitFor(
+      () => retry.stats().failedRounds >= 1 && retry.stats().held + rowCount(first, "SELECT COUNT(*) AS n FROM requests") === 1 + OUTAGE,
+      20_000,
+      "the outage's requests held",
+    );
     const held = retry.stats().held;
     expect(held).toBeGreaterThan(0);
     firstRunning = false;
@@ -223,7 +252,11 @@ describe("a database that fills up mid-stream", () => {
     cleanups.push(() => second.stop());
     const ids = [before.id, ...during.map((e) => e.id)];
     await waitAllAnswered(relay.url, second.pubkey, ids, 20_000);
-    await waitFor(() => rowCount(second, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length, 10_000, "every reply delivered");
+    await waitFor(
+      () => rowCount(second, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length,
+      10_000,
+      "every reply delivered",
+    );
     const final = await repliesPerRequest(relay.url, second.pubkey, ids);
     for (const [i, id] of ids.entries()) expect(final.get(id)!.length, `request ${i}`).toBe(1);
     expect(rowCount(second, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
@@ -272,7 +305,11 @@ describe("a database that fills up mid-stream", () => {
     spaceBack(gate);
     const ids = [warm.id, ...during.map((e) => e.id)];
     await waitAllAnswered(relay.url, gate.pubkey, ids, 20_000);
-    await waitFor(() => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length, 10_000, "every reply delivered");
+    await waitFor(
+      () => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length,
+      10_000,
+      "every reply delivered",
+    );
     const final = await repliesPerRequest(relay.url, gate.pubkey, ids);
     for (const [i, id] of ids.entries()) expect(final.get(id)!.length, `request ${i}`).toBe(1);
     expect(rowCount(gate, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
@@ -338,11 +375,25 @@ describe("a database that fills up mid-stream", () => {
 
     const ids = [warm.id, last.id, ...during.map((e) => e.id)];
     await waitAllAnswered(relay.url, gate.pubkey, ids, 20_000);
-    await waitFor(() => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length, 10_000, "every reply delivered");
+    await waitFor(
+      () => rowCount(gate, "SELECT COUNT(*) AS n FROM outbox WHERE request_id IS NOT NULL AND state = 'done'") === ids.length,
+      10_000,
+      "every reply delivered",
+    );
     const final = await repliesPerRequest(relay.url, gate.pubkey, ids);
     for (const [i, id] of ids.entries()) expect(final.get(id)!.length, `request ${i}`).toBe(1);
     expect(rowCount(gate, "SELECT COUNT(*) AS n FROM requests")).toBe(ids.length);
     expect(gate.verify()).toEqual([]);
-    console.log(JSON.stringify({ disk: fs ? "tmpfs 4 MB" : "max_page_count", outageRequests: OUTAGE, held, deliveryFailures, rounds: retry.stats().rounds, failedRounds: retry.stats().failedRounds, delaysMs: retry.stats().delaysMs }));
+    console.log(
+      JSON.stringify({
+        disk: fs ? "tmpfs 4 MB" : "max_page_count",
+        outageRequests: OUTAGE,
+        held,
+        deliveryFailures,
+        rounds: retry.stats().rounds,
+        failedRounds: retry.stats().failedRounds,
+        delaysMs: retry.stats().delaysMs,
+      }),
+    );
   });
 });

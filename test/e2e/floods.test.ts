@@ -57,97 +57,122 @@ describe("floods", () => {
     return ev;
   }
 
-  it("300 requests from one fresh key: at most 3 invoices, one rate-limited reply in the minute, the rest silent; after an invoice expires the key gets a new one", { timeout: 90_000 }, async () => {
-    relays.push(await startEmbeddedRelay());
-    const url = relays[0]!.url;
-    gate = await startGate({ relays: [url], over: { payments: PAYMENTS } });
-    const spammer = await new Customer().connect([url]);
-    customers.push(spammer);
-    const reqs = Array.from({ length: 300 }, (_, i) => jobRequest(spammer.secretKey, gate!.pubkey, { input: `spam ${i}` }));
-    await publishAll(spammer, reqs);
-    await control(gate, spammer);
+  it(
+    "300 requests from one fresh key: at most 3 invoices, one rate-limited reply in the minute, the rest silent; after an invoice expires the key gets a new one",
+    { timeout: 90_000 },
+    async () => {
+      relays.push(await startEmbeddedRelay());
+      const url = relays[0]!.url;
+      gate = await startGate({ relays: [url], over: { payments: PAYMENTS } });
+      const spammer = await new Customer().connect([url]);
+      customers.push(spammer);
+      const reqs = Array.from({ length: 300 }, (_, i) => jobRequest(spammer.secretKey, gate!.pubkey, { input: `spam ${i}` }));
+      await publishAll(spammer, reqs);
+      await control(gate, spammer);
 
-    const ids = reqs.map((r) => r.id);
-    const g = gate;
-    // Every reply the gate wrote for these is on the relay before we count what is there.
-    await waitFor(() => count(g, "SELECT COUNT(*) AS n FROM outbox WHERE state NOT IN ('done','abandoned')") === 0 && count(g, "SELECT COUNT(*) AS n FROM invoices") === 3, 30_000, "replies delivered");
-    const replies = await fetchEvents(url, { kinds: [7000], "#e": ids, limit: 1000 });
-    const statuses = replies.map((ev) => ev.tags.find((t) => t[0] === "status")!);
-    expect(statuses.filter((s) => s[1] === "payment-required").length).toBe(3);
-    const limited = statuses.filter((s) => s[1] === "error");
-    expect(limited.length).toBe(1);
-    expect(limited[0]![2]).toMatch(/^rate-limited: /);
-    expect(replies.length).toBe(4);
-    expect(count(g, "SELECT COUNT(*) AS n FROM requests WHERE pubkey = ?", spammer.pubkey)).toBe(3);
-    expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE pubkey = ?", spammer.pubkey)).toBe(297);
-    expect(count(g, "SELECT COUNT(*) AS n FROM reservations")).toBe(0);
+      const ids = reqs.map((r) => r.id);
+      const g = gate;
+      // Every reply the gate wrote for these is on the relay before we count what is there.
+      await waitFor(
+        () =>
+          count(g, "SELECT COUNT(*) AS n FROM outbox WHERE state NOT IN ('done','abandoned')") === 0 && count(g, "SELECT COUNT(*) AS n FROM invoices") === 3,
+        30_000,
+        "replies delivered",
+      );
+      const replies = await fetchEvents(url, { kinds: [7000], "#e": ids, limit: 1000 });
+      const statuses = replies.map((ev) => ev.tags.find((t) => t[0] === "status")!);
+      expect(statuses.filter((s) => s[1] === "payment-required").length).toBe(3);
+      const limited = statuses.filter((s) => s[1] === "error");
+      expect(limited.length).toBe(1);
+      expect(limited[0]![2]).toMatch(/^rate-limited: /);
+      expect(replies.length).toBe(4);
+      expect(count(g, "SELECT COUNT(*) AS n FROM requests WHERE pubkey = ?", spammer.pubkey)).toBe(3);
+      expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE pubkey = ?", spammer.pubkey)).toBe(297);
+      expect(count(g, "SELECT COUNT(*) AS n FROM reservations")).toBe(0);
 
-    // The offers expire (the service's clock moves past invoiceExpirySec): a new one may be
-    // made, before the sweep (which waits out payments.paymentGraceSec) closes them.
-    g.advance(121_000);
-    const again = jobRequest(spammer.secretKey, g.pubkey, { input: "after expiry" });
-    await spammer.publish(again);
-    const fb = await spammer.waitFeedback(again.id, "payment-required", 15_000);
-    expect(fb.bolt11).toMatch(/^ln/);
-    expect(g.verify()).toEqual([]);
-  });
+      // The offers expire (the service's clock moves past invoiceExpirySec): a new one may be
+      // made, before the sweep (which waits out payments.paymentGraceSec) closes them.
+      g.advance(121_000);
+      const again = jobRequest(spammer.secretKey, g.pubkey, { input: "after expiry" });
+      await spammer.publish(again);
+      const fb = await spammer.waitFeedback(again.id, "payment-required", 15_000);
+      expect(fb.bolt11).toMatch(/^ln/);
+      expect(g.verify()).toEqual([]);
+    },
+  );
 
-  it("1,000 requests from 1,000 fresh keys with newTierInvoicesPerMinute 60: at most 60 invoices in the minute, nothing reserved, verify clean", { timeout: 120_000 }, async () => {
-    relays.push(await startEmbeddedRelay());
-    const url = relays[0]!.url;
-    gate = await startGate({ relays: [url], over: { payments: { ...PAYMENTS, newTierInvoicesPerMinute: 60 } } });
-    const sender = await new Customer().connect([url]);
-    customers.push(sender);
-    const reqs = freshKeyRequests(1000, gate.pubkey);
-    const poolBefore = gate.ledger.totals();
-    await publishAll(sender, reqs);
-    await control(gate, sender);
+  it(
+    "1,000 requests from 1,000 fresh keys with newTierInvoicesPerMinute 60: at most 60 invoices in the minute, nothing reserved, verify clean",
+    { timeout: 120_000 },
+    async () => {
+      relays.push(await startEmbeddedRelay());
+      const url = relays[0]!.url;
+      gate = await startGate({ relays: [url], over: { payments: { ...PAYMENTS, newTierInvoicesPerMinute: 60 } } });
+      const sender = await new Customer().connect([url]);
+      customers.push(sender);
+      const reqs = freshKeyRequests(1000, gate.pubkey);
+      const poolBefore = gate.ledger.totals();
+      await publishAll(sender, reqs);
+      await control(gate, sender);
 
-    const g = gate;
-    await waitFor(() => count(g, "SELECT COUNT(*) AS n FROM invoices") === 60, 30_000, "60 invoices");
-    expect(count(g, "SELECT COUNT(*) AS n FROM requests WHERE decision IN ('partial','gate')")).toBe(60);
-    expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE limit_hit = 'new-tier-rate'")).toBe(940);
-    // The rate-limited answers are bounded too (payments.newTierLimitRepliesPerMinute, 60).
-    expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE replied = 1")).toBe(60);
-    expect(count(g, "SELECT COUNT(*) AS n FROM reservations")).toBe(0);
-    expect(g.ledger.totals()).toEqual(poolBefore);
-    expect(g.verify()).toEqual([]);
-  });
+      const g = gate;
+      await waitFor(() => count(g, "SELECT COUNT(*) AS n FROM invoices") === 60, 30_000, "60 invoices");
+      expect(count(g, "SELECT COUNT(*) AS n FROM requests WHERE decision IN ('partial','gate')")).toBe(60);
+      expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE limit_hit = 'new-tier-rate'")).toBe(940);
+      // The rate-limited answers are bounded too (payments.newTierLimitRepliesPerMinute, 60).
+      expect(count(g, "SELECT COUNT(*) AS n FROM limited_requests WHERE replied = 1")).toBe(60);
+      expect(count(g, "SELECT COUNT(*) AS n FROM reservations")).toBe(0);
+      expect(g.ledger.totals()).toEqual(poolBefore);
+      expect(g.verify()).toEqual([]);
+    },
+  );
 
-  it("a backlog waiting for a gate that was down: the 20 elite requests (10 sent before 2,000 fresh-key ones, 10 after) are decided before the 100th fresh-key one", { timeout: 120_000 }, async () => {
-    const tmp = makeTmpDir("dvm-gate-backlog-");
-    cleanups.push(() => tmp.remove());
-    const gateSk = generateSecretKey();
-    const gatePk = getPublicKey(gateSk);
-    const elite = new Customer();
-    const nowSec = Math.floor(Date.now() / 1000);
-    // Kind 5052 costs nothing: every request is decided free and answered, so the outbox's
-    // order is the decisions' order.
-    const before = Array.from({ length: 10 }, (_, i) => jobRequest(elite.secretKey, gatePk, { kind: 5052, createdAt: nowSec - 300, input: `elite before ${i}` }));
-    const fresh = freshKeyRequests(2000, gatePk, { kind: 5052, createdAt: (i) => nowSec - 290 + Math.floor(i / 10) });
-    const after = Array.from({ length: 10 }, (_, i) => jobRequest(elite.secretKey, gatePk, { kind: 5052, createdAt: nowSec - 60, input: `elite after ${i}` }));
-    const relayDb = tmp.file("relay.sqlite");
-    await preloadRelayStore(relayDb, [...before, ...fresh, ...after]);
-    relays.push(await startEmbeddedRelay({ dbPath: relayDb }));
+  it(
+    "a backlog waiting for a gate that was down: the 20 elite requests (10 sent before 2,000 fresh-key ones, 10 after) are decided before the 100th fresh-key one",
+    { timeout: 120_000 },
+    async () => {
+      const tmp = makeTmpDir("dvm-gate-backlog-");
+      cleanups.push(() => tmp.remove());
+      const gateSk = generateSecretKey();
+      const gatePk = getPublicKey(gateSk);
+      const elite = new Customer();
+      const nowSec = Math.floor(Date.now() / 1000);
+      // Kind 5052 costs nothing: every request is decided free and answered, so the outbox's
+      // order is the decisions' order.
+      const before = Array.from({ length: 10 }, (_, i) =>
+        jobRequest(elite.secretKey, gatePk, { kind: 5052, createdAt: nowSec - 300, input: `elite before ${i}` }),
+      );
+      const fresh = freshKeyRequests(2000, gatePk, { kind: 5052, createdAt: (i) => nowSec - 290 + Math.floor(i / 10) });
+      const after = Array.from({ length: 10 }, (_, i) =>
+        jobRequest(elite.secretKey, gatePk, { kind: 5052, createdAt: nowSec - 60, input: `elite after ${i}` }),
+      );
+      const relayDb = tmp.file("relay.sqlite");
+      await preloadRelayStore(relayDb, [...before, ...fresh, ...after]);
+      relays.push(await startEmbeddedRelay({ dbPath: relayDb }));
 
-    const kinds = { "5050": { priceSats: 10 }, "5052": { priceSats: 0 } };
-    gate = await startGate({
-      relays: [relays[0]!.url],
-      secretKey: gateSk,
-      tmp: makeTmpDir("dvm-gate-e2e-"),
-      over: { jobs: { kinds, timeoutSec: 600, maxRequestAgeSec: 900 }, payments: PAYMENTS },
-      beforeStart: (ledger, nowMs) => ledger.setTier(elite.pubkey, "elite", nowMs),
-    });
-    const g = gate;
-    await waitFor(() => count(g, "SELECT COUNT(*) AS n FROM outbox WHERE purpose = 'feedback-processing'") >= 120, 60_000, "120 decisions");
-    const order = (g.ledger.db.prepare("SELECT o.request_id AS id, r.pubkey FROM outbox o JOIN requests r ON r.request_id = o.request_id WHERE o.purpose = 'feedback-processing' ORDER BY o.id").all() as { id: string; pubkey: string }[]);
-    const eliteAt = order.map((r, i) => (r.pubkey === elite.pubkey ? i : -1)).filter((i) => i >= 0);
-    const freshAt = order.map((r, i) => (r.pubkey !== elite.pubkey ? i : -1)).filter((i) => i >= 0);
-    expect(eliteAt.length).toBe(20);
-    expect(Math.max(...eliteAt)).toBeLessThan(freshAt[99]!);
-    // Within the elite tier the oldest first: the 10 sent before the flood lead.
-    expect(new Set(order.slice(0, 10).map((r) => r.id))).toEqual(new Set(before.map((e) => e.id)));
-  });
+      const kinds = { "5050": { priceSats: 10 }, "5052": { priceSats: 0 } };
+      gate = await startGate({
+        relays: [relays[0]!.url],
+        secretKey: gateSk,
+        tmp: makeTmpDir("dvm-gate-e2e-"),
+        over: { jobs: { kinds, timeoutSec: 600, maxRequestAgeSec: 900 }, payments: PAYMENTS },
+        beforeStart: (ledger, nowMs) => ledger.setTier(elite.pubkey, "elite", nowMs),
+      });
+      const g = gate;
+      await waitFor(() => count(g, "SELECT COUNT(*) AS n FROM outbox WHERE purpose = 'feedback-processing'") >= 120, 60_000, "120 decisions");
+      const order = g.ledger.db
+        .prepare(
+          "SELECT o.request_id AS id, r.pubkey FROM outbox o JOIN requests r ON r.request_id = o.request_id WHERE o.purpose = 'feedback-processing' ORDER BY o.id",
+        )
+        .all() as { id: string; pubkey: string }[];
+      const eliteAt = order.map((r, i) => (r.pubkey === elite.pubkey ? i : -1)).filter((i) => i >= 0);
+      const freshAt = order.map((r, i) => (r.pubkey !== elite.pubkey ? i : -1)).filter((i) => i >= 0);
+      expect(eliteAt.length).toBe(20);
+      expect(Math.max(...eliteAt)).toBeLessThan(freshAt[99]!);
+      // Within the elite tier the oldest first: the 10 sent before the flood lead.
+      expect(new Set(order.slice(0, 10).map((r) => r.id))).toEqual(new Set(before.map((e) => e.id)));
+    },
+  );
 
   it("a forged request carrying an elite customer's pubkey, sent during a flood, is dropped and costs that customer nothing", { timeout: 90_000 }, async () => {
     relays.push(await startEmbeddedRelay());
@@ -226,8 +251,11 @@ describe("floods", () => {
 
     // Limits: 3 open invoices for the one key; at most 20 invoiced new-tier decisions in any minute.
     expect(n("SELECT COUNT(*) AS n FROM requests WHERE pubkey = ?", spammer.pubkey)).toBe(3);
-    const invoicedAt = (db.prepare("SELECT created_at_ms AS t FROM requests WHERE tier = 'new' AND decision IN ('partial','gate') ORDER BY t").all() as { t: number }[]).map((r) => r.t);
-    for (const [i, t] of invoicedAt.entries()) expect(invoicedAt.filter((u) => u >= t && u < t + 60_000).length, `window from decision ${i}`).toBeLessThanOrEqual(20);
+    const invoicedAt = (
+      db.prepare("SELECT created_at_ms AS t FROM requests WHERE tier = 'new' AND decision IN ('partial','gate') ORDER BY t").all() as { t: number }[]
+    ).map((r) => r.t);
+    for (const [i, t] of invoicedAt.entries())
+      expect(invoicedAt.filter((u) => u >= t && u < t + 60_000).length, `window from decision ${i}`).toBeLessThanOrEqual(20);
     expect(n("SELECT COUNT(*) AS n FROM limited_requests WHERE pubkey = ? AND replied = 1", spammer.pubkey)).toBe(1);
     // Nothing decided twice: no request both decided and refused, and at most one reply each on the relay.
     expect(n("SELECT COUNT(*) AS n FROM requests r JOIN limited_requests l ON l.request_id = r.request_id")).toBe(0);

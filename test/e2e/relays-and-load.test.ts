@@ -33,10 +33,14 @@ describe("relays and load", () => {
     await elite.waitFeedback(req.id, "processing");
 
     for (const url of [a, b, c, d]) {
-      const replies = await waitForAsync(async () => {
-        const evs = await fetchEvents(url, { kinds: [7000], "#e": [req.id] });
-        return evs.length > 0 ? evs : null;
-      }, 8000, `reply on ${url}`);
+      const replies = await waitForAsync(
+        async () => {
+          const evs = await fetchEvents(url, { kinds: [7000], "#e": [req.id] });
+          return evs.length > 0 ? evs : null;
+        },
+        8000,
+        `reply on ${url}`,
+      );
       expect(replies.length).toBe(1);
       expect(replies[0]!.pubkey).toBe(gate.pubkey);
     }

@@ -55,10 +55,14 @@ describe("gate service over a real relay", () => {
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
     const t = gate.ledger.totals();
     expect(t).toMatchObject({ absorbedMsats: 7 * SAT, pendingMsats: 0, poolMsats: 10_000 * SAT - 7 * SAT });
-    const grants = await waitForAsync(async () => {
-      const g = await grantEvents();
-      return g.length === 1 ? g : null;
-    }, 8000, "grant #1");
+    const grants = await waitForAsync(
+      async () => {
+        const g = await grantEvents();
+        return g.length === 1 ? g : null;
+      },
+      8000,
+      "grant #1",
+    );
     const g1 = grants[0]!;
     expect(g1).toMatchObject({ seq: 1, prevEventId: null, requestId: req.id, absorbedMsats: 7 * SAT, label: "free", tier: "elite" });
     expect(g1.totals).toEqual(t);
@@ -105,19 +109,27 @@ describe("gate service over a real relay", () => {
     await worker.result(req);
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "done", 8000, "settlement");
 
-    const [g1, g2] = await waitForAsync(async () => {
-      const g = await grantEvents();
-      return g.length === 2 ? g : null;
-    }, 8000, "grant #2");
+    const [g1, g2] = await waitForAsync(
+      async () => {
+        const g = await grantEvents();
+        return g.length === 2 ? g : null;
+      },
+      8000,
+      "grant #2",
+    );
     expect(g2).toMatchObject({ seq: 2, prevEventId: g1!.event.id, label: "partial", absorbedMsats: 50 * SAT, chargedMsats: 20 * SAT });
     expect(g2!.totals).toEqual(gate.ledger.totals());
     // The pool status (kind 30078, replaceable) follows the grants, throttled.
     const { parsePoolStatus } = await import("../../src/events/announce.js");
-    await waitForAsync(async () => {
-      const evs = await fetchEvents(relay.url, { kinds: [30078], authors: [gate.pubkey], "#d": ["dvm-gate/pool"] });
-      const st = evs.map((e) => parsePoolStatus(e)).find((p) => typeof p !== "string");
-      return st && typeof st !== "string" && st.absorbedMsats === g2!.totals.absorbedMsats ? st : null;
-    }, 8000, "pool status after grant #2");
+    await waitForAsync(
+      async () => {
+        const evs = await fetchEvents(relay.url, { kinds: [30078], authors: [gate.pubkey], "#d": ["dvm-gate/pool"] });
+        const st = evs.map((e) => parsePoolStatus(e)).find((p) => typeof p !== "string");
+        return st && typeof st !== "string" && st.absorbedMsats === g2!.totals.absorbedMsats ? st : null;
+      },
+      8000,
+      "pool status after grant #2",
+    );
     expect(gate.verify()).toEqual([]);
   });
 
@@ -172,7 +184,10 @@ describe("gate service over a real relay", () => {
     await fresh.publish(r04);
     const f44 = await elite.waitFeedback(r44.id, "processing");
     const f04 = await fresh.waitFeedback(r04.id, "payment-required");
-    for (const [f, scheme] of [[f44, "nip44"], [f04, "nip04"]] as const) {
+    for (const [f, scheme] of [
+      [f44, "nip44"],
+      [f04, "nip04"],
+    ] as const) {
       expect(f.encrypted).toBe(true);
       expect(detectScheme(f.event.content)).toBe(scheme);
       // Nothing about the job travels in the clear.
@@ -195,7 +210,11 @@ describe("gate service over a real relay", () => {
     await waitFor(() => gate.ledger.getRequest(req.id)?.state === "expired", 8000, "expiry");
     expect(gate.ledger.totals()).toEqual(before);
     const inv = gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string };
-    await waitFor(() => (gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string }).state === "expired", 4000, "invoice expired");
+    await waitFor(
+      () => (gate.ledger.db.prepare("SELECT state FROM invoices WHERE request_id = ?").get(req.id) as { state: string }).state === "expired",
+      4000,
+      "invoice expired",
+    );
     expect(inv).toBeDefined();
     expect(gate.verify()).toEqual([]);
   });

@@ -64,7 +64,10 @@ describe("zap receipts", () => {
     const { encodeBolt11 } = await import("../../src/payments/bolt11.js");
     const provider = generateSecretKey();
     const relay = await startEmbeddedRelay();
-    const gate = await startGate({ relays: [relay.url], over: { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, zap: { providerPubkey: getPublicKey(provider) } } } });
+    const gate = await startGate({
+      relays: [relay.url],
+      over: { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 120, zap: { providerPubkey: getPublicKey(provider) } } },
+    });
     const cust = await new Customer().connect([relay.url]);
     try {
       const req = cust.request(gate.pubkey);
@@ -72,7 +75,17 @@ describe("zap receipts", () => {
       const fb = await cust.waitFeedback(req.id, "payment-required");
       const receipt = (signer: Uint8Array) => {
         const zapRequest = finalizeEvent(
-          { kind: 9734, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["e", fb.event.id], ["p", gate.pubkey], ["amount", "10000"], ["relays", relay.url]] },
+          {
+            kind: 9734,
+            created_at: Math.floor(Date.now() / 1000),
+            content: "",
+            tags: [
+              ["e", fb.event.id],
+              ["p", gate.pubkey],
+              ["amount", "10000"],
+              ["relays", relay.url],
+            ],
+          },
           cust.secretKey,
         );
         const description = JSON.stringify(zapRequest);
@@ -86,7 +99,17 @@ describe("zap receipts", () => {
           nodeSecretKey: randomBytes(32),
         });
         return finalizeEvent(
-          { kind: 9735, created_at: Math.floor(Date.now() / 1000), content: "", tags: [["p", gate.pubkey], ["e", fb.event.id], ["bolt11", bolt11], ["description", description]] },
+          {
+            kind: 9735,
+            created_at: Math.floor(Date.now() / 1000),
+            content: "",
+            tags: [
+              ["p", gate.pubkey],
+              ["e", fb.event.id],
+              ["bolt11", bolt11],
+              ["description", description],
+            ],
+          },
           signer,
         );
       };
@@ -159,7 +182,8 @@ describe("intake", () => {
       nowMs: () => Date.now(),
       ...o,
     });
-  const job = (sk: Uint8Array, createdAt: number, input: string) => finalizeEvent({ kind: 5050, created_at: createdAt, tags: [["i", input, "text"]], content: "" }, sk);
+  const job = (sk: Uint8Array, createdAt: number, input: string) =>
+    finalizeEvent({ kind: 5050, created_at: createdAt, tags: [["i", input, "text"]], content: "" }, sk);
 
   it("drops events whose id it already has before handing them on, and hands on the rest", { timeout: 30_000 }, async () => {
     const relay = await startEmbeddedRelay();

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { EventTemplate } from "nostr-tools/pure";
-import {
-  encryptTemplateFor,
-  errorFeedback,
-  paymentRequiredFeedback,
-  processingFeedback,
-  readFeedback,
-  type ReplyTarget,
-} from "../../src/events/feedback.js";
+import { encryptTemplateFor, errorFeedback, paymentRequiredFeedback, processingFeedback, readFeedback, type ReplyTarget } from "../../src/events/feedback.js";
 import { decryptFrom } from "../../src/events/encryption.js";
 import { signEvent, verifySignedEvent } from "../../src/events/verify.js";
 import { keys, NOW_SEC } from "./fixtures.js";
@@ -35,7 +28,13 @@ const cases: Array<[string, EventTemplate, string[][], Record<string, unknown>]>
     "free",
     processingFeedback(target(), { text: "free tier: on the house", freeTier: { label: "free", absorbedMsats: 10_000 } }, NOW_SEC),
     [...head, ["status", "processing", "free tier: on the house"], ["free-tier", "free", "10000", "0"]],
-    { status: "processing", text: "free tier: on the house", freeTier: { label: "free", absorbedMsats: 10_000, chargeMsats: 0 }, amountMsats: null, bolt11: null },
+    {
+      status: "processing",
+      text: "free tier: on the house",
+      freeTier: { label: "free", absorbedMsats: 10_000, chargeMsats: 0 },
+      amountMsats: null,
+      bolt11: null,
+    },
   ],
   [
     "partial",
@@ -130,7 +129,12 @@ describe("encrypted replies", () => {
       const result: EventTemplate = {
         kind: 6050,
         created_at: NOW_SEC,
-        tags: [["e", REQUEST_ID, RELAY], ["p", customer.pk], ["i", "secret question", "text"], ["amount", "5000"]],
+        tags: [
+          ["e", REQUEST_ID, RELAY],
+          ["p", customer.pk],
+          ["i", "secret question", "text"],
+          ["amount", "5000"],
+        ],
         content: "Paris",
       };
       const enc = encryptTemplateFor(result, target(scheme), gate.sk);
@@ -142,6 +146,9 @@ describe("encrypted replies", () => {
   it("carries non-empty content inside the encrypted tags", () => {
     const t = { ...errorFeedback(target(), "oops", NOW_SEC), content: "partial sample" };
     const enc = encryptTemplateFor(t, target("nip44"), gate.sk);
-    expect(JSON.parse(decryptFrom(enc.content, customer.sk, gate.pk)!.plaintext)).toEqual([["status", "error", "oops"], ["content", "partial sample"]]);
+    expect(JSON.parse(decryptFrom(enc.content, customer.sk, gate.pk)!.plaintext)).toEqual([
+      ["status", "error", "oops"],
+      ["content", "partial sample"],
+    ]);
   });
 });

@@ -21,19 +21,76 @@ function target(encryption: ReplyTarget["encryption"] = "none"): ReplyTarget {
 
 // [name, event, the reason the signal is ignored]
 const ignored: Array<[string, () => unknown, RegExp]> = [
-  ["a forged result from a non-worker pubkey", () => sign(result([["e", REQUEST_ID], ["p", customer.pk]]), stranger), /not a worker/],
-  ["a result claiming a worker's pubkey with the wrong signature", () => ({ ...sign(result([["e", REQUEST_ID]]), stranger), pubkey: worker.pk }), /bad id or signature/],
-  ["a worker's result with a flipped sig", () => { const e = sign(result([["e", REQUEST_ID]]), worker); return { ...e, sig: flipHex(e.sig) }; }, /bad id or signature/],
-  ["a worker's result with a malformed e tag", () => sign(result([["e", "not-an-id"], ["p", customer.pk]]), worker), /valid e tag/],
+  [
+    "a forged result from a non-worker pubkey",
+    () =>
+      sign(
+        result([
+          ["e", REQUEST_ID],
+          ["p", customer.pk],
+        ]),
+        stranger,
+      ),
+    /not a worker/,
+  ],
+  [
+    "a result claiming a worker's pubkey with the wrong signature",
+    () => ({ ...sign(result([["e", REQUEST_ID]]), stranger), pubkey: worker.pk }),
+    /bad id or signature/,
+  ],
+  [
+    "a worker's result with a flipped sig",
+    () => {
+      const e = sign(result([["e", REQUEST_ID]]), worker);
+      return { ...e, sig: flipHex(e.sig) };
+    },
+    /bad id or signature/,
+  ],
+  [
+    "a worker's result with a malformed e tag",
+    () =>
+      sign(
+        result([
+          ["e", "not-an-id"],
+          ["p", customer.pk],
+        ]),
+        worker,
+      ),
+    /valid e tag/,
+  ],
   ["a worker's result with an uppercase e tag", () => sign(result([["e", REQUEST_ID.toUpperCase()]]), worker), /valid e tag/],
   ["a worker's result without an e tag", () => sign(result([["p", customer.pk]]), worker), /valid e tag/],
   ["error feedback from a non-worker", () => sign(errorFeedback({ ...target(), customer: customer.pk }, "boom", NOW_SEC), stranger), /not a worker/],
   ["a worker's processing feedback", () => sign(processingFeedback(target(), { text: "working" }, NOW_SEC), worker), /status processing does not settle/],
-  ["a worker's feedback without a status", () => sign({ kind: 7000, created_at: NOW_SEC, tags: [["e", REQUEST_ID], ["p", customer.pk]], content: "" }, worker), /known status/],
-  ["a worker's encrypted feedback the gate cannot open", () => sign(encryptTemplateFor(errorFeedback(target(), "boom", NOW_SEC), target("nip44"), worker.sk), worker), /cannot decrypt|no key/],
+  [
+    "a worker's feedback without a status",
+    () =>
+      sign(
+        {
+          kind: 7000,
+          created_at: NOW_SEC,
+          tags: [
+            ["e", REQUEST_ID],
+            ["p", customer.pk],
+          ],
+          content: "",
+        },
+        worker,
+      ),
+    /known status/,
+  ],
+  [
+    "a worker's encrypted feedback the gate cannot open",
+    () => sign(encryptTemplateFor(errorFeedback(target(), "boom", NOW_SEC), target("nip44"), worker.sk), worker),
+    /cannot decrypt|no key/,
+  ],
   ["a deletion naming no event", () => sign({ kind: 5, created_at: NOW_SEC, tags: [["a", `5050:${customer.pk}:x`]], content: "" }, customer), /names no event/],
   ["a deletion with only malformed e tags", () => sign({ kind: 5, created_at: NOW_SEC, tags: [["e", "123"], ["e"]], content: "" }, customer), /names no event/],
-  ["a forged deletion", () => ({ ...sign({ kind: 5, created_at: NOW_SEC, tags: [["e", REQUEST_ID]], content: "" }, stranger), pubkey: customer.pk }), /bad id or signature/],
+  [
+    "a forged deletion",
+    () => ({ ...sign({ kind: 5, created_at: NOW_SEC, tags: [["e", REQUEST_ID]], content: "" }, stranger), pubkey: customer.pk }),
+    /bad id or signature/,
+  ],
   ["a kind 1 note", () => sign({ kind: 1, created_at: NOW_SEC, tags: [["e", REQUEST_ID]], content: "" }, worker), /kind 1 is not a settlement signal/],
   ["garbage", () => ({ kind: 6050 }), /bad id or signature/],
 ];
@@ -46,8 +103,25 @@ describe("readSettlementSignal", () => {
   });
 
   it("reads a worker's result: request id, request kind, stated cost", () => {
-    const ev = sign(result([["e", REQUEST_ID, "wss://r.example"], ["p", customer.pk], ["amount", "4000"]], 6100), worker);
-    expect(readSettlementSignal(ev, workers)).toEqual({ type: "result", requestId: REQUEST_ID, requestKind: 5100, worker: worker.pk, actualMsats: 4_000, event: ev });
+    const ev = sign(
+      result(
+        [
+          ["e", REQUEST_ID, "wss://r.example"],
+          ["p", customer.pk],
+          ["amount", "4000"],
+        ],
+        6100,
+      ),
+      worker,
+    );
+    expect(readSettlementSignal(ev, workers)).toEqual({
+      type: "result",
+      requestId: REQUEST_ID,
+      requestKind: 5100,
+      worker: worker.pk,
+      actualMsats: 4_000,
+      event: ev,
+    });
   });
 
   it("treats an unreadable amount as not stated", () => {
@@ -65,13 +139,31 @@ describe("readSettlementSignal", () => {
   it("reads the gate's own encrypted error feedback with the gate key", () => {
     for (const scheme of ["nip04", "nip44"] as const) {
       const ev = sign(encryptTemplateFor(errorFeedback(target(), "worker timeout", NOW_SEC), target(scheme), gate.sk), gate);
-      expect(readSettlementSignal(ev, workers, { gateSecretKey: gate.sk })).toMatchObject({ type: "worker-error", requestId: REQUEST_ID, reason: "worker timeout" });
+      expect(readSettlementSignal(ev, workers, { gateSecretKey: gate.sk })).toMatchObject({
+        type: "worker-error",
+        requestId: REQUEST_ID,
+        reason: "worker timeout",
+      });
       expect(readSettlementSignal(ev, workers)).toEqual({ ignore: "encrypted feedback and no key to open it" });
     }
   });
 
   it("reads a deletion by anyone, deduplicated, leaving the author check to the caller", () => {
-    const ev = sign({ kind: 5, created_at: NOW_SEC, tags: [["e", REQUEST_ID], ["e", OTHER_ID], ["e", REQUEST_ID], ["e", "bad"], ["k", "5050"]], content: "cancel" }, stranger);
+    const ev = sign(
+      {
+        kind: 5,
+        created_at: NOW_SEC,
+        tags: [
+          ["e", REQUEST_ID],
+          ["e", OTHER_ID],
+          ["e", REQUEST_ID],
+          ["e", "bad"],
+          ["k", "5050"],
+        ],
+        content: "cancel",
+      },
+      stranger,
+    );
     expect(readSettlementSignal(ev, workers)).toEqual({ type: "deletion", requestIds: [REQUEST_ID, OTHER_ID], author: stranger.pk, event: ev });
   });
 

@@ -35,57 +35,247 @@ function encryptedRequest(scheme: "nip04" | "nip44", plaintext: string, sender: 
 const hostile: Array<[string, () => unknown, Expect]> = [
   ["a string instead of an event", () => "hello", { answer: "ignore", reason: /not an object/ }],
   ["null", () => null, { answer: "ignore", reason: /not an object/ }],
-  ["an event without sig", () => { const e: Record<string, unknown> = { ...sign(requestTemplate(gate), customer) }; delete e.sig; return e; }, { answer: "ignore", reason: /sig/ }],
-  ["a bad signature", () => { const e = sign(requestTemplate(gate), customer); return { ...e, sig: flipHex(e.sig, 70) }; }, { answer: "ignore", reason: /bad id or signature/ }],
-  ["a wrong id (content changed after signing)", () => ({ ...sign(requestTemplate(gate), customer), content: "changed" }), { answer: "ignore", reason: /bad id or signature/ }],
-  ["the id and sig of another event", () => {
-    const a = sign(requestTemplate(gate), customer);
-    const b = sign(withTag("bid", ["bid", "99999"]), customer);
-    return { ...b, id: a.id, sig: a.sig };
-  }, { answer: "ignore", reason: /bad id or signature/ }],
-  ["another pubkey over a valid id and sig", () => ({ ...sign(requestTemplate(gate), customer), pubkey: stranger.pk }), { answer: "ignore", reason: /bad id or signature/ }],
-  ["an uppercase hex id", () => { const e = sign(requestTemplate(gate), customer); return { ...e, id: e.id.toUpperCase() }; }, { answer: "ignore", reason: /id is not 64 lowercase hex/ }],
+  [
+    "an event without sig",
+    () => {
+      const e: Record<string, unknown> = { ...sign(requestTemplate(gate), customer) };
+      delete e.sig;
+      return e;
+    },
+    { answer: "ignore", reason: /sig/ },
+  ],
+  [
+    "a bad signature",
+    () => {
+      const e = sign(requestTemplate(gate), customer);
+      return { ...e, sig: flipHex(e.sig, 70) };
+    },
+    { answer: "ignore", reason: /bad id or signature/ },
+  ],
+  [
+    "a wrong id (content changed after signing)",
+    () => ({ ...sign(requestTemplate(gate), customer), content: "changed" }),
+    { answer: "ignore", reason: /bad id or signature/ },
+  ],
+  [
+    "the id and sig of another event",
+    () => {
+      const a = sign(requestTemplate(gate), customer);
+      const b = sign(withTag("bid", ["bid", "99999"]), customer);
+      return { ...b, id: a.id, sig: a.sig };
+    },
+    { answer: "ignore", reason: /bad id or signature/ },
+  ],
+  [
+    "another pubkey over a valid id and sig",
+    () => ({ ...sign(requestTemplate(gate), customer), pubkey: stranger.pk }),
+    { answer: "ignore", reason: /bad id or signature/ },
+  ],
+  [
+    "an uppercase hex id",
+    () => {
+      const e = sign(requestTemplate(gate), customer);
+      return { ...e, id: e.id.toUpperCase() };
+    },
+    { answer: "ignore", reason: /id is not 64 lowercase hex/ },
+  ],
   ["a kind given as a string", () => ({ ...sign(requestTemplate(gate), customer), kind: "5050" }), { answer: "ignore", reason: /kind/ }],
   ["a fractional created_at", () => ({ ...sign(requestTemplate(gate), customer), created_at: NOW_SEC + 0.5 }), { answer: "ignore", reason: /created_at/ }],
   ["created_at 61 s in the future", () => sign(requestTemplate(gate, { created_at: NOW_SEC + 61 }), customer), { answer: "ignore", reason: /future/ }],
-  ["created_at older than maxRequestAgeSec", () => sign(requestTemplate(gate, { created_at: NOW_SEC - 901 }), customer), { answer: "ignore", reason: /too old/ }],
-  ["a NIP-40 expiration in the past", () => sign(withTag("expiration", ["expiration", String(NOW_SEC - 1)]), customer), { answer: "ignore", reason: /expired/ }],
+  [
+    "created_at older than maxRequestAgeSec",
+    () => sign(requestTemplate(gate, { created_at: NOW_SEC - 901 }), customer),
+    { answer: "ignore", reason: /too old/ },
+  ],
+  [
+    "a NIP-40 expiration in the past",
+    () => sign(withTag("expiration", ["expiration", String(NOW_SEC - 1)]), customer),
+    { answer: "ignore", reason: /expired/ },
+  ],
   ["a NIP-40 expiration equal to now", () => sign(withTag("expiration", ["expiration", String(NOW_SEC)]), customer), { answer: "ignore", reason: /expired/ }],
   ["an unconfigured job kind", () => sign(requestTemplate(gate, { kind: 5051 }), customer), { answer: "ignore", reason: /kind 5051 is not served/ }],
   ["kind 1 (outside 5000–5999)", () => sign(requestTemplate(gate, { kind: 1 }), customer), { answer: "ignore", reason: /not a job request/ }],
   ["kind 6050 (a result, not a request)", () => sign(requestTemplate(gate, { kind: 6050 }), customer), { answer: "ignore", reason: /not a job request/ }],
   ["a p tag for another DVM", () => sign(withTag("p", ["p", stranger.pk]), customer), { answer: "ignore", reason: /another provider/ }],
-  ["garbage addressed to another DVM", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", stranger.pk], ["i", 42]], content: "" }, customer), { answer: "ignore", reason: /another provider/ }],
-  ["a tags field that is not an array", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: { p: gate.pk }, content: "" }, customer), { answer: "ignore", reason: /tags is not an array/ }],
-  ["a forged encrypted request (bad sig: never decrypted)", () => { const e = encryptedRequest("nip44", "[]", customer, gate.pk); return { ...e, sig: flipHex(e.sig) }; }, { answer: "ignore", reason: /bad id or signature/ }],
-  ["an event larger than maxRequestBytes", () => sign(withTag("i", ["i", "x".repeat(9_000), "text"]), customer), { answer: "error", reason: /^invalid: request too large$/, abuse: false }],
-  ["a number inside a tag", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["bid", 20000]], content: "" }, customer), { answer: "error", reason: /tags must be arrays of strings/, abuse: true }],
-  ["a nested array inside a tag", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["i", ["a", "b"], "text"]], content: "" }, customer), { answer: "error", reason: /tags must be arrays of strings/, abuse: true }],
-  ["a null tag", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], null], content: "" }, customer), { answer: "error", reason: /tags must be arrays of strings/, abuse: true }],
-  ["a tag that is a string, not an array", () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], "i"], content: "" }, customer), { answer: "error", reason: /tags must be arrays of strings/, abuse: true }],
-  ["a bid below the price", () => sign(withTag("bid", ["bid", String(PRICE_MSATS - 1)]), customer), { answer: "error", reason: /^bid below price: 10000 msats$/, abuse: false }],
+  [
+    "garbage addressed to another DVM",
+    () =>
+      signAny(
+        {
+          kind: 5050,
+          created_at: NOW_SEC,
+          tags: [
+            ["p", stranger.pk],
+            ["i", 42],
+          ],
+          content: "",
+        },
+        customer,
+      ),
+    { answer: "ignore", reason: /another provider/ },
+  ],
+  [
+    "a tags field that is not an array",
+    () => signAny({ kind: 5050, created_at: NOW_SEC, tags: { p: gate.pk }, content: "" }, customer),
+    { answer: "ignore", reason: /tags is not an array/ },
+  ],
+  [
+    "a forged encrypted request (bad sig: never decrypted)",
+    () => {
+      const e = encryptedRequest("nip44", "[]", customer, gate.pk);
+      return { ...e, sig: flipHex(e.sig) };
+    },
+    { answer: "ignore", reason: /bad id or signature/ },
+  ],
+  [
+    "an event larger than maxRequestBytes",
+    () => sign(withTag("i", ["i", "x".repeat(9_000), "text"]), customer),
+    { answer: "error", reason: /^invalid: request too large$/, abuse: false },
+  ],
+  [
+    "a number inside a tag",
+    () =>
+      signAny(
+        {
+          kind: 5050,
+          created_at: NOW_SEC,
+          tags: [
+            ["p", gate.pk],
+            ["bid", 20000],
+          ],
+          content: "",
+        },
+        customer,
+      ),
+    { answer: "error", reason: /tags must be arrays of strings/, abuse: true },
+  ],
+  [
+    "a nested array inside a tag",
+    () =>
+      signAny(
+        {
+          kind: 5050,
+          created_at: NOW_SEC,
+          tags: [
+            ["p", gate.pk],
+            ["i", ["a", "b"], "text"],
+          ],
+          content: "",
+        },
+        customer,
+      ),
+    { answer: "error", reason: /tags must be arrays of strings/, abuse: true },
+  ],
+  [
+    "a null tag",
+    () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], null], content: "" }, customer),
+    { answer: "error", reason: /tags must be arrays of strings/, abuse: true },
+  ],
+  [
+    "a tag that is a string, not an array",
+    () => signAny({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], "i"], content: "" }, customer),
+    { answer: "error", reason: /tags must be arrays of strings/, abuse: true },
+  ],
+  [
+    "a bid below the price",
+    () => sign(withTag("bid", ["bid", String(PRICE_MSATS - 1)]), customer),
+    { answer: "error", reason: /^bid below price: 10000 msats$/, abuse: false },
+  ],
   ["a non-numeric bid", () => sign(withTag("bid", ["bid", "ten sats"]), customer), { answer: "error", reason: /bid must be a whole number/, abuse: true }],
   ["a negative bid", () => sign(withTag("bid", ["bid", "-20000"]), customer), { answer: "error", reason: /bid must be a whole number/, abuse: true }],
   ["a fractional bid", () => sign(withTag("bid", ["bid", "20000.5"]), customer), { answer: "error", reason: /bid must be a whole number/, abuse: true }],
-  ["a bid beyond any amount", () => sign(withTag("bid", ["bid", "9999999999999999"]), customer), { answer: "error", reason: /bid must be a whole number/, abuse: true }],
-  ["two bid tags", () => sign({ ...requestTemplate(gate), tags: [...requestTemplate(gate).tags, ["bid", "30000"]] }, customer), { answer: "error", reason: /more than one bid/, abuse: true }],
-  ["a param tag without a value", () => sign(withTag("param", ["param", "model"]), customer), { answer: "error", reason: /param tag needs a key and a value/, abuse: true }],
+  [
+    "a bid beyond any amount",
+    () => sign(withTag("bid", ["bid", "9999999999999999"]), customer),
+    { answer: "error", reason: /bid must be a whole number/, abuse: true },
+  ],
+  [
+    "two bid tags",
+    () => sign({ ...requestTemplate(gate), tags: [...requestTemplate(gate).tags, ["bid", "30000"]] }, customer),
+    { answer: "error", reason: /more than one bid/, abuse: true },
+  ],
+  [
+    "a param tag without a value",
+    () => sign(withTag("param", ["param", "model"]), customer),
+    { answer: "error", reason: /param tag needs a key and a value/, abuse: true },
+  ],
   ["an i tag without data", () => sign(withTag("i", ["i"]), customer), { answer: "error", reason: /i tag needs data/, abuse: true }],
-  ["an i tag of an unknown type", () => sign(withTag("i", ["i", "https://x.example/a.mp3", "audio"]), customer), { answer: "error", reason: /i tag type must be/, abuse: true }],
-  ["an i tag of type event that is not an id", () => sign(withTag("i", ["i", "note1xyz", "event", "wss://r.example"]), customer), { answer: "error", reason: /needs an event id/, abuse: true }],
-  ["an expiration tag that is not a time", () => sign(withTag("expiration", ["expiration", "soon"]), customer), { answer: "error", reason: /expiration tag/, abuse: true }],
-  ["a malformed open request (no p tag): answered, not counted as abuse", () => sign(withTag("bid", ["bid", "lots"], withTag("p", null)), customer), { answer: "error", reason: /bid must be a whole number/, abuse: false }],
-  ["NIP-04 content that is not a ciphertext", () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: "bm90IGVuY3J5cHRlZA==?iv=AAAAAAAAAAAAAAAAAAAAAA==" }, customer), { answer: "error", reason: /encrypted content/, abuse: true }],
-  ["NIP-44 content that is not a ciphertext", () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: Buffer.alloc(120, 7).toString("base64") }, customer), { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true }],
-  ["plaintext content marked encrypted", () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: "[[\"i\",\"hi\",\"text\"]]" }, customer), { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true }],
-  ["NIP-44 encrypted to another provider's key", () => encryptedRequest("nip44", '[["i","hi","text"]]', customer, stranger.pk), { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true }],
-  ["NIP-04 encrypted to another provider's key", () => encryptedRequest("nip04", '[["i","hi","text"]]', customer, stranger.pk), { answer: "error", reason: /encrypted content/, abuse: true }],
-  ["NIP-44 encrypted by someone else than the signer", () => encryptedRequest("nip44", '[["i","hi","text"]]', stranger, gate.pk, customer), { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true }],
-  ["encrypted content that is not a JSON array of tags", () => encryptedRequest("nip44", '{"i":"hi"}', customer, gate.pk), { answer: "error", reason: /not a JSON array of tags/, abuse: true }],
-  ["encrypted tags holding numbers", () => encryptedRequest("nip04", '[["i",1,"text"]]', customer, gate.pk), { answer: "error", reason: /not a JSON array of tags/, abuse: true }],
-  ["a malformed tag hidden in encrypted content", () => encryptedRequest("nip44", '[["param","model"]]', customer, gate.pk), { answer: "error", reason: /param tag needs/, abuse: true }],
-  ["an encrypted bid below the price", () => encryptedRequest("nip44", '[["i","hi","text"],["bid","1"]]', customer, gate.pk), { answer: "error", reason: /^bid below price/, abuse: false }],
-  ["an encrypted request without a p tag", () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["encrypted"]], content: encryptFor("nip44", "[]", customer.sk, gate.pk) }, customer), { answer: "error", reason: /encrypted request without a p tag/, abuse: false }],
+  [
+    "an i tag of an unknown type",
+    () => sign(withTag("i", ["i", "https://x.example/a.mp3", "audio"]), customer),
+    { answer: "error", reason: /i tag type must be/, abuse: true },
+  ],
+  [
+    "an i tag of type event that is not an id",
+    () => sign(withTag("i", ["i", "note1xyz", "event", "wss://r.example"]), customer),
+    { answer: "error", reason: /needs an event id/, abuse: true },
+  ],
+  [
+    "an expiration tag that is not a time",
+    () => sign(withTag("expiration", ["expiration", "soon"]), customer),
+    { answer: "error", reason: /expiration tag/, abuse: true },
+  ],
+  [
+    "a malformed open request (no p tag): answered, not counted as abuse",
+    () => sign(withTag("bid", ["bid", "lots"], withTag("p", null)), customer),
+    { answer: "error", reason: /bid must be a whole number/, abuse: false },
+  ],
+  [
+    "NIP-04 content that is not a ciphertext",
+    () =>
+      sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: "bm90IGVuY3J5cHRlZA==?iv=AAAAAAAAAAAAAAAAAAAAAA==" }, customer),
+    { answer: "error", reason: /encrypted content/, abuse: true },
+  ],
+  [
+    "NIP-44 content that is not a ciphertext",
+    () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: Buffer.alloc(120, 7).toString("base64") }, customer),
+    { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true },
+  ],
+  [
+    "plaintext content marked encrypted",
+    () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["encrypted"]], content: '[["i","hi","text"]]' }, customer),
+    { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true },
+  ],
+  [
+    "NIP-44 encrypted to another provider's key",
+    () => encryptedRequest("nip44", '[["i","hi","text"]]', customer, stranger.pk),
+    { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true },
+  ],
+  [
+    "NIP-04 encrypted to another provider's key",
+    () => encryptedRequest("nip04", '[["i","hi","text"]]', customer, stranger.pk),
+    { answer: "error", reason: /encrypted content/, abuse: true },
+  ],
+  [
+    "NIP-44 encrypted by someone else than the signer",
+    () => encryptedRequest("nip44", '[["i","hi","text"]]', stranger, gate.pk, customer),
+    { answer: "error", reason: /cannot decrypt the encrypted content/, abuse: true },
+  ],
+  [
+    "encrypted content that is not a JSON array of tags",
+    () => encryptedRequest("nip44", '{"i":"hi"}', customer, gate.pk),
+    { answer: "error", reason: /not a JSON array of tags/, abuse: true },
+  ],
+  [
+    "encrypted tags holding numbers",
+    () => encryptedRequest("nip04", '[["i",1,"text"]]', customer, gate.pk),
+    { answer: "error", reason: /not a JSON array of tags/, abuse: true },
+  ],
+  [
+    "a malformed tag hidden in encrypted content",
+    () => encryptedRequest("nip44", '[["param","model"]]', customer, gate.pk),
+    { answer: "error", reason: /param tag needs/, abuse: true },
+  ],
+  [
+    "an encrypted bid below the price",
+    () => encryptedRequest("nip44", '[["i","hi","text"],["bid","1"]]', customer, gate.pk),
+    { answer: "error", reason: /^bid below price/, abuse: false },
+  ],
+  [
+    "an encrypted request without a p tag",
+    () => sign({ kind: 5050, created_at: NOW_SEC, tags: [["encrypted"]], content: encryptFor("nip44", "[]", customer.sk, gate.pk) }, customer),
+    { answer: "error", reason: /encrypted request without a p tag/, abuse: false },
+  ],
 ];
 
 function expectVerdict(v: JobRequestVerdict, want: Expect): void {
@@ -120,7 +310,21 @@ function describeWith(verifier: "pure" | "wasm") {
         [encryptedRequest("nip44", '[["param","model"]]', customer, gate.pk), "nip44"], // decrypted, then refused
         [encryptedRequest("nip04", '[["i",1,"text"]]', customer, gate.pk), "nip04"],
         [encryptedRequest("nip44", '[["i","hi","text"]]', customer, stranger.pk), "nip44"], // undecryptable
-        [sign({ kind: 5050, created_at: NOW_SEC, tags: [["p", gate.pk], ["bid", "1"]], content: "" }, customer), "none"],
+        [
+          sign(
+            {
+              kind: 5050,
+              created_at: NOW_SEC,
+              tags: [
+                ["p", gate.pk],
+                ["bid", "1"],
+              ],
+              content: "",
+            },
+            customer,
+          ),
+          "none",
+        ],
       ];
       for (const [ev, scheme] of cases) {
         const v = checkJobRequest(ev, ctx);

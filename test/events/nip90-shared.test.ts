@@ -10,7 +10,11 @@ import { NIP90_CASES, type Nip90Case } from "./nip90-cases.js";
 const gate = keys();
 const customer = keys();
 const ctx = context(gate);
-const plugin = new JobRequestPolicy({ kinds: new Set(ctx.priceMsatsByKind.keys()), maxRequestBytes: ctx.maxRequestBytes, maxRequestAgeSec: ctx.maxRequestAgeSec });
+const plugin = new JobRequestPolicy({
+  kinds: new Set(ctx.priceMsatsByKind.keys()),
+  maxRequestBytes: ctx.maxRequestBytes,
+  maxRequestAgeSec: ctx.maxRequestAgeSec,
+});
 
 function eventFor(c: Nip90Case): Event {
   const base = requestTemplate(gate);

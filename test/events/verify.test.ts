@@ -16,8 +16,15 @@ function corpus(): Array<[string, unknown, boolean]> {
   const b = good("other", [["t", "x"]]);
   return [
     ["a plain signed event", a, true],
-    ["unicode, emoji and escapes in content", good("naïve ☕ 😀 \"quoted\" \\ \n\t\u0000 \u2028"), true],
-    ["many tags", good("", Array.from({ length: 50 }, (_, i) => ["t", String(i), "", "x"])), true],
+    ["unicode, emoji and escapes in content", good('naïve ☕ 😀 "quoted" \\ \n\t\u0000 \u2028'), true],
+    [
+      "many tags",
+      good(
+        "",
+        Array.from({ length: 50 }, (_, i) => ["t", String(i), "", "x"]),
+      ),
+      true,
+    ],
     ["an empty tag", good("", [[]]), true],
     ["a flipped sig bit", { ...a, sig: flipHex(a.sig, 100) }, false],
     ["content changed", { ...a, content: "hellO" }, false],

@@ -15,7 +15,15 @@ export function initFastSign(): Promise<void> {
 /** A job request signed by `sk` (call initFastSign first). */
 export function jobRequest(sk: Uint8Array, gatePubkey: string, o: { kind?: number; createdAt?: number; input?: string } = {}): Event {
   return wasm.finalizeEvent(
-    { kind: o.kind ?? 5050, created_at: o.createdAt ?? Math.floor(Date.now() / 1000), tags: [["i", o.input ?? "hello", "text"], ["p", gatePubkey]], content: "" },
+    {
+      kind: o.kind ?? 5050,
+      created_at: o.createdAt ?? Math.floor(Date.now() / 1000),
+      tags: [
+        ["i", o.input ?? "hello", "text"],
+        ["p", gatePubkey],
+      ],
+      content: "",
+    },
     sk,
   ) as Event;
 }

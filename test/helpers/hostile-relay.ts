@@ -128,7 +128,8 @@ function onConnection(ws: WebSocket, mode: Mode, st: Stats): void {
   peers.add(p);
   ws.on("close", () => peers.delete(p));
   if (mode === "auth-silent" || mode === "auth-reject") send(p, JSON.stringify(["AUTH", hex(16)]));
-  if (mode === "auth-nochallenge") for (const f of ['["AUTH"]', '["AUTH",42]', '["AUTH",{"challenge":"x"}]', '["AUTH",""]', '["AUTH"', '  [ "AUTH" , null ]']) send(p, f);
+  if (mode === "auth-nochallenge")
+    for (const f of ['["AUTH"]', '["AUTH",42]', '["AUTH",{"challenge":"x"}]', '["AUTH",""]', '["AUTH"', '  [ "AUTH" , null ]']) send(p, f);
   ws.on("message", (data) => {
     let msg: unknown[];
     try {

@@ -31,7 +31,6 @@ export interface ChildArgs {
   deposits?: number;
 }
 
-
 export interface ChildReport {
   pid: number;
   decisions: number;
@@ -106,7 +105,10 @@ function oneJob(ledger: Ledger): void {
 /** One job of a fixed price for the first customer: decided, nothing else. */
 function spendJob(ledger: Ledger): void {
   guarded(() => {
-    const { request } = ledger.decide({ requestId: randomBytes(32).toString("hex"), pubkey: args.pubkeys[0]!, kind: 5050, priceMsats: args.priceMsats! }, Date.now());
+    const { request } = ledger.decide(
+      { requestId: randomBytes(32).toString("hex"), pubkey: args.pubkeys[0]!, kind: 5050, priceMsats: args.priceMsats! },
+      Date.now(),
+    );
     report.decisions++;
     bump(report.outcomes, request.balanceLeftMsats !== undefined ? "from-balance" : `${request.decision}${request.reason ? `:${request.reason}` : ""}`);
   });
@@ -117,8 +119,18 @@ function main(): void {
   // The first Schnorr signature builds lookup tables (hundreds of ms): do it before
   // "ready", so that kills land on ordinary ledger work rather than always on that.
   signer?.({
-    seq: 1, prevEventId: null, decidedAtMs: Date.now(), requestId: "0".repeat(64), pubkey: "0".repeat(64), kind: 5050, label: "free", tier: "new",
-    absorbedMsats: 1, chargedMsats: 0, totals: { initialMsats: 1, creditedMsats: 0, absorbedMsats: 1, pendingMsats: 0, poolMsats: 0 }, createdAtMs: Date.now(),
+    seq: 1,
+    prevEventId: null,
+    decidedAtMs: Date.now(),
+    requestId: "0".repeat(64),
+    pubkey: "0".repeat(64),
+    kind: 5050,
+    label: "free",
+    tier: "new",
+    absorbedMsats: 1,
+    chargedMsats: 0,
+    totals: { initialMsats: 1, creditedMsats: 0, absorbedMsats: 1, pendingMsats: 0, poolMsats: 0 },
+    createdAtMs: Date.now(),
   });
   const ledger = Ledger.open(args.dbPath, args.settings, { nowMs: Date.now(), synchronous: args.synchronous, ...(signer ? { grantSigner: signer } : {}) });
   line({ ready: true, pid: process.pid });

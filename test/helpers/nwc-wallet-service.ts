@@ -7,7 +7,16 @@ import { WebSocket } from "ws";
 import { AbstractSimplePool, type SubCloser } from "nostr-tools/abstract-pool";
 import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent, type Event } from "nostr-tools/pure";
 import { encodeBolt11 } from "../../src/payments/bolt11.js";
-import { decrypt, encrypt, NWC_INFO_KIND, NWC_NOTIFICATION_NIP04_KIND, NWC_NOTIFICATION_NIP44_KIND, NWC_REQUEST_KIND, NWC_RESPONSE_KIND, type NwcEncryption } from "../../src/payments/nwc.js";
+import {
+  decrypt,
+  encrypt,
+  NWC_INFO_KIND,
+  NWC_NOTIFICATION_NIP04_KIND,
+  NWC_NOTIFICATION_NIP44_KIND,
+  NWC_REQUEST_KIND,
+  NWC_RESPONSE_KIND,
+  type NwcEncryption,
+} from "../../src/payments/nwc.js";
 
 export interface NwcWalletServiceOptions {
   relayUrl: string;
@@ -81,14 +90,19 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
   const respond = async (req: Event, scheme: NwcEncryption, body: unknown) => {
     await publish({
       kind: NWC_RESPONSE_KIND,
-      tags: [["p", clientPubkey], ["e", req.id]],
+      tags: [
+        ["p", clientPubkey],
+        ["e", req.id],
+      ],
       content: encrypt(scheme, walletSk, clientPubkey, JSON.stringify(body)),
     });
   };
 
   const describeInvoice = (inv: WalletInvoice) => ({
     type: "incoming",
-    ...(opts.omitState ? {} : { state: inv.settledAtSec !== null ? "settled" : inv.accepted ? "accepted" : nowSec() >= inv.expiresAtSec ? "expired" : "pending" }),
+    ...(opts.omitState
+      ? {}
+      : { state: inv.settledAtSec !== null ? "settled" : inv.accepted ? "accepted" : nowSec() >= inv.expiresAtSec ? "expired" : "pending" }),
     invoice: inv.bolt11,
     description: inv.description,
     payment_hash: inv.paymentHash,
@@ -126,7 +140,16 @@ export async function startNwcWalletService(opts: NwcWalletServiceOptions): Prom
       const paymentHash = createHash("sha256").update(randomBytes(32)).digest("hex");
       const createdAtSec = nowSec();
       const bolt11 = encodeBolt11({ network: "bcrt", amountMsats, paymentHash, description, createdAtSec, expirySec, nodeSecretKey });
-      const inv: WalletInvoice = { bolt11, paymentHash, amountMsats, description, createdAtSec, expiresAtSec: createdAtSec + expirySec, settledAtSec: null, accepted: false };
+      const inv: WalletInvoice = {
+        bolt11,
+        paymentHash,
+        amountMsats,
+        description,
+        createdAtSec,
+        expiresAtSec: createdAtSec + expirySec,
+        settledAtSec: null,
+        accepted: false,
+      };
       invoices.set(paymentHash, inv);
       return respond(req, scheme, { result_type: method, error: null, result: describeInvoice(inv) });
     }

@@ -26,7 +26,10 @@ async function onRequest(ev: Event): Promise<void> {
   seen.add(ev.id);
   requests++;
   const text = ev.tags.find((t) => t[0] === "i")?.[1] ?? "";
-  const about = [["e", ev.id, values.relay!], ["p", ev.pubkey]];
+  const about = [
+    ["e", ev.id, values.relay!],
+    ["p", ev.pubkey],
+  ];
   if (text === "silent") return;
   if (text === "pay") return void (await publish({ kind: 7000, tags: [["status", "payment-required", "pay me"], ["amount", "21000"], ...about], content: "" }));
   if (text === "fail") return void (await publish({ kind: 7000, tags: [["status", "error", "no GPU today"], ...about], content: "" }));

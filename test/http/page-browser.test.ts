@@ -79,7 +79,9 @@ describe.skipIf(!existsSync(CHROMIUM))("operator page in headless Chromium after
   beforeAll(async () => {
     relay = await startEmbeddedRelay();
     worker = new TestWorker();
-    const cfg = e2eConfig(tmp, [relay.url], { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 60, paymentGraceSec: 0 } }, [worker.pubkey]);
+    const cfg = e2eConfig(tmp, [relay.url], { payments: { backend: "dev", dev: { enabled: true }, invoiceExpirySec: 60, paymentGraceSec: 0 } }, [
+      worker.pubkey,
+    ]);
     const secretKey = generateSecretKey();
     gateKey = getPublicKey(secretKey);
     ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: nowMs(), synchronous: "NORMAL", grantSigner: grantSigner(secretKey) });
@@ -88,7 +90,14 @@ describe.skipIf(!existsSync(CHROMIUM))("operator page in headless Chromium after
     const log = pino({ level: "silent" });
     service = new GateService({ cfg, ledger, backend, log, metrics, secretKey, opts: { ...FAST, nowMs } });
     await service.start();
-    http = await startHttpServer({ cfg: { ...cfg, http: { enabled: true, host: "127.0.0.1", port: 0, publicBaseUrl: null } }, ledger, log, metrics, gatePubkey: getPublicKey(secretKey), nowMs });
+    http = await startHttpServer({
+      cfg: { ...cfg, http: { enabled: true, host: "127.0.0.1", port: 0, publicBaseUrl: null } },
+      ledger,
+      log,
+      metrics,
+      gatePubkey: getPublicKey(secretKey),
+      nowMs,
+    });
     await worker.connect([relay.url]);
   }, 30_000);
 

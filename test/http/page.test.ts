@@ -33,7 +33,10 @@ function data(over: Partial<PageData> = {}): PageData {
     decisionsAll: { free: 1 },
     decisionsSinceStart: { free: 1, partial: 0, gate: 0, blocked: 0, error: 0, ignored: 0 },
     marks: [{ atMs: 1_750_000_030_000, what: "credit", amountMsats: 5000, detail: EVIL }],
-    decisionsByHour: Array.from({ length: 24 }, (_, i) => ({ startMs: 1_750_000_060_000 - (24 - i) * 3_600_000, counts: { free: i % 2, partial: 0, gate: 0, blocked: 0 } })),
+    decisionsByHour: Array.from({ length: 24 }, (_, i) => ({
+      startMs: 1_750_000_060_000 - (24 - i) * 3_600_000,
+      counts: { free: i % 2, partial: 0, gate: 0, blocked: 0 },
+    })),
     money: {
       invoices24h: { issued: { count: 1, msats: 10_000 }, paid: { count: 1, msats: 10_000 }, expired: { count: 0, msats: 0 }, unpaid: { count: 0, msats: 0 } },
       invoicesAll: { issued: { count: 1, msats: 10_000 }, paid: { count: 1, msats: 10_000 }, expired: { count: 0, msats: 0 }, unpaid: { count: 0, msats: 0 } },

@@ -119,7 +119,8 @@ describe("bad input to the ledger", () => {
     });
   }
 
-  for (const k of [-1, 1.5, 70_000, "5050"]) it(`refuses the event kind ${JSON.stringify(k)}`, () => refuses(() => ledger.decide(req({ kind: k }), T0), /^kind: expected an event kind/));
+  for (const k of [-1, 1.5, 70_000, "5050"])
+    it(`refuses the event kind ${JSON.stringify(k)}`, () => refuses(() => ledger.decide(req({ kind: k }), T0), /^kind: expected an event kind/));
 
   for (const now of badNows) {
     it(`refuses the clock reading ${String(now)}`, () => {

@@ -71,7 +71,10 @@ describe("FREE_TIER_* environment overrides", () => {
   });
 
   it("lets an env var win over the config file and leaves the other tiers as configured", () => {
-    const cfg = parseConfig({ freeTier: { budgetsSats: { new: 1, established: 60, trusted: 300, elite: 900 } } }, { env: { FREE_TIER_BUDGET_ESTABLISHED: "70" } });
+    const cfg = parseConfig(
+      { freeTier: { budgetsSats: { new: 1, established: 60, trusted: 300, elite: 900 } } },
+      { env: { FREE_TIER_BUDGET_ESTABLISHED: "70" } },
+    );
     expect(cfg.freeTier.budgetsMsats).toEqual({ new: 1000, established: 70_000, trusted: 300_000, elite: 900_000 });
   });
 

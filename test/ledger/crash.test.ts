@@ -65,9 +65,17 @@ it(`keeps every guarantee across ${KILLS} SIGKILLs in the middle of ledger write
       }
       requestsSeen = (ledger.db.prepare("SELECT COUNT(*) AS n FROM requests").get() as { n: number }).n;
       // Nothing credited twice: one row per payment hash, holding exactly that deposit.
-      const deposits = ledger.db.prepare("SELECT ref, pubkey, amount_msats + excess_msats AS total FROM deposits").all() as { ref: string; pubkey: string; total: number }[];
+      const deposits = ledger.db.prepare("SELECT ref, pubkey, amount_msats + excess_msats AS total FROM deposits").all() as {
+        ref: string;
+        pubkey: string;
+        total: number;
+      }[];
       expect(new Set(deposits.map((d) => d.ref)).size, `round ${round}`).toBe(deposits.length);
-      for (const d of deposits) expect({ pubkey: d.pubkey, total: d.total }, `round ${round} ${d.ref}`).toEqual({ pubkey: depositFor(d.ref, pubkeys).pubkey, total: depositFor(d.ref, pubkeys).amountMsats });
+      for (const d of deposits)
+        expect({ pubkey: d.pubkey, total: d.total }, `round ${round} ${d.ref}`).toEqual({
+          pubkey: depositFor(d.ref, pubkeys).pubkey,
+          total: depositFor(d.ref, pubkeys).amountMsats,
+        });
       depositsSeen = deposits.length;
       spentFromBalances = (ledger.db.prepare("SELECT COUNT(*) AS n FROM balance_holds").get() as { n: number }).n;
     } finally {

@@ -132,7 +132,11 @@ describe("partial offers and settlement", () => {
 
     const paidAt = T0 + 100_000;
     const paid = ledger.markPaid(p.requestId, { paidMsats: 5 * SAT, paymentRef: "pay-ok" }, paidAt);
-    expect(paid.status === "paid" && [paid.request.state, paid.request.expiresAtMs, paid.request.absorbMsats]).toEqual(["processing", paidAt + 600_000, 5 * SAT]);
+    expect(paid.status === "paid" && [paid.request.state, paid.request.expiresAtMs, paid.request.absorbMsats]).toEqual([
+      "processing",
+      paidAt + 600_000,
+      5 * SAT,
+    ]);
     const res = ledger.db.prepare("SELECT amount_msats, expires_at_ms, state FROM reservations WHERE request_id = ?").get(p.requestId);
     expect(res).toEqual({ amount_msats: 5 * SAT, expires_at_ms: paidAt + 600_000, state: "pending" });
     // Paying again with the same reference is recognised, not applied twice.
@@ -423,7 +427,10 @@ describe("history and idempotency", () => {
       } finally {
         raw.close();
       }
-      expectOnly(verifyLedger(ledger.db).map((v) => v.guarantee), /^5 request id is the idempotency key/);
+      expectOnly(
+        verifyLedger(ledger.db).map((v) => v.guarantee),
+        /^5 request id is the idempotency key/,
+      );
     });
 
     it("a grant's prev link rewritten → grant chain", () => {

@@ -16,7 +16,6 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-
 interface Rng {
   float: () => number;
   int: (lo: number, hi: number) => number;
@@ -166,161 +165,248 @@ function runSequence(seed: number, steps: number, dbPath: string): RunStats {
   };
 
   const ops: [number, string, () => void][] = [
-    [34, "decide", () => {
-      const repeat = knownIds().length > 0 && rng.chance(0.1);
-      const requestId = repeat ? rng.pick(knownIds()) : rng.hex64();
-      const pubkey = rng.pick(pubkeys);
-      // Mostly round sats, sometimes odd msats, sometimes a job priced at 0.
-      const priceMsats = rng.chance(0.03) ? 0 : rng.chance(0.5) ? rng.pick([5, 10, 20, 40]) * SAT : rng.int(1, 60 * SAT);
-      const req = { requestId, pubkey, kind: rng.pick([5050, 5100]), priceMsats };
-      const got = ledger.decide(req, nowMs);
-      const want = model.decide(req, nowMs);
-      eq(got.status, want.status, "decide status");
-      eq(
-        { decision: got.request.decision, absorbMsats: got.request.absorbMsats, chargeMsats: got.request.chargeMsats, reason: got.request.reason, balanceLeftMsats: got.request.balanceLeftMsats },
-        {
-          decision: want.request.decision,
-          absorbMsats: want.request.absorbMsats,
-          chargeMsats: want.request.chargeMsats,
-          reason: got.status === "exists" ? undefined : want.request.reason,
-          balanceLeftMsats: got.status === "exists" ? undefined : want.request.balanceLeftMsats,
-        },
-        "decision",
-      );
-      const label =
-        got.status === "exists"
-          ? "exists"
-          : `${got.request.decision}${got.request.reason ? `:${got.request.reason}` : ""}${got.request.balanceLeftMsats !== undefined ? "+balance" : ""}`;
-      stats.outcomes[label] = (stats.outcomes[label] ?? 0) + 1;
-      compareRequest(requestId);
-    }],
-    [12, "markPaid", () => {
-      const awaiting = openIds("awaiting-payment");
-      const requestId = awaiting.length > 0 && rng.chance(0.85) ? rng.pick(awaiting) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
-      const charge = model.request(requestId)?.chargeMsats ?? 1000;
-      const paidMsats = rng.chance(0.1) ? Math.max(0, charge - 1) : rng.chance(0.1) ? charge + rng.int(1, 5000) : charge;
-      const ref = `ref-${requestId.slice(0, 24)}`;
-      // Sometimes the payment settled a while before it is seen (a slow backend, a restart).
-      const paidAtMs = rng.chance(0.25) ? Math.max(0, nowMs - rng.int(0, 200_000)) : nowMs;
-      const got = ledger.markPaid(requestId, { paidMsats, paymentRef: ref, paidAtMs }, nowMs);
-      const want = model.markPaid(requestId, paidMsats, ref, nowMs, paidAtMs);
-      eq(got.status, want.status, "markPaid status");
-      if (got.status === "underpaid") eq(got.neededMsats, want.neededMsats, "needed msats");
-      compareRequest(requestId);
-    }],
-    [16, "settle", () => {
-      const processing = openIds("processing");
-      const requestId = processing.length > 0 && rng.chance(0.85) ? rng.pick(processing) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
-      const reserved = model.request(requestId)?.absorbMsats ?? 0;
-      const r = rng.float();
-      const actualMsats = r < 0.5 ? null : r < 0.75 ? rng.int(0, reserved) : reserved + rng.int(1, 20 * SAT);
-      const got = ledger.settle(requestId, { actualMsats }, nowMs);
-      const want = model.settle(requestId, actualMsats, nowMs);
-      eq(got.status, want.status, "settle status");
-      if (got.status === "posted") {
+    [
+      34,
+      "decide",
+      () => {
+        const repeat = knownIds().length > 0 && rng.chance(0.1);
+        const requestId = repeat ? rng.pick(knownIds()) : rng.hex64();
+        const pubkey = rng.pick(pubkeys);
+        // Mostly round sats, sometimes odd msats, sometimes a job priced at 0.
+        const priceMsats = rng.chance(0.03) ? 0 : rng.chance(0.5) ? rng.pick([5, 10, 20, 40]) * SAT : rng.int(1, 60 * SAT);
+        const req = { requestId, pubkey, kind: rng.pick([5050, 5100]), priceMsats };
+        const got = ledger.decide(req, nowMs);
+        const want = model.decide(req, nowMs);
+        eq(got.status, want.status, "decide status");
         eq(
-          { absorbedMsats: got.absorbedMsats, returnedMsats: got.returnedMsats, creditedMsats: got.creditedMsats },
-          { absorbedMsats: want.absorbedMsats, returnedMsats: want.returnedMsats, creditedMsats: want.creditedMsats },
-          "settlement amounts",
+          {
+            decision: got.request.decision,
+            absorbMsats: got.request.absorbMsats,
+            chargeMsats: got.request.chargeMsats,
+            reason: got.request.reason,
+            balanceLeftMsats: got.request.balanceLeftMsats,
+          },
+          {
+            decision: want.request.decision,
+            absorbMsats: want.request.absorbMsats,
+            chargeMsats: want.request.chargeMsats,
+            reason: got.status === "exists" ? undefined : want.request.reason,
+            balanceLeftMsats: got.status === "exists" ? undefined : want.request.balanceLeftMsats,
+          },
+          "decision",
         );
-        const g = got.grant;
-        const w = want.grant ?? null;
-        eq(
-          g && { seq: g.seq, requestId: g.requestId, pubkey: g.pubkey, label: g.label, tier: g.tier, absorbedMsats: g.absorbedMsats, chargedMsats: g.chargedMsats, totals: g.totals },
-          w,
-          "grant",
+        const label =
+          got.status === "exists"
+            ? "exists"
+            : `${got.request.decision}${got.request.reason ? `:${got.request.reason}` : ""}${got.request.balanceLeftMsats !== undefined ? "+balance" : ""}`;
+        stats.outcomes[label] = (stats.outcomes[label] ?? 0) + 1;
+        compareRequest(requestId);
+      },
+    ],
+    [
+      12,
+      "markPaid",
+      () => {
+        const awaiting = openIds("awaiting-payment");
+        const requestId =
+          awaiting.length > 0 && rng.chance(0.85) ? rng.pick(awaiting) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
+        const charge = model.request(requestId)?.chargeMsats ?? 1000;
+        const paidMsats = rng.chance(0.1) ? Math.max(0, charge - 1) : rng.chance(0.1) ? charge + rng.int(1, 5000) : charge;
+        const ref = `ref-${requestId.slice(0, 24)}`;
+        // Sometimes the payment settled a while before it is seen (a slow backend, a restart).
+        const paidAtMs = rng.chance(0.25) ? Math.max(0, nowMs - rng.int(0, 200_000)) : nowMs;
+        const got = ledger.markPaid(requestId, { paidMsats, paymentRef: ref, paidAtMs }, nowMs);
+        const want = model.markPaid(requestId, paidMsats, ref, nowMs, paidAtMs);
+        eq(got.status, want.status, "markPaid status");
+        if (got.status === "underpaid") eq(got.neededMsats, want.neededMsats, "needed msats");
+        compareRequest(requestId);
+      },
+    ],
+    [
+      16,
+      "settle",
+      () => {
+        const processing = openIds("processing");
+        const requestId =
+          processing.length > 0 && rng.chance(0.85) ? rng.pick(processing) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
+        const reserved = model.request(requestId)?.absorbMsats ?? 0;
+        const r = rng.float();
+        const actualMsats = r < 0.5 ? null : r < 0.75 ? rng.int(0, reserved) : reserved + rng.int(1, 20 * SAT);
+        const got = ledger.settle(requestId, { actualMsats }, nowMs);
+        const want = model.settle(requestId, actualMsats, nowMs);
+        eq(got.status, want.status, "settle status");
+        if (got.status === "posted") {
+          eq(
+            { absorbedMsats: got.absorbedMsats, returnedMsats: got.returnedMsats, creditedMsats: got.creditedMsats },
+            { absorbedMsats: want.absorbedMsats, returnedMsats: want.returnedMsats, creditedMsats: want.creditedMsats },
+            "settlement amounts",
+          );
+          const g = got.grant;
+          const w = want.grant ?? null;
+          eq(
+            g && {
+              seq: g.seq,
+              requestId: g.requestId,
+              pubkey: g.pubkey,
+              label: g.label,
+              tier: g.tier,
+              absorbedMsats: g.absorbedMsats,
+              chargedMsats: g.chargedMsats,
+              totals: g.totals,
+            },
+            w,
+            "grant",
+          );
+        }
+        compareRequest(requestId);
+      },
+    ],
+    [
+      6,
+      "fail",
+      () => {
+        const open = [...openIds("processing"), ...openIds("awaiting-payment")];
+        const requestId = open.length > 0 && rng.chance(0.8) ? rng.pick(open) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
+        const got = ledger.fail(requestId, "model test", nowMs);
+        const want = model.fail(requestId);
+        eq(got.status, want.status, "fail status");
+        if (got.status === "voided") eq([got.returnedMsats, got.refundedToBalanceMsats], [want.returnedMsats, want.refundedToBalanceMsats], "returned msats");
+        compareRequest(requestId);
+      },
+    ],
+    [
+      4,
+      "expire",
+      () => {
+        const got = ledger.expire(nowMs, rng.pick([1, 3, 500]));
+        eq(got, model.expire(nowMs), "expire sweep");
+      },
+    ],
+    [
+      1.5,
+      "credit",
+      () => {
+        const amountMsats = rng.chance(0.5) ? rng.int(1, 100) * SAT : rng.int(1, 50 * SAT);
+        ledger.credit(amountMsats, "operator", `model-${step}`, nowMs);
+        model.credit(amountMsats);
+      },
+    ],
+    [
+      7,
+      "deposit",
+      () => {
+        const pubkey = rng.pick(pubkeys);
+        const amountMsats = rng.chance(0.6) ? rng.pick([10, 20, 50, 100]) * SAT : rng.int(1, 80 * SAT);
+        const operator = rng.chance(0.3);
+        // Payment hashes repeat sometimes (a receipt seen on two relays, a restart): credited once.
+        const ref = operator ? null : rng.chance(0.15) && usedRefs.length > 0 ? rng.pick(usedRefs) : `hash-${rng.hex64()}`;
+        if (ref !== null) usedRefs.push(ref);
+        const overCap = operator ? "refuse" : "credit-to-cap";
+        const got = ledger.deposit({ pubkey, amountMsats, source: operator ? "operator" : "zap", ref, note: "model test", overCap }, nowMs);
+        const want = model.deposit(pubkey, amountMsats, ref, overCap);
+        eq(got.status, want.status, "deposit status");
+        if (got.status === "credited") eq([got.creditedMsats, got.excessMsats], [want.creditedMsats, want.excessMsats], "deposit credited/excess");
+        stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] =
+          (stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] ?? 0) + 1;
+      },
+    ],
+    [
+      1,
+      "withdraw",
+      () => {
+        const pubkey = rng.pick(pubkeys);
+        const have = model.balance(pubkey).balanceMsats;
+        const amountMsats = rng.chance(0.7) && have > 0 ? rng.int(1, have) : have + rng.int(1, 5 * SAT);
+        const got = ledger.withdraw(pubkey, amountMsats, "model test", nowMs);
+        eq(got !== null, model.withdraw(pubkey, amountMsats), "withdraw accepted");
+      },
+    ],
+    [
+      12,
+      "tick",
+      () => {
+        nowMs += rng.int(0, 30 * SECOND);
+      },
+    ],
+    [
+      3,
+      "jump-minutes",
+      () => {
+        nowMs += rng.int(4 * MINUTE, 15 * MINUTE);
+      },
+    ],
+    [
+      2,
+      "jump-to-edge",
+      () => {
+        // Land exactly on (or 1 ms before) a window edge or a deadline: off-by-one territory.
+        const id = knownIds().length > 0 ? rng.pick(knownIds()) : null;
+        const r = id ? model.request(id)! : null;
+        if (!r) return;
+        const graceEnd = (r.expiresAtMs ?? 0) + (settings.paymentGraceSec ?? 0) * 1000;
+        const edges = [r.createdAtMs + DAY, r.createdAtMs + DAY - 1, r.expiresAtMs ?? 0, (r.expiresAtMs ?? 0) - 1, graceEnd, graceEnd - 1].filter(
+          (t) => t >= nowMs,
         );
-      }
-      compareRequest(requestId);
-    }],
-    [6, "fail", () => {
-      const open = [...openIds("processing"), ...openIds("awaiting-payment")];
-      const requestId = open.length > 0 && rng.chance(0.8) ? rng.pick(open) : knownIds().length > 0 && rng.chance(0.9) ? rng.pick(knownIds()) : rng.hex64();
-      const got = ledger.fail(requestId, "model test", nowMs);
-      const want = model.fail(requestId);
-      eq(got.status, want.status, "fail status");
-      if (got.status === "voided") eq([got.returnedMsats, got.refundedToBalanceMsats], [want.returnedMsats, want.refundedToBalanceMsats], "returned msats");
-      compareRequest(requestId);
-    }],
-    [4, "expire", () => {
-      const got = ledger.expire(nowMs, rng.pick([1, 3, 500]));
-      eq(got, model.expire(nowMs), "expire sweep");
-    }],
-    [1.5, "credit", () => {
-      const amountMsats = rng.chance(0.5) ? rng.int(1, 100) * SAT : rng.int(1, 50 * SAT);
-      ledger.credit(amountMsats, "operator", `model-${step}`, nowMs);
-      model.credit(amountMsats);
-    }],
-    [7, "deposit", () => {
-      const pubkey = rng.pick(pubkeys);
-      const amountMsats = rng.chance(0.6) ? rng.pick([10, 20, 50, 100]) * SAT : rng.int(1, 80 * SAT);
-      const operator = rng.chance(0.3);
-      // Payment hashes repeat sometimes (a receipt seen on two relays, a restart): credited once.
-      const ref = operator ? null : rng.chance(0.15) && usedRefs.length > 0 ? rng.pick(usedRefs) : `hash-${rng.hex64()}`;
-      if (ref !== null) usedRefs.push(ref);
-      const overCap = operator ? "refuse" : "credit-to-cap";
-      const got = ledger.deposit({ pubkey, amountMsats, source: operator ? "operator" : "zap", ref, note: "model test", overCap }, nowMs);
-      const want = model.deposit(pubkey, amountMsats, ref, overCap);
-      eq(got.status, want.status, "deposit status");
-      if (got.status === "credited") eq([got.creditedMsats, got.excessMsats], [want.creditedMsats, want.excessMsats], "deposit credited/excess");
-      stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] =
-        (stats.outcomes[`deposit:${got.status}${got.status === "credited" && got.excessMsats > 0 ? "+excess" : ""}`] ?? 0) + 1;
-    }],
-    [1, "withdraw", () => {
-      const pubkey = rng.pick(pubkeys);
-      const have = model.balance(pubkey).balanceMsats;
-      const amountMsats = rng.chance(0.7) && have > 0 ? rng.int(1, have) : have + rng.int(1, 5 * SAT);
-      const got = ledger.withdraw(pubkey, amountMsats, "model test", nowMs);
-      eq(got !== null, model.withdraw(pubkey, amountMsats), "withdraw accepted");
-    }],
-    [12, "tick", () => {
-      nowMs += rng.int(0, 30 * SECOND);
-    }],
-    [3, "jump-minutes", () => {
-      nowMs += rng.int(4 * MINUTE, 15 * MINUTE);
-    }],
-    [2, "jump-to-edge", () => {
-      // Land exactly on (or 1 ms before) a window edge or a deadline: off-by-one territory.
-      const id = knownIds().length > 0 ? rng.pick(knownIds()) : null;
-      const r = id ? model.request(id)! : null;
-      if (!r) return;
-      const graceEnd = (r.expiresAtMs ?? 0) + (settings.paymentGraceSec ?? 0) * 1000;
-      const edges = [r.createdAtMs + DAY, r.createdAtMs + DAY - 1, r.expiresAtMs ?? 0, (r.expiresAtMs ?? 0) - 1, graceEnd, graceEnd - 1].filter((t) => t >= nowMs);
-      if (edges.length > 0) nowMs = rng.pick(edges);
-    }],
-    [1.5, "jump-days", () => {
-      nowMs += rng.chance(0.5) ? DAY + rng.int(0, 2 * HOUR) : rng.int(2, 40) * DAY + rng.int(0, DAY);
-    }],
-    [2, "setTier", () => {
-      const pk = rng.pick(pubkeys);
-      const t = rng.chance(0.3) ? null : rng.pick(TIERS);
-      ledger.setTier(pk, t, nowMs);
-      model.setTier(pk, t);
-    }],
-    [2, "ban", () => {
-      const pk = rng.pick(pubkeys);
-      const banned = rng.chance(0.25);
-      ledger.setBanned(pk, banned, "model test", nowMs);
-      model.setBanned(pk, banned);
-    }],
-    [2, "abuse", () => {
-      const pk = rng.pick(pubkeys);
-      const times = rng.chance(0.8) ? 1 : rng.int(2, 4);
-      ledger.recordAbuse(pk, "model test", nowMs, times);
-      model.recordAbuse(pk, nowMs, times);
-    }],
-    [1, "wotFloor", () => {
-      const pk = rng.pick(pubkeys);
-      const t = rng.chance(0.3) ? null : rng.pick(TIERS);
-      ledger.setWotFloor(pk, t, "model test", nowMs);
-      model.setWotFloor(pk, t);
-    }],
-    [0.5, "restart", () => {
-      // A restart: Ledger.open sweeps what expired while the service was down.
-      ledger.close();
-      ledger = open();
-      model.expire(nowMs);
-    }],
+        if (edges.length > 0) nowMs = rng.pick(edges);
+      },
+    ],
+    [
+      1.5,
+      "jump-days",
+      () => {
+        nowMs += rng.chance(0.5) ? DAY + rng.int(0, 2 * HOUR) : rng.int(2, 40) * DAY + rng.int(0, DAY);
+      },
+    ],
+    [
+      2,
+      "setTier",
+      () => {
+        const pk = rng.pick(pubkeys);
+        const t = rng.chance(0.3) ? null : rng.pick(TIERS);
+        ledger.setTier(pk, t, nowMs);
+        model.setTier(pk, t);
+      },
+    ],
+    [
+      2,
+      "ban",
+      () => {
+        const pk = rng.pick(pubkeys);
+        const banned = rng.chance(0.25);
+        ledger.setBanned(pk, banned, "model test", nowMs);
+        model.setBanned(pk, banned);
+      },
+    ],
+    [
+      2,
+      "abuse",
+      () => {
+        const pk = rng.pick(pubkeys);
+        const times = rng.chance(0.8) ? 1 : rng.int(2, 4);
+        ledger.recordAbuse(pk, "model test", nowMs, times);
+        model.recordAbuse(pk, nowMs, times);
+      },
+    ],
+    [
+      1,
+      "wotFloor",
+      () => {
+        const pk = rng.pick(pubkeys);
+        const t = rng.chance(0.3) ? null : rng.pick(TIERS);
+        ledger.setWotFloor(pk, t, "model test", nowMs);
+        model.setWotFloor(pk, t);
+      },
+    ],
+    [
+      0.5,
+      "restart",
+      () => {
+        // A restart: Ledger.open sweeps what expired while the service was down.
+        ledger.close();
+        ledger = open();
+        model.expire(nowMs);
+      },
+    ],
   ];
   const totalWeight = ops.reduce((s, [w]) => s + w, 0);
 
@@ -367,12 +453,28 @@ describe("ledger against a naive model", () => {
   it("covered at least 10,000 operations and every kind of outcome", () => {
     if (only) return expect(totals.sequences).toBe(1);
     // Printed so docs/GUARANTEES.md can quote what a run exercised.
-    console.log(`model test: ${totals.sequences} sequences, ${totals.ops} operations, ${totals.decays} decays`, JSON.stringify(totals.byOp), JSON.stringify(totals.outcomes));
+    console.log(
+      `model test: ${totals.sequences} sequences, ${totals.ops} operations, ${totals.decays} decays`,
+      JSON.stringify(totals.byOp),
+      JSON.stringify(totals.outcomes),
+    );
     expect(totals.ops).toBeGreaterThanOrEqual(10_000);
     expect(totals.decays, "trust decay never happened").toBeGreaterThan(0);
     for (const outcome of [
-      "free", "partial", "gate:pool_empty", "gate:budget_used", "gate:too_many_pending", "gate:no_budget", "blocked:blocked", "exists",
-      "partial+balance", "gate:no_budget+balance", "deposit:credited", "deposit:exists", "deposit:over_cap", "deposit:credited+excess",
+      "free",
+      "partial",
+      "gate:pool_empty",
+      "gate:budget_used",
+      "gate:too_many_pending",
+      "gate:no_budget",
+      "blocked:blocked",
+      "exists",
+      "partial+balance",
+      "gate:no_budget+balance",
+      "deposit:credited",
+      "deposit:exists",
+      "deposit:over_cap",
+      "deposit:credited+excess",
     ])
       expect(totals.outcomes[outcome] ?? 0, `outcome ${outcome} never happened`).toBeGreaterThan(0);
   });

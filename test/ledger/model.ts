@@ -132,7 +132,12 @@ export class LedgerModel {
     return { balanceMsats: depositedMsats - heldMsats - spentMsats - withdrawnMsats, heldMsats, depositedMsats, spentMsats, withdrawnMsats };
   }
 
-  deposit(pubkey: string, amountMsats: number, ref: string | null, overCap: "refuse" | "credit-to-cap"): { status: string; creditedMsats?: number; excessMsats?: number } {
+  deposit(
+    pubkey: string,
+    amountMsats: number,
+    ref: string | null,
+    overCap: "refuse" | "credit-to-cap",
+  ): { status: string; creditedMsats?: number; excessMsats?: number } {
     if (ref !== null && this.deposits.some((d) => d.ref === ref)) return { status: "exists" };
     const b = this.balance(pubkey);
     const room = Math.max(0, this.maxBalanceMsats - b.balanceMsats - b.heldMsats);
@@ -266,16 +271,30 @@ export class LedgerModel {
 
   // ---- §2 decision -----------------------------------------------------------------
 
-  decide(
-    req: { requestId: string; pubkey: string; kind: number; priceMsats: number },
-    nowMs: number,
-  ): { status: "decided" | "exists"; request: ModelRequest } {
+  decide(req: { requestId: string; pubkey: string; kind: number; priceMsats: number }, nowMs: number): { status: "decided" | "exists"; request: ModelRequest } {
     const seen = this.requests.get(req.requestId);
     if (seen) return { status: "exists", request: { ...seen } };
 
-    const base = { requestId: req.requestId, pubkey: req.pubkey, kind: req.kind, priceMsats: req.priceMsats, paidMsats: 0, paymentRef: null, createdAtMs: nowMs };
+    const base = {
+      requestId: req.requestId,
+      pubkey: req.pubkey,
+      kind: req.kind,
+      priceMsats: req.priceMsats,
+      paidMsats: 0,
+      paymentRef: null,
+      createdAtMs: nowMs,
+    };
     if (this.banned(req.pubkey)) {
-      const r: ModelRequest = { ...base, decision: "blocked", tier: null, absorbMsats: 0, chargeMsats: 0, state: "blocked", expiresAtMs: null, reason: "blocked" };
+      const r: ModelRequest = {
+        ...base,
+        decision: "blocked",
+        tier: null,
+        absorbMsats: 0,
+        chargeMsats: 0,
+        state: "blocked",
+        expiresAtMs: null,
+        reason: "blocked",
+      };
       this.requests.set(r.requestId, r);
       return { status: "decided", request: { ...r } };
     }
@@ -317,7 +336,15 @@ export class LedgerModel {
     };
     this.requests.set(r.requestId, r);
     if (absorbMsats > 0)
-      this.reservations.push({ requestId: r.requestId, pubkey: r.pubkey, tier, amountMsats: absorbMsats, state: "pending", absorbedMsats: 0, createdAtMs: nowMs });
+      this.reservations.push({
+        requestId: r.requestId,
+        pubkey: r.pubkey,
+        tier,
+        amountMsats: absorbMsats,
+        state: "pending",
+        absorbedMsats: 0,
+        createdAtMs: nowMs,
+      });
     if (fromBalance) {
       this.debits.push({ requestId: r.requestId, pubkey: r.pubkey, amountMsats: r.chargeMsats, state: "held" });
       r.paidMsats = r.chargeMsats;

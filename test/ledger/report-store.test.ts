@@ -17,7 +17,10 @@ const hex = () => randomBytes(32).toString("hex");
 
 describe("ReportStore", () => {
   it("counts invoices, earnings and decisions, and its balance history adds up from the seed to now", () => {
-    const cfg = parseConfig({ database: { path: tmp.file("r.sqlite") }, freeTier: { poolInitialSats: 1000 }, payments: { invoiceExpirySec: 600 } }, { env: {} });
+    const cfg = parseConfig(
+      { database: { path: tmp.file("r.sqlite") }, freeTier: { poolInitialSats: 1000 }, payments: { invoiceExpirySec: 600 } },
+      { env: {} },
+    );
     const now = Date.UTC(2026, 0, 10, 12, 30);
     const ledger = Ledger.open(cfg.database.path, ledgerSettings(cfg), { nowMs: now - 3 * DAY_MS });
     const store = new ReportStore(ledger.db);
@@ -32,7 +35,15 @@ describe("ReportStore", () => {
     const payer = hex();
     const paidOld = hex();
     ledger.decide({ requestId: paidOld, pubkey: payer, kind: 5050, priceMsats: 10 * SAT }, old);
-    insertInvoice(ledger.db, { paymentHash: hex(), requestId: paidOld, bolt11: "lnbcrt1", amountMsats: 10 * SAT, backend: "dev", expiresAtMs: old + 600_000, createdAtMs: old });
+    insertInvoice(ledger.db, {
+      paymentHash: hex(),
+      requestId: paidOld,
+      bolt11: "lnbcrt1",
+      amountMsats: 10 * SAT,
+      backend: "dev",
+      expiresAtMs: old + 600_000,
+      createdAtMs: old,
+    });
     ledger.db.prepare("UPDATE invoices SET state = 'paid', paid_at_ms = ? WHERE request_id = ?").run(old + 5000, paidOld);
     ledger.markPaid(paidOld, { paidMsats: 10 * SAT, paymentRef: "ref-old", paidAtMs: old + 5000 }, old + 5000);
     ledger.settle(paidOld, {}, old + 9000);
@@ -45,22 +56,54 @@ describe("ReportStore", () => {
     const paidNew = hex();
     ledger.decide({ requestId: paidNew, pubkey: payer, kind: 5050, priceMsats: 20 * SAT }, recent);
     const paidHash = hex();
-    insertInvoice(ledger.db, { paymentHash: paidHash, requestId: paidNew, bolt11: "lnbcrt2", amountMsats: 20 * SAT, backend: "dev", expiresAtMs: recent + 600_000, createdAtMs: recent });
+    insertInvoice(ledger.db, {
+      paymentHash: paidHash,
+      requestId: paidNew,
+      bolt11: "lnbcrt2",
+      amountMsats: 20 * SAT,
+      backend: "dev",
+      expiresAtMs: recent + 600_000,
+      createdAtMs: recent,
+    });
     markInvoicePaid(ledger.db, paidHash, recent + 2000);
     ledger.markPaid(paidNew, { paidMsats: 20 * SAT, paymentRef: "ref-new", paidAtMs: recent + 2000 }, recent + 2000);
     ledger.settle(paidNew, {}, recent + 4000);
     const gone = hex();
     ledger.decide({ requestId: gone, pubkey: hex(), kind: 5050, priceMsats: 10 * SAT }, recent);
     const goneHash = hex();
-    insertInvoice(ledger.db, { paymentHash: goneHash, requestId: gone, bolt11: "lnbcrt3", amountMsats: 10 * SAT, backend: "dev", expiresAtMs: recent + 600_000, createdAtMs: recent });
+    insertInvoice(ledger.db, {
+      paymentHash: goneHash,
+      requestId: gone,
+      bolt11: "lnbcrt3",
+      amountMsats: 10 * SAT,
+      backend: "dev",
+      expiresAtMs: recent + 600_000,
+      createdAtMs: recent,
+    });
     markInvoiceExpired(ledger.db, goneHash);
     // Open but past due and not swept yet: counted as expired, not as payable.
     const late = hex();
     ledger.decide({ requestId: late, pubkey: hex(), kind: 5050, priceMsats: 10 * SAT }, now - HOUR_MS);
-    insertInvoice(ledger.db, { paymentHash: hex(), requestId: late, bolt11: "lnbcrt4", amountMsats: 10 * SAT, backend: "dev", expiresAtMs: now - 1, createdAtMs: now - HOUR_MS });
+    insertInvoice(ledger.db, {
+      paymentHash: hex(),
+      requestId: late,
+      bolt11: "lnbcrt4",
+      amountMsats: 10 * SAT,
+      backend: "dev",
+      expiresAtMs: now - 1,
+      createdAtMs: now - HOUR_MS,
+    });
     const open = hex();
     ledger.decide({ requestId: open, pubkey: hex(), kind: 5050, priceMsats: 30 * SAT }, now - 60_000);
-    insertInvoice(ledger.db, { paymentHash: hex(), requestId: open, bolt11: "lnbcrt5", amountMsats: 30 * SAT, backend: "dev", expiresAtMs: now + 600_000, createdAtMs: now - 60_000 });
+    insertInvoice(ledger.db, {
+      paymentHash: hex(),
+      requestId: open,
+      bolt11: "lnbcrt5",
+      amountMsats: 30 * SAT,
+      backend: "dev",
+      expiresAtMs: now + 600_000,
+      createdAtMs: now - 60_000,
+    });
     ledger.credit(7 * SAT, "operator", "top-up", now - 30 * 60_000);
 
     const r = store.pageReport(now);

@@ -61,7 +61,11 @@ describe("the import-direction lint rule", () => {
 
   it("makes the eslint command exit non-zero on a forbidden import", () => {
     const run = (code: string) =>
-      spawnSync(process.execPath, [join(root, "node_modules/eslint/bin/eslint.js"), "--stdin", "--stdin-filename", "src/events/x.ts"], { cwd: root, input: code, encoding: "utf8" });
+      spawnSync(process.execPath, [join(root, "node_modules/eslint/bin/eslint.js"), "--stdin", "--stdin-filename", "src/events/x.ts"], {
+        cwd: root,
+        input: code,
+        encoding: "utf8",
+      });
     const bad = run(`import { Ledger } from "../ledger/ledger.js";\nexport const x = Ledger;\n`);
     expect(bad.status, bad.stderr).toBe(1);
     expect(bad.stdout).toContain("no-restricted-imports");

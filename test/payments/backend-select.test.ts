@@ -27,7 +27,9 @@ describe("createPaymentBackend", () => {
 
   it("refuses the dev wallet from a config file that did not enable it", () => {
     expect(() => make({ payments: { backend: "dev" } })).toThrow(ConfigError);
-    expect(() => make({ payments: { backend: "dev" } })).toThrow('payments.backend is "dev" but payments.dev.enabled is false: the dev wallet is for demos and tests');
+    expect(() => make({ payments: { backend: "dev" } })).toThrow(
+      'payments.backend is "dev" but payments.dev.enabled is false: the dev wallet is for demos and tests',
+    );
   });
 
   it("gives the dev wallet when enabled, and on the demo defaults (no config file)", () => {
@@ -40,7 +42,9 @@ describe("createPaymentBackend", () => {
     expect(make({ payments: { backend: "nwc", nwc: { uri: "env:NWC" } } }, "/x.json", { NWC: uri }).name).toBe("nwc");
     let message = "";
     try {
-      make({ payments: { backend: "nwc", nwc: { uri: "env:NWC" } } }, "/x.json", { NWC: `nostr+walletconnect://${pk}?relay=ws://127.0.0.1:1&secret=${secret.slice(1)}` });
+      make({ payments: { backend: "nwc", nwc: { uri: "env:NWC" } } }, "/x.json", {
+        NWC: `nostr+walletconnect://${pk}?relay=ws://127.0.0.1:1&secret=${secret.slice(1)}`,
+      });
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       message = (err as Error).message;
@@ -50,6 +54,8 @@ describe("createPaymentBackend", () => {
   });
 
   it("builds the LNbits backend", () => {
-    expect(make({ payments: { backend: "lnbits", lnbits: { url: "http://127.0.0.1:5000", invoiceKey: "env:K" } } }, "/x.json", { K: "key" }).name).toBe("lnbits");
+    expect(make({ payments: { backend: "lnbits", lnbits: { url: "http://127.0.0.1:5000", invoiceKey: "env:K" } } }, "/x.json", { K: "key" }).name).toBe(
+      "lnbits",
+    );
   });
 });

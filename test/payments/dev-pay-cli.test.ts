@@ -35,7 +35,10 @@ describe("dvm-gate dev-pay (the executable, in its own process)", () => {
   beforeEach(() => {
     tmp = makeTmpDir();
     cfgPath = tmp.file("dvm-gate.json");
-    writeFileSync(cfgPath, JSON.stringify({ database: { path: "./gate.sqlite" }, payments: { backend: "dev", dev: { enabled: true } }, log: { level: "silent" } }));
+    writeFileSync(
+      cfgPath,
+      JSON.stringify({ database: { path: "./gate.sqlite" }, payments: { backend: "dev", dev: { enabled: true } }, log: { level: "silent" } }),
+    );
     db = openDb(tmp.file("gate.sqlite"));
     wallet = new DevWalletBackend(db, { pollMs: 20 });
   });

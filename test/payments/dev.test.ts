@@ -48,14 +48,23 @@ describe("dev wallet", () => {
     expect(d.expiresAtMs).toBe(inv.expiresAtMs);
     expect(inv.expiresAtMs).toBe(T0 + 600_000);
     // The signature verified inside decode; the recovered payee is the dev node key.
-    const other = encodeBolt11({ network: "bcrt", amountMsats: 1, paymentHash: "0".repeat(64), description: "x", createdAtSec: T0 / 1000, expirySec: 60, nodeSecretKey: DEV_NODE_SECRET_KEY });
+    const other = encodeBolt11({
+      network: "bcrt",
+      amountMsats: 1,
+      paymentHash: "0".repeat(64),
+      description: "x",
+      createdAtSec: T0 / 1000,
+      expirySec: 60,
+      nodeSecretKey: DEV_NODE_SECRET_KEY,
+    });
     expect(decodeBolt11(other).payeePubkey).toBe(d.payeePubkey);
     expect(rowCount(db)).toEqual({ total: 1, paid: 0 });
   });
 
   it("uses a fresh random preimage per invoice", async () => {
     const hashes = new Set<string>();
-    for (let i = 0; i < 20; i++) hashes.add((await wallet.createInvoice({ amountMsats: 1000, description: "d", expirySec: 60, requestId: "b".repeat(64) })).paymentHash);
+    for (let i = 0; i < 20; i++)
+      hashes.add((await wallet.createInvoice({ amountMsats: 1000, description: "d", expirySec: 60, requestId: "b".repeat(64) })).paymentHash);
     expect(hashes.size).toBe(20);
   });
 
@@ -69,7 +78,9 @@ describe("dev wallet", () => {
 
   it("refuses amounts that are not whole positive msats", async () => {
     for (const amountMsats of [0, -1, 1.5, Number.MAX_SAFE_INTEGER + 2]) {
-      await expect(wallet.createInvoice({ amountMsats, description: "d", expirySec: 60, requestId: "d".repeat(64) })).rejects.toBeInstanceOf(PaymentBackendError);
+      await expect(wallet.createInvoice({ amountMsats, description: "d", expirySec: 60, requestId: "d".repeat(64) })).rejects.toBeInstanceOf(
+        PaymentBackendError,
+      );
     }
     expect(rowCount(db).total).toBe(0);
   });
@@ -110,10 +121,26 @@ describe("dev wallet", () => {
     // A bolt11 with one character changed fails its checksum.
     const flipped = inv.bolt11.slice(0, -8) + (inv.bolt11.at(-8) === "q" ? "p" : "q") + inv.bolt11.slice(-7);
     expect(devPay(db, flipped, T0).status).toBe("invalid");
-    const foreign = encodeBolt11({ network: "bcrt", amountMsats: 5000, paymentHash: "ab".repeat(32), description: "d", createdAtSec: T0 / 1000, expirySec: 600, nodeSecretKey: DEV_NODE_SECRET_KEY });
+    const foreign = encodeBolt11({
+      network: "bcrt",
+      amountMsats: 5000,
+      paymentHash: "ab".repeat(32),
+      description: "d",
+      createdAtSec: T0 / 1000,
+      expirySec: 600,
+      nodeSecretKey: DEV_NODE_SECRET_KEY,
+    });
     expect(devPay(db, foreign, T0).status).toBe("unknown");
     // Our payment hash in an invoice for 1 msat: not the invoice the wallet issued.
-    const resigned = encodeBolt11({ network: "bcrt", amountMsats: 1, paymentHash: inv.paymentHash, description: "d", createdAtSec: T0 / 1000, expirySec: 600, nodeSecretKey: DEV_NODE_SECRET_KEY });
+    const resigned = encodeBolt11({
+      network: "bcrt",
+      amountMsats: 1,
+      paymentHash: inv.paymentHash,
+      description: "d",
+      createdAtSec: T0 / 1000,
+      expirySec: 600,
+      nodeSecretKey: DEV_NODE_SECRET_KEY,
+    });
     expect(devPay(db, resigned, T0).status).toBe("invalid");
     expect(rowCount(db)).toEqual({ total: 1, paid: 0 });
     expect(await wallet.lookupInvoice(inv.paymentHash)).toEqual({ state: "pending" });

@@ -60,7 +60,9 @@ async function startWallet(kind: Failing, relayUrl: string): Promise<Wallet> {
       },
       fail: () =>
         svc.setBehaviour(
-          kind === "nwc refuses make_invoice" ? { errors: { make_invoice: { code: "QUOTA_EXCEEDED", message: "daily invoice quota reached" } } } : { amountOffsetMsats: 1 },
+          kind === "nwc refuses make_invoice"
+            ? { errors: { make_invoice: { code: "QUOTA_EXCEEDED", message: "daily invoice quota reached" } } }
+            : { amountOffsetMsats: 1 },
         ),
       recover: () => svc.setBehaviour({ errors: null, amountOffsetMsats: 0 }),
       close: async () => {

@@ -29,7 +29,10 @@ describe("NWC backend against a NIP-47 wallet service on a real relay", () => {
     await relay.close();
   });
 
-  async function setup(wallet: Omit<NwcWalletServiceOptions, "relayUrl">, backend: { requestTimeoutMs?: number } = {}): Promise<{ svc: NwcWalletService; nwc: NwcBackend }> {
+  async function setup(
+    wallet: Omit<NwcWalletServiceOptions, "relayUrl">,
+    backend: { requestTimeoutMs?: number } = {},
+  ): Promise<{ svc: NwcWalletService; nwc: NwcBackend }> {
     const svc = await startNwcWalletService({ relayUrl: relay.url, ...wallet });
     cleanups.push(() => svc.close());
     const nwc = new NwcBackend({ uri: svc.uri, requestTimeoutMs: backend.requestTimeoutMs ?? 5_000, connectTimeoutMs: 2_000 });

@@ -37,7 +37,12 @@ function buildReceipt(b: Build = {}): { receipt: Event; paymentHash: string } {
       kind: 9734,
       created_at: nowSec,
       content: "",
-      tags: [["p", b.recipient ?? gatePk], ["e", b.eventId ?? feedbackEventId], ["amount", String(amountMsats)], ["relays", "ws://127.0.0.1:1"]],
+      tags: [
+        ["p", b.recipient ?? gatePk],
+        ["e", b.eventId ?? feedbackEventId],
+        ["amount", String(amountMsats)],
+        ["relays", "ws://127.0.0.1:1"],
+      ],
     },
     zapperSk,
   );
@@ -58,7 +63,13 @@ function buildReceipt(b: Build = {}): { receipt: Event; paymentHash: string } {
       kind: 9735,
       created_at: nowSec,
       content: "",
-      tags: [["p", b.recipient ?? gatePk], ["e", b.eventId ?? feedbackEventId], ["P", zapperPk], ["bolt11", bolt11], ["description", description]],
+      tags: [
+        ["p", b.recipient ?? gatePk],
+        ["e", b.eventId ?? feedbackEventId],
+        ["P", zapperPk],
+        ["bolt11", bolt11],
+        ["description", description],
+      ],
     },
     b.signer ?? providerSk,
   );
@@ -159,14 +170,41 @@ describe("checkZapReceipt for a zap of the gate's profile (a deposit, SPEC §12)
 /** A profile zap: the zap request and receipt name no event. */
 function buildProfileReceipt(amountMsats: number): { receipt: Event; paymentHash: string } {
   const zapRequest = finalizeEvent(
-    { kind: 9734, created_at: nowSec, content: "", tags: [["p", gatePk], ["amount", String(amountMsats)], ["relays", "ws://127.0.0.1:1"]] },
+    {
+      kind: 9734,
+      created_at: nowSec,
+      content: "",
+      tags: [
+        ["p", gatePk],
+        ["amount", String(amountMsats)],
+        ["relays", "ws://127.0.0.1:1"],
+      ],
+    },
     zapperSk,
   );
   const description = JSON.stringify(zapRequest);
   const paymentHash = randomBytes(32).toString("hex");
-  const bolt11 = encodeBolt11({ network: "bcrt", amountMsats, paymentHash, descriptionHash: sha256Hex(description), createdAtSec: nowSec, expirySec: 600, nodeSecretKey: nodeSk });
+  const bolt11 = encodeBolt11({
+    network: "bcrt",
+    amountMsats,
+    paymentHash,
+    descriptionHash: sha256Hex(description),
+    createdAtSec: nowSec,
+    expirySec: 600,
+    nodeSecretKey: nodeSk,
+  });
   const receipt = finalizeEvent(
-    { kind: 9735, created_at: nowSec, content: "", tags: [["p", gatePk], ["P", zapperPk], ["bolt11", bolt11], ["description", description]] },
+    {
+      kind: 9735,
+      created_at: nowSec,
+      content: "",
+      tags: [
+        ["p", gatePk],
+        ["P", zapperPk],
+        ["bolt11", bolt11],
+        ["description", description],
+      ],
+    },
     providerSk,
   );
   return { receipt, paymentHash };

@@ -16,7 +16,18 @@ useWebSocketImplementation(WebSocket);
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 const jobRequest = (sk: Uint8Array, content = ""): Event =>
-  finalizeEvent({ kind: 5050, created_at: nowSec(), tags: [["i", "hello", "text"], ["bid", "5000"]], content }, sk);
+  finalizeEvent(
+    {
+      kind: 5050,
+      created_at: nowSec(),
+      tags: [
+        ["i", "hello", "text"],
+        ["bid", "5000"],
+      ],
+      content,
+    },
+    sk,
+  );
 
 describe("gate policy in @nostr-relay/core", () => {
   let tmp: TmpDir;
@@ -76,7 +87,9 @@ describe("gate policy in @nostr-relay/core", () => {
     const sk = generateSecretKey();
     // Distinct ids: the relay library remembers its answer per event id for a while.
     const article = (content: string) => finalizeEvent({ kind: 30023, created_at: nowSec(), tags: [["d", "a"]], content }, sk);
-    await expect(client.publish(article("draft"))).rejects.toThrow("restricted: kind 30023 needs trust tier trusted or above on this relay; this pubkey is new");
+    await expect(client.publish(article("draft"))).rejects.toThrow(
+      "restricted: kind 30023 needs trust tier trusted or above on this relay; this pubkey is new",
+    );
     ledger.setTier(getPublicKey(sk), "trusted", Date.now());
     await expect(client.publish(article("final"))).resolves.toBeTypeOf("string");
   });
@@ -108,4 +121,3 @@ describe("gate policy in @nostr-relay/core", () => {
     expect(r).toEqual({ canHandle: false, message: "invalid: bad event id or signature" });
   });
 });
-

@@ -28,7 +28,11 @@ const T0 = 1_800_000_000_000;
 const cfg = parseConfig(
   {
     jobs: { kinds: { "5050": { priceSats: 10 }, "5100": { priceSats: 1 } }, maxRequestAgeSec: 900, maxRequestBytes: 4096 },
-    plugin: { perPubkeyPerMinute: { new: 6, established: 12, trusted: 60, elite: 600 }, perIpPerMinute: 10, minTierForKinds: { "1": "established", "7": "new" } },
+    plugin: {
+      perPubkeyPerMinute: { new: 6, established: 12, trusted: 60, elite: 600 },
+      perIpPerMinute: 10,
+      minTierForKinds: { "1": "established", "7": "new" },
+    },
   },
   { env: {} },
 );
@@ -79,7 +83,7 @@ describe("rate limits over time (injected clock)", () => {
   it("never lets more through than allowance + elapsed × rate, for random traffic (seeded)", () => {
     const seed = 20_240_601;
     let state = seed;
-    const rand = () => ((state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (state = (state * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const buckets = new TokenBuckets(1000);
     const perMinute = 30;
     const keys = ["a", "b", "c"];

@@ -57,7 +57,11 @@ function jobRequest(sk: Uint8Array, opts: { createdAtSec?: number; tags?: string
     {
       kind: opts.kind ?? JOB_KIND,
       created_at: opts.createdAtSec ?? nowSec(),
-      tags: opts.tags ?? [["i", "what is a DVM?", "text"], ["param", "model", "small"], ["bid", "10000"]],
+      tags: opts.tags ?? [
+        ["i", "what is a DVM?", "text"],
+        ["param", "model", "small"],
+        ["bid", "10000"],
+      ],
       content: opts.content ?? "",
     },
     sk,

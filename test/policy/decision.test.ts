@@ -50,7 +50,13 @@ describe("decide", () => {
 describe("decide with a prepaid balance (SPEC §12)", () => {
   it("pays the rest from the balance when it covers all of it, after the free tier", () => {
     expect(decide({ ...base, usedMsats: 46_000, balanceMsats: 6_000 })).toEqual({ kind: "partial", absorbMsats: 4_000, chargeMsats: 6_000, fromBalance: true });
-    expect(decide({ ...base, budgetMsats: 0, balanceMsats: 10_000 })).toEqual({ kind: "gate", absorbMsats: 0, chargeMsats: 10_000, reason: "no_budget", fromBalance: true });
+    expect(decide({ ...base, budgetMsats: 0, balanceMsats: 10_000 })).toEqual({
+      kind: "gate",
+      absorbMsats: 0,
+      chargeMsats: 10_000,
+      reason: "no_budget",
+      fromBalance: true,
+    });
   });
   it("leaves the balance alone when it is one msat short, or when the free tier covers everything", () => {
     expect(decide({ ...base, usedMsats: 46_000, balanceMsats: 5_999 })).toEqual({ kind: "partial", absorbMsats: 4_000, chargeMsats: 6_000 });
@@ -58,7 +64,16 @@ describe("decide with a prepaid balance (SPEC §12)", () => {
     expect(decide({ ...base, banned: true, balanceMsats: 1_000_000 })).toEqual({ kind: "blocked", reason: "blocked" });
   });
   it("does not round a balance-paid charge to whole sats: no invoice is made", () => {
-    expect(decide({ ...base, usedMsats: 45_500, chargeUnitMsats: 1000, balanceMsats: 5_500 })).toEqual({ kind: "partial", absorbMsats: 4_500, chargeMsats: 5_500, fromBalance: true });
-    expect(decide({ ...base, usedMsats: 45_500, chargeUnitMsats: 1000, balanceMsats: 5_499 })).toEqual({ kind: "partial", absorbMsats: 4_000, chargeMsats: 6_000 });
+    expect(decide({ ...base, usedMsats: 45_500, chargeUnitMsats: 1000, balanceMsats: 5_500 })).toEqual({
+      kind: "partial",
+      absorbMsats: 4_500,
+      chargeMsats: 5_500,
+      fromBalance: true,
+    });
+    expect(decide({ ...base, usedMsats: 45_500, chargeUnitMsats: 1000, balanceMsats: 5_499 })).toEqual({
+      kind: "partial",
+      absorbMsats: 4_000,
+      chargeMsats: 6_000,
+    });
   });
 });

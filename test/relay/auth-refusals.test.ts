@@ -57,7 +57,7 @@ describe("relays whose AUTH we cannot pass", () => {
     expect(stats["/auth-silent"]!.auths).toBeGreaterThanOrEqual(2);
     expect(stats["/auth-reject"]!.auths).toBeGreaterThanOrEqual(2);
     for (const u of urls) {
-      const mine = lines.filter((l) => l.relay === u && l.level as number >= 40);
+      const mine = lines.filter((l) => l.relay === u && (l.level as number) >= 40);
       const reconnects = lines.filter((l) => l.relay === u && l.msg === "relay disconnected; reconnecting");
       // One line per refusal, saying why; warnings apart from it: none.
       expect(reconnects.length, u).toBeGreaterThanOrEqual(2);

@@ -10,7 +10,12 @@ function capture() {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString().split("\n").filter((l) => l.length > 0));
+      lines.push(
+        ...chunk
+          .toString()
+          .split("\n")
+          .filter((l) => l.length > 0),
+      );
       cb();
     },
   });
@@ -24,7 +29,12 @@ describe("peer log lines", () => {
     const limited = new RateLimitedLog(c.log, { perWindow: 3, windowMs: 60_000, nowMs: () => now });
     for (let i = 0; i < 25; i++) limited.write("warn", "ws://a", { relay: "ws://a", i }, "bad frame");
     limited.write("warn", "ws://b", { relay: "ws://b" }, "bad frame");
-    expect(c.parsed().filter((l) => l.relay === "ws://a").map((l) => l.i)).toEqual([0, 1, 2]);
+    expect(
+      c
+        .parsed()
+        .filter((l) => l.relay === "ws://a")
+        .map((l) => l.i),
+    ).toEqual([0, 1, 2]);
     expect(c.parsed().filter((l) => l.relay === "ws://b")).toHaveLength(1);
     now = 60_000;
     limited.write("warn", "ws://a", { relay: "ws://a", i: 25 }, "bad frame");
@@ -37,7 +47,8 @@ describe("peer log lines", () => {
     const c = capture();
     const restore = routeConsoleToLogger(c.log, { perWindow: 2, windowMs: 60_000 });
     try {
-      for (let i = 0; i < 5; i++) console.warn(`[nostr] relay ws://127.0.0.1:1/bad error processing message:`, new SyntaxError(`Unexpected token ${i}`), { huge: "x".repeat(100_000) });
+      for (let i = 0; i < 5; i++)
+        console.warn(`[nostr] relay ws://127.0.0.1:1/bad error processing message:`, new SyntaxError(`Unexpected token ${i}`), { huge: "x".repeat(100_000) });
       console.error("something without a relay");
     } finally {
       restore();

@@ -31,7 +31,18 @@ function contactList(signer: { sk: Uint8Array }, follows: string[], createdAt: n
   return finalizeEvent({ kind: 3, created_at: createdAt, tags: follows.map((p) => ["p", p]), content: "" }, signer.sk);
 }
 function rank(signer: { sk: Uint8Array }, subject: string, value: number): Event {
-  return finalizeEvent({ kind: 30382, created_at: NOW_MS / 1000, tags: [["d", subject], ["rank", String(value)]], content: "" }, signer.sk);
+  return finalizeEvent(
+    {
+      kind: 30382,
+      created_at: NOW_MS / 1000,
+      tags: [
+        ["d", subject],
+        ["rank", String(value)],
+      ],
+      content: "",
+    },
+    signer.sk,
+  );
 }
 
 const cfg = parseConfig({

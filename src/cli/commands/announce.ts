@@ -38,9 +38,11 @@ export const command: Command = {
       if (!/^wss?:\/\/[^\s/]+/.test(u)) throw new UsageError(`announce: --relay expects a ws:// or wss:// URL, got ${JSON.stringify(u.slice(0, 80))}`);
     // nostr.secretKey, or on the demo defaults the demo's key in the data directory.
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: false });
-    if (!secretKey) throw new UsageError('announce: the gate has no key: set nostr.secretKey in the config (e.g. "env:DVM_GATE_NSEC"; dvm-gate keygen makes one)');
+    if (!secretKey)
+      throw new UsageError('announce: the gate has no key: set nostr.secretKey in the config (e.g. "env:DVM_GATE_NSEC"; dvm-gate keygen makes one)');
     for (const f of ["name", "about"] as const)
-      if (typeof values[f] === "string" && (values[f] as string).length > MAX_TEXT) throw new UsageError(`announce: --${f} is longer than ${MAX_TEXT} characters`);
+      if (typeof values[f] === "string" && (values[f] as string).length > MAX_TEXT)
+        throw new UsageError(`announce: --${f} is longer than ${MAX_TEXT} characters`);
     if (ctx.cfg.jobs.priceMsatsByKind.size === 0) throw new UsageError("announce: no job kinds configured (jobs.kinds)");
 
     const gatePubkey = getPublicKey(secretKey);

@@ -28,7 +28,8 @@ export const command: Command = {
   run(ctx, { values, positionals }) {
     noExtraArgs(positionals, 1, "dvm-gate fail REQUEST_ID [--reason TEXT]");
     const requestId = requestIdArg(positionals[0]);
-    const reason = typeof values.reason === "string" && values.reason.trim() ? textArg(values.reason.trim(), "fail: --reason", MAX_REASON_CHARS) : "failed by the operator";
+    const reason =
+      typeof values.reason === "string" && values.reason.trim() ? textArg(values.reason.trim(), "fail: --reason", MAX_REASON_CHARS) : "failed by the operator";
     // A one-shot command answers in plain lines on stdout; the service's info lines
     // (pino JSON) belong to the running gate's log, not to this terminal.
     const log = ctx.log.child({}, { level: "error" });
@@ -39,8 +40,7 @@ export const command: Command = {
       ? failJob({ ledger: ctx.ledger(), log, secretKey, relays: gateRelays(ctx.cfg), nowMs: ctx.nowMs, onQueued: () => {} }, requestId, reason)
       : ctx.ledger().fail(requestId, `operator: ${reason}`, ctx.nowMs());
     if (result.status === "not_found") throw new UsageError(`fail: no request ${requestId} in ${ctx.cfg.database.path}`);
-    if (result.status === "already_resolved")
-      throw new UsageError(`fail: request ${requestId} is already ${result.request.state}; nothing changed`);
+    if (result.status === "already_resolved") throw new UsageError(`fail: request ${requestId} is already ${result.request.state}; nothing changed`);
     const paidMsats = result.request.paidMsats;
     const out = { status: result.status, requestId, returnedMsats: result.returnedMsats, reason, customerNotified: secretKey !== null, paidMsats };
     if (values.json) printJson(ctx.out, out);

@@ -24,7 +24,10 @@ hash-chained grant log (seq, prev) and the pool totals after it.`,
     };
     const list = ctx.ledger().grants(query);
     if (values.json) {
-      printJson(ctx.out, list.map(({ eventJson, ...g }) => ({ ...g, event: eventJson ? JSON.parse(eventJson) : null })));
+      printJson(
+        ctx.out,
+        list.map(({ eventJson, ...g }) => ({ ...g, event: eventJson ? JSON.parse(eventJson) : null })),
+      );
       return 0;
     }
     if (list.length === 0) ctx.out("no grants");

@@ -35,8 +35,7 @@ export const command: Command = {
         noExtraArgs(positionals, 3, "dvm-gate identity set-tier PUBKEY TIER");
         const pubkey = pubkeyArg(who);
         if (!tierArg) throw new UsageError(`identity set-tier: missing TIER (${TIERS.join(", ")} or auto)`);
-        if (tierArg !== "auto" && !isTier(tierArg))
-          throw new UsageError(`identity set-tier: unknown tier "${tierArg}" (expected ${TIERS.join(", ")} or auto)`);
+        if (tierArg !== "auto" && !isTier(tierArg)) throw new UsageError(`identity set-tier: unknown tier "${tierArg}" (expected ${TIERS.join(", ")} or auto)`);
         view = ctx.ledger({ create: true }).setTier(pubkey, tierArg === "auto" ? null : tierArg, now);
         break;
       }
@@ -50,7 +49,9 @@ export const command: Command = {
         break;
       }
       default:
-        throw new UsageError(sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)");
+        throw new UsageError(
+          sub ? `identity: unknown subcommand "${sub}" (show, set-tier, ban, unban)` : "identity: missing subcommand (show, set-tier, ban, unban)",
+        );
     }
     const balanceMsats = ctx.ledger().balance(view.pubkey).balanceMsats;
     const heldMsats = ctx.ledger().balance(view.pubkey).heldMsats;

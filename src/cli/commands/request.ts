@@ -131,10 +131,15 @@ export const command: Command = {
     let stopWhen = defaultStop;
     let stopText = "a result, error or success";
     if (typeof values["until-status"] === "string") {
-      const wanted = values["until-status"].split(",").map((s) => s.trim()).filter(Boolean);
+      const wanted = values["until-status"]
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const bad = wanted.find((s) => !STATUSES.has(s));
       if (wanted.length === 0 || bad !== undefined)
-        throw new UsageError(`request: --until-status expects a comma-separated list of ${[...STATUSES].join(", ")}${bad ? `, got ${JSON.stringify(bad.slice(0, 40))}` : ""}`);
+        throw new UsageError(
+          `request: --until-status expects a comma-separated list of ${[...STATUSES].join(", ")}${bad ? `, got ${JSON.stringify(bad.slice(0, 40))}` : ""}`,
+        );
       const set = new Set(wanted);
       stopWhen = (r) => set.has(r.status);
       stopText = wanted.join(" or ");
@@ -189,7 +194,18 @@ export const command: Command = {
           for (const o of outcomes) if (!o.ok) ctx.err(`dvm-gate: ${o.url} refused the request: ${o.message || "no reason given"}`);
           if (ok.length === 0) return;
           if (json)
-            ctx.out(JSON.stringify({ type: "request", id: request.id, kind, customer, customerNpub: nip19.npubEncode(customer), gate: gatePubkey, relays: ok.map((o) => o.url), throwawayKey: throwaway }));
+            ctx.out(
+              JSON.stringify({
+                type: "request",
+                id: request.id,
+                kind,
+                customer,
+                customerNpub: nip19.npubEncode(customer),
+                gate: gatePubkey,
+                relays: ok.map((o) => o.url),
+                throwawayKey: throwaway,
+              }),
+            );
           else
             ctx.out(
               [

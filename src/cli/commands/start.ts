@@ -50,7 +50,7 @@ export const command: Command = {
     checkDatabasePath(ctx.cfg.database.path, true);
     // The secret first: a start refused for want of it leaves no empty data folder behind.
     const secretKey = gateSecretKey(ctx.cfg, { createDemoKey: demo });
-    if (!secretKey) throw new UsageError("start: nostr.secretKey is required (an nsec or hex, or \"env:VAR\" / \"file:PATH\"; make one with dvm-gate keygen)");
+    if (!secretKey) throw new UsageError('start: nostr.secretKey is required (an nsec or hex, or "env:VAR" / "file:PATH"; make one with dvm-gate keygen)');
     checkPaymentConfig(ctx.cfg);
     mkdirSync(dirname(ctx.cfg.database.path), { recursive: true });
     const gatePubkey = getPublicKey(secretKey);
@@ -74,7 +74,12 @@ export const command: Command = {
     // peer to be able to stop the gate.
     const escaped = new RateLimitedLog(log, { perWindow: 5, windowMs: 60_000 });
     const onUnhandled = (reason: unknown) => {
-      escaped.write("error", "unhandled-rejection", { err: String((reason as Error)?.message ?? reason).slice(0, 300) }, "unhandled promise rejection (bug): kept running");
+      escaped.write(
+        "error",
+        "unhandled-rejection",
+        { err: String((reason as Error)?.message ?? reason).slice(0, 300) },
+        "unhandled promise rejection (bug): kept running",
+      );
     };
     process.on("unhandledRejection", onUnhandled);
     const closers: Closer[] = [
@@ -125,11 +130,13 @@ export const command: Command = {
       let httpUrl: string | null = null;
       if (cfg.http.enabled) {
         const publicBaseUrl = cfg.http.publicBaseUrl ?? undefined;
-        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits }).catch(async (err: NodeJS.ErrnoException) => {
-          // The demo must come up even when 8080 is taken; a configured port is the operator's call.
-          if (!demo || err.code !== "EADDRINUSE") throw err;
-          return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits });
-        });
+        const http = await startHttpServer({ cfg, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits }).catch(
+          async (err: NodeJS.ErrnoException) => {
+            // The demo must come up even when 8080 is taken; a configured port is the operator's call.
+            if (!demo || err.code !== "EADDRINUSE") throw err;
+            return startHttpServer({ cfg: { ...cfg, http: { ...cfg.http, port: 0 } }, ledger, log, metrics, gatePubkey, publicBaseUrl, priceOf, deposits });
+          },
+        );
         httpUrl = http.url;
         closers.push(() => http.close());
       }
