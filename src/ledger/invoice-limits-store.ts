@@ -2,19 +2,10 @@
 // transaction, and the requests a limit refused (`limited_requests`), which make a
 // refused request idempotent and the once-a-minute reply survive restarts.
 // Synchronous; the writers expect the caller's transaction (Ledger.decide).
-import type { Statement } from "better-sqlite3";
 import type { Db } from "./db.js";
+import { stmt } from "./stmt.js";
 import type { Tier } from "../policy/tiers.js";
 import { invoiceLimitHit, limitReplyDue, LIMIT_WINDOW_MS, type InvoiceLimit, type InvoiceLimitSettings } from "../policy/invoice-limits.js";
-
-const statements = new WeakMap<Db, Map<string, Statement>>();
-function stmt(db: Db, sql: string): Statement {
-  let byDb = statements.get(db);
-  if (!byDb) statements.set(db, (byDb = new Map()));
-  let st = byDb.get(sql);
-  if (!st) byDb.set(sql, (st = db.prepare(sql)));
-  return st;
-}
 
 export interface LimitedRequest {
   requestId: string;

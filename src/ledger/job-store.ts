@@ -2,18 +2,9 @@
 // that sends its go signal, claimed (state running, attempts + 1) in a short
 // transaction before its backend is called, and ended in the transaction that posts or
 // voids its reservation. All writers expect to run inside the caller's transaction.
-import type { Statement } from "better-sqlite3";
 import type { Db } from "./db.js";
+import { stmt } from "./stmt.js";
 import type { Tier } from "../policy/tiers.js";
-
-const statements = new WeakMap<Db, Map<string, Statement>>();
-function stmt(db: Db, sql: string): Statement {
-  let byDb = statements.get(db);
-  if (!byDb) statements.set(db, (byDb = new Map()));
-  let st = byDb.get(sql);
-  if (!st) byDb.set(sql, (st = db.prepare(sql)));
-  return st;
-}
 
 export type JobState = "waiting" | "running" | "done" | "failed" | "cancelled";
 

@@ -3,19 +3,8 @@
 // by the publisher. All functions are synchronous and expect to run inside a
 // transaction the caller opened (Ledger.tx or a ledger hook), except the readers.
 import type { Event } from "nostr-tools/pure";
-import type { Statement } from "better-sqlite3";
 import type { Db } from "./db.js";
-
-// Prepared once per connection: these run several times for every request, and
-// preparing each time cost ~5% of the gate's CPU in the end-to-end profile.
-const statements = new WeakMap<Db, Map<string, Statement>>();
-function stmt(db: Db, sql: string): Statement {
-  let byDb = statements.get(db);
-  if (!byDb) statements.set(db, (byDb = new Map()));
-  let st = byDb.get(sql);
-  if (!st) byDb.set(sql, (st = db.prepare(sql)));
-  return st;
-}
+import { stmt } from "./stmt.js";
 
 export type OutboxPurpose =
   | "feedback-processing"
