@@ -68,14 +68,22 @@ export async function globalHelp(): Promise<string> {
   }
   lines.push(
     "",
-    "Every command takes --config FILE (else $DVM_GATE_CONFIG, else ./dvm-gate.json, else demo defaults)",
+    "Every command takes --config FILE, before or after its name (else $DVM_GATE_CONFIG, else ./dvm-gate.json, else demo defaults)",
     "and --help. Run `dvm-gate <command> --help` for its options.",
   );
   return lines.join("\n");
 }
 
+/** `dvm-gate --config F cmd …` is `dvm-gate cmd --config F …`: the option every command takes may come first. */
+function commandFirst(argv: string[]): string[] {
+  const [first, second, ...more] = argv;
+  if (first === "--config" && second !== undefined && more.length > 0) return [more[0]!, first, second, ...more.slice(1)];
+  if (first?.startsWith("--config=") && second !== undefined) return [second, first, ...more];
+  return argv;
+}
+
 export async function runCli(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = commandFirst(argv);
   if (!name) {
     io.err("dvm-gate: missing command (run dvm-gate --help)");
     return 2;

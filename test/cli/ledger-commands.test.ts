@@ -111,6 +111,19 @@ describe("dvm-gate pool", () => {
     expect(t).toEqual({ initialMsats: 300_000, creditedMsats: 0, absorbedMsats: 0, pendingMsats: 0, poolMsats: 300_000 });
   });
 
+  it("takes --config before the command as well as after it", () => {
+    const { configPath: envConfig } = freshConfig();
+    const other = freshConfig({ ...BASE_CONFIG, freeTier: { ...BASE_CONFIG.freeTier, poolInitialSats: 500 } });
+    for (const args of [
+      ["--config", other.configPath, "pool", "status", "--json"],
+      [`--config=${other.configPath}`, "pool", "status", "--json"],
+    ]) {
+      expect(expectOk(cli(envConfig, ...args)).json().initialMsats, args.join(" ")).toBe(500_000);
+    }
+    // Without it, the environment's config: the option above was really used.
+    expect(expectOk(cli(envConfig, "pool", "status", "--json")).json().initialMsats).toBe(300_000);
+  });
+
   it("pool credit 5 adds 5 sats to the pool", () => {
     const { configPath } = freshConfig();
     expect(expectOk(cli(configPath, "pool", "credit", "5")).stdout).toMatch(/credited 5 sats/);
