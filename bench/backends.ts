@@ -10,6 +10,7 @@
 // kind with an `http` backend (request → decision → job → result, grant posted). The
 // difference in gate CPU per job is the backend path's cost; the target is ≤ 1 ms.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { percentile, exited } from "./process-stats.js";
 import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -218,26 +219,6 @@ async function startProfiler(): Promise<(file: string) => Promise<void>> {
     writeFileSync(file, JSON.stringify(profile));
     session.disconnect();
   };
-}
-
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      child.kill("SIGKILL");
-      resolve();
-    }, 5000);
-    child.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 /** A child that prints {"url"} on its first stdout line once it listens. */

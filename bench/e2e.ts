@@ -13,6 +13,7 @@
 // Customers are pinned elite and the pool is large, so every decision is free and every
 // reply is a `processing` feedback.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { percentile, exited, cpuMsSince } from "./process-stats.js";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -318,10 +319,6 @@ async function startProfiler(): Promise<{ stopInto: (file: string) => Promise<vo
 }
 
 /** Process CPU time (all threads) since `c0`, in ms. */
-function cpuMsSince(c0: NodeJS.CpuUsage): number {
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1000;
-}
 
 /** CPU ms of one wasm verify (fresh object) plus one wasm sign, over about a second. */
 async function verifyPlusSignCpuMs(): Promise<number> {
@@ -349,26 +346,6 @@ async function verifyPlusSignCpuMs(): Promise<number> {
     }
   }
   return cpuMsSince(c0) / n;
-}
-
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      child.kill("SIGKILL");
-      resolve();
-    }, 5000);
-    child.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 async function startRelayProcess(): Promise<{ url: string; child: ChildProcess }> {

@@ -12,6 +12,7 @@
 // that is measured apart, with a relay that never ends the gate's catch-up (--hold-eose),
 // so the gate queues every request and decides none.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { percentile, exited, cpuMsSince } from "./process-stats.js";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { basename, dirname, join } from "node:path";
@@ -287,11 +288,6 @@ async function waitQueued(metrics: { floodStats: () => FloodStats }, want: numbe
   }
 }
 
-function cpuMsSince(c0: NodeJS.CpuUsage): number {
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1000;
-}
-
 function freshTemplate(i: number, gatePubkey: string) {
   return {
     kind: 5050,
@@ -373,26 +369,6 @@ async function startProfiler(): Promise<{ stopInto: (file: string) => Promise<{ 
         .map(([name, hits]) => ({ name, pct: (100 * hits) / Math.max(1, total) }));
     },
   };
-}
-
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      child.kill("SIGKILL");
-      resolve();
-    }, 5000);
-    child.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }
 
 async function startRelay(args: string[]): Promise<{ url: string; child: ChildProcess }> {
