@@ -1,5 +1,6 @@
 // Builds each configured kind's backend (jobs.kinds.K.backend) and the per-request
 // price of kinds whose price depends on the job (openai's token pricing).
+import type { Logger } from "pino";
 import type { RuntimeConfig } from "../config/load.js";
 import type { BackendConfig } from "../config/backend-schema.js";
 import { ExecBackend } from "./exec.js";
@@ -17,7 +18,15 @@ export interface BuiltBackends {
   close: () => Promise<void>;
 }
 
-export function createBackends(cfg: RuntimeConfig, o: { secretKey: Uint8Array; chargeUnitMsats: number; nowMs?: () => number }): BuiltBackends {
+interface BuildOptions {
+  secretKey: Uint8Array;
+  chargeUnitMsats: number;
+  nowMs?: () => number;
+  /** Where backends log what their peers do (nip90: upstream relays lost and back). */
+  log?: Logger;
+}
+
+export function createBackends(cfg: RuntimeConfig, o: BuildOptions): BuiltBackends {
   const backends = new Map<number, KindBackend>();
   const openai = new Map<number, OpenAiBackend>();
   for (const [kind, b] of cfg.jobs.backends) {
@@ -34,14 +43,20 @@ export function createBackends(cfg: RuntimeConfig, o: { secretKey: Uint8Array; c
   };
 }
 
-function createBackend(b: BackendConfig, baseMsats: number, o: { secretKey: Uint8Array; chargeUnitMsats: number; nowMs?: () => number }): Backend {
+function createBackend(b: BackendConfig, baseMsats: number, o: BuildOptions): Backend {
   switch (b.type) {
     case "http":
       return new HttpBackend(b.url);
     case "exec":
       return new ExecBackend(b.command);
     case "nip90":
-      return new Nip90Backend({ relays: b.relays, pubkey: b.pubkey, secretKey: o.secretKey, ...(o.nowMs ? { nowMs: o.nowMs } : {}) });
+      return new Nip90Backend({
+        relays: b.relays,
+        pubkey: b.pubkey,
+        secretKey: o.secretKey,
+        ...(o.nowMs ? { nowMs: o.nowMs } : {}),
+        ...(o.log ? { log: o.log.child({ backend: "nip90", upstream: b.pubkey.slice(0, 16) }) } : {}),
+      });
     case "openai":
       return new OpenAiBackend({
         baseUrl: b.baseUrl,

@@ -44,10 +44,26 @@ export function startBackendServer(): Promise<ChildHandle & { url: string }> {
   return runUntilJsonLine([resolve(REPO_ROOT, "dist/test/helpers/backend-server.js")], {}).then((h) => ({ ...h, url: String(h.info.url) }));
 }
 
-export function startUpstreamDvm(relayUrl: string, kind = 5050): Promise<ChildHandle & { pubkey: string }> {
-  return runUntilJsonLine([resolve(REPO_ROOT, "dist/test/helpers/upstream-dvm.js"), "--relay", relayUrl, "--kind", String(kind)], {}).then((h) => ({
+export interface UpstreamDvm extends ChildHandle {
+  pubkey: string;
+  /** Answers the jobs it holds (input "hold"). */
+  release: () => void;
+}
+
+/** The plain test DVM (test/helpers/upstream-dvm.ts) in its own process; `secretKey` (hex) fixes its key. */
+export function startUpstreamDvm(relayUrl: string, kind = 5050, secretKey?: string): Promise<UpstreamDvm> {
+  const args = [
+    resolve(REPO_ROOT, "dist/test/helpers/upstream-dvm.js"),
+    "--relay",
+    relayUrl,
+    "--kind",
+    String(kind),
+    ...(secretKey ? ["--secret", secretKey] : []),
+  ];
+  return runUntilJsonLine(args, { stdin: true }).then((h) => ({
     ...h,
     pubkey: String(h.info.pubkey),
+    release: () => void h.child.stdin!.write("release\n"),
   }));
 }
 

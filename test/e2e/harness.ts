@@ -93,12 +93,13 @@ export async function startGate(opts: {
   opts.beforeStart?.(ledger, nowMs());
   const backend = new DevWalletBackend(ledger.db, { nowMs, pollMs: 50 });
   // Kinds with jobs.kinds.K.backend run through the gate's own job runner (SPEC §11).
-  const built = createBackends(cfg, { secretKey, chargeUnitMsats: 1, nowMs });
+  const log = opts.log ?? testLogger();
+  const built = createBackends(cfg, { secretKey, chargeUnitMsats: 1, nowMs, log });
   const service = new GateService({
     cfg,
     ledger,
     backend,
-    log: opts.log ?? testLogger(),
+    log,
     secretKey,
     opts: { ...FAST, ...opts.tuning, nowMs },
     backends: built.backends,

@@ -21,11 +21,14 @@ export interface ChildHandle {
   kill: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export function runUntilJsonLine(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<ChildHandle> {
+export function runUntilJsonLine(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; /** Keep the child's stdin open for commands (child.stdin). */ stdin?: boolean },
+): Promise<ChildHandle> {
   const child = spawn(process.execPath, args, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"],
   });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => {
