@@ -18,7 +18,7 @@ import { endJob, getJob, markRunning, nextWaiting, queueJob, releaseJob, requeue
 import { encryptTemplateFor, errorFeedback, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { jobResultTemplate, jobTagsOf, partialFeedback, type JobTags } from "../events/job-result.js";
 import { signEvent } from "../events/verify.js";
-import { replyRelaysFor } from "./settlement.js";
+import { replyRelaysFor, warnIfPaid } from "./settlement.js";
 
 export interface JobRunnerOptions {
   ledger: Ledger;
@@ -146,12 +146,7 @@ export class JobRunner {
       const ended = this.o.ledger.tx(() => {
         const job = getJob(this.o.ledger.db, id);
         if (!job || (job.state !== "waiting" && job.state !== "running")) return false;
-        const f = this.o.ledger.fail(id, "deleted by the customer", now);
-        if (f.status === "voided" && f.request.paidMsats > 0)
-          this.o.log.warn(
-            { request: id, customer: f.request.pubkey, paidMsats: f.request.paidMsats },
-            "a paid job was cancelled by the customer and voided: refund by hand",
-          );
+        warnIfPaid(this.o, this.o.ledger.fail(id, "deleted by the customer", now));
         return endJob(this.o.ledger.db, id, "cancelled", CANCELLED, now);
       });
       if (!ended) continue;
@@ -349,12 +344,9 @@ export class JobRunner {
     if (!job || (job.state !== "waiting" && job.state !== "running")) return false;
     const f = this.o.ledger.fail(requestId, `backend: ${reason}`, now);
     endJob(db, requestId, "failed", reason, now);
-    // dvm-gate never sends money: a paid job that was not done needs a refund by hand.
-    if (f.status === "voided" && f.request.paidMsats > 0)
-      this.o.log.warn(
-        { request: requestId, customer: f.request.pubkey, paidMsats: f.request.paidMsats, paymentRef: f.request.paymentRef },
-        "a paid job failed and was voided: refund the customer by hand",
-      );
+    // dvm-gate never sends money: a job paid by invoice that was not done needs a refund
+    // by hand; one paid from the balance was refunded to it by fail() itself.
+    warnIfPaid(this.o, f);
     const state = f.status === "not_found" ? null : f.request.state;
     if (f.status !== "voided" && state !== "expired") return false;
     const meta = getRequestMeta(db, requestId);

@@ -226,7 +226,7 @@ export function failJob(deps: SettlementDeps, requestId: string, reason: string)
  * dvm-gate never sends money: a paid job that will not be done needs a refund by hand
  * (unless it was paid from the prepaid balance, which the ledger refunded itself).
  */
-function warnIfPaid(deps: SettlementDeps, result: FailResult): void {
+export function warnIfPaid(deps: Pick<SettlementDeps, "log">, result: FailResult): void {
   if (result.status === "voided" && result.refundedToBalanceMsats > 0)
     deps.log.info({ request: result.request.requestId, refundedToBalanceMsats: result.refundedToBalanceMsats }, "balance debit refunded to the balance");
   else if (result.status === "voided" && result.request.paidMsats > 0)

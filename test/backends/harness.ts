@@ -3,6 +3,7 @@
 // the relay.
 import { resolve } from "node:path";
 import type { Event } from "nostr-tools/pure";
+import type { Logger } from "pino";
 import { Customer, fetchEvents, startGate, waitForAsync, type Gate } from "../e2e/harness.js";
 import { REPO_ROOT, runUntilJsonLine, type ChildHandle } from "../helpers/service-process.js";
 import type { Tier } from "../../src/policy/tiers.js";
@@ -13,7 +14,7 @@ export const execCommand = (...args: string[]) => [process.execPath, EXEC_JOB, .
 export function backendGate(
   relayUrl: string,
   kinds: Record<string, { priceSats: number; backend?: Record<string, unknown> }>,
-  o: { timeoutSec?: number; maxResultBytes?: number; tuning?: Parameters<typeof startGate>[0]["tuning"] } = {},
+  o: { timeoutSec?: number; maxResultBytes?: number; tuning?: Parameters<typeof startGate>[0]["tuning"]; log?: Logger } = {},
 ): Promise<Gate> {
   return startGate({
     relays: [relayUrl],
@@ -22,6 +23,7 @@ export function backendGate(
       freeTier: { budgetsSats: { new: 0, established: 500, trusted: 1000, elite: 5000 }, poolInitialSats: 10_000, poolCreditPct: 10, maxPendingPerPubkey: 100 },
     },
     ...(o.tuning ? { tuning: o.tuning } : {}),
+    ...(o.log ? { log: o.log } : {}),
   });
 }
 
