@@ -152,6 +152,12 @@ export interface IdentityView {
   known: boolean;
 }
 
+/** A request paid from the customer's prepaid balance (SPEC §12): the ledger gives its debit back itself when it is not done. */
+export function paidFromBalance(r: Pick<RequestRecord, "requestId" | "paymentRef">): boolean {
+  return r.paymentRef === balancePaymentRef(r.requestId);
+}
+const balancePaymentRef = (requestId: string) => `balance:${requestId}`;
+
 export function assertHex64(v: unknown, what: string): string {
   if (typeof v !== "string" || !HEX64.test(v)) throw new LedgerInputError(`${what}: expected 64 lowercase hex characters`);
   return v;
@@ -435,7 +441,7 @@ export class Ledger {
       if (fromBalance) {
         balanceLeftMsats = this.balances.hold(req.requestId, req.pubkey, chargeMsats, nowMs);
         if (balanceLeftMsats === null) throw new Error("invariant: balance debit refused inside the deciding transaction");
-        this.st.setRequestPaid!.run(chargeMsats, `balance:${req.requestId}`, expiresAtMs, nowMs, req.requestId);
+        this.st.setRequestPaid!.run(chargeMsats, balancePaymentRef(req.requestId), expiresAtMs, nowMs, req.requestId);
       }
       const request: RequestRecord = {
         requestId: req.requestId,
@@ -448,7 +454,7 @@ export class Ledger {
         chargeMsats,
         state,
         paidMsats: fromBalance ? chargeMsats : 0,
-        paymentRef: fromBalance ? `balance:${req.requestId}` : null,
+        paymentRef: fromBalance ? balancePaymentRef(req.requestId) : null,
         createdAtMs: nowMs,
         expiresAtMs,
         reservationId,

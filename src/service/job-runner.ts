@@ -9,7 +9,7 @@
 // start (the gate died under it) is run again until `maxAttempts` starts in all.
 import type { Event, EventTemplate } from "nostr-tools/pure";
 import type { Logger } from "pino";
-import type { Ledger, RequestRecord, SettleResult } from "../ledger/ledger.js";
+import { paidFromBalance, type Ledger, type RequestRecord, type SettleResult } from "../ledger/ledger.js";
 import type { Db } from "../ledger/db.js";
 import type { BackendJob, BackendResult, KindBackend } from "../backends/types.js";
 export type { KindBackend };
@@ -347,6 +347,11 @@ export class JobRunner {
     // dvm-gate never sends money: a job paid by invoice that was not done needs a refund
     // by hand; one paid from the balance was refunded to it by fail() itself.
     warnIfPaid(this.o, f);
+    if (f.status === "already_resolved" && f.request.state === "expired" && f.request.paidMsats > 0 && !paidFromBalance(f.request))
+      this.o.log.warn(
+        { request: requestId, customer: f.request.pubkey, paidMsats: f.request.paidMsats, paymentRef: f.request.paymentRef },
+        "a paid job expired before it was done: refund the customer by hand",
+      );
     const state = f.status === "not_found" ? null : f.request.state;
     if (f.status !== "voided" && state !== "expired") return false;
     const meta = getRequestMeta(db, requestId);

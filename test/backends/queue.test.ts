@@ -1,9 +1,12 @@
 // The job queue of SPEC §11: at most maxConcurrent jobs of a kind run at once (counted
 // by the backend process itself), waiting jobs start elite first, and a customer's
-// deletion stops a running exec job (its process is gone) and voids it.
+// deletion stops a running exec job (its process is gone) and voids it; a paid job whose
+// deadline passes while it waits is expired, and only an invoice's needs a refund by hand.
 import { existsSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { finalizeEvent } from "nostr-tools/pure";
+import { pino } from "pino";
+import { devPay } from "../../src/payments/dev.js";
 import { startEmbeddedRelay } from "../../src/peers/embedded-relay.js";
 import { getJob } from "../../src/ledger/job-store.js";
 import { waitFor } from "../e2e/harness.js";
@@ -107,6 +110,61 @@ describe("job queue", () => {
     expect(gate.ledger.getRequest(req.id)!.state).toBe("failed");
     expect(gate.ledger.totals()).toEqual(before);
     expect(gate.ledger.grants({ pubkey: alice.pubkey })).toEqual([]);
+    expect(gate.verify()).toEqual([]);
+  });
+
+  it("paid jobs whose deadline passes while they wait for a slot: expired, the customers told, a refund by hand asked only for the invoice-paid one", async () => {
+    const relay = await startEmbeddedRelay();
+    cleanups.push(() => relay.close());
+    const server = await startBackendServer();
+    cleanups.push(() => server.kill());
+    const lines: { level: number; msg: string; request?: string }[] = [];
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const gate = await backendGate(
+      relay.url,
+      { "5302": { priceSats: 2, backend: { type: "http", url: `${server.url}/slow`, maxConcurrent: 1 } } },
+      { timeoutSec: 3, log },
+    );
+    cleanups.push(async () => {
+      await gate.stop();
+      gate.tmp.remove();
+    });
+    const alice = await customerOf(gate, relay.url, "elite");
+    const bob = await customerOf(gate, relay.url, "new");
+    const carol = await customerOf(gate, relay.url, "new");
+    for (const c of [alice, bob, carol]) cleanups.push(() => c.close());
+    gate.ledger.deposit({ pubkey: carol.pubkey, amountMsats: 10_000, source: "operator", ref: null, overCap: "refuse" }, gate.nowMs());
+
+    // Alice's free job holds the only slot (the backend never answers).
+    const first = alice.request(gate.pubkey, { kind: 5302, input: "slow" });
+    await alice.publish(first);
+    await waitFor(() => getJob(gate.ledger.db, first.id)?.state === "running", 5000, "the first job running");
+    // Bob pays an invoice, Carol pays from her balance: both wait behind it.
+    const paid = bob.request(gate.pubkey, { kind: 5302, input: "by invoice" });
+    await bob.publish(paid);
+    const offer = await bob.waitFeedback(paid.id, "payment-required");
+    expect(devPay(gate.ledger.db, offer.bolt11!, Date.now()).status).toBe("paid");
+    await bob.waitFeedback(paid.id, "processing");
+    const prepaid = carol.request(gate.pubkey, { kind: 5302, input: "by balance" });
+    await carol.publish(prepaid);
+    await carol.waitFeedback(prepaid.id, "processing");
+    expect(getJob(gate.ledger.db, paid.id)?.state).toBe("waiting");
+    expect(getJob(gate.ledger.db, prepaid.id)?.state).toBe("waiting");
+
+    // Their deadlines pass while they wait (the sweep expires them); the slot frees at the first job's own timeout.
+    gate.advance(10_000);
+    for (const [c, r] of [
+      [bob, paid],
+      [carol, prepaid],
+    ] as const) {
+      const err = await c.waitFeedback(r.id, "error", 10_000);
+      expect(err.text).toContain("timeout: the job waited past its deadline");
+      expect(gate.ledger.getRequest(r.id)!.state).toBe("expired");
+    }
+    const byHand = lines.filter((l) => l.msg.includes("refund the customer by hand"));
+    expect(byHand.map((l) => l.request)).toEqual([paid.id]);
+    expect(byHand[0]!.level).toBe(40); // warn
+    expect(gate.ledger.balance(carol.pubkey)).toMatchObject({ balanceMsats: 10_000, heldMsats: 0, spentMsats: 0 });
     expect(gate.verify()).toEqual([]);
   });
 });
