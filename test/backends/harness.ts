@@ -14,7 +14,7 @@ export const execCommand = (...args: string[]) => [process.execPath, EXEC_JOB, .
 export function backendGate(
   relayUrl: string,
   kinds: Record<string, { priceSats: number; backend?: Record<string, unknown> }>,
-  o: { timeoutSec?: number; maxResultBytes?: number; tuning?: Parameters<typeof startGate>[0]["tuning"]; log?: Logger } = {},
+  o: { timeoutSec?: number; maxResultBytes?: number; tuning?: Parameters<typeof startGate>[0]["tuning"]; log?: Logger; secretKey?: Uint8Array } = {},
 ): Promise<Gate> {
   return startGate({
     relays: [relayUrl],
@@ -24,6 +24,7 @@ export function backendGate(
     },
     ...(o.tuning ? { tuning: o.tuning } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.secretKey ? { secretKey: o.secretKey } : {}),
   });
 }
 

@@ -4,7 +4,8 @@
 // the customer still gets exactly one result and the job is not voided. The upstream
 // relay and the plain test DVM (which knows nothing of dvm-gate) run in their own
 // processes; the relay is killed and restarted on the same port, or only the gate's
-// socket to it is cut.
+// socket to it is cut. Also: no upstream relay reachable at all (the timeout names them),
+// and an upstream relay that takes the gate's request only after NIP-42 AUTH.
 import { afterEach, describe, expect, it } from "vitest";
 import { generateSecretKey, getPublicKey, type Event } from "nostr-tools/pure";
 import { startEmbeddedRelay, type EmbeddedRelay } from "../../src/peers/embedded-relay.js";
@@ -17,19 +18,24 @@ import { backendGate, customerOf, startUpstreamDvm, waitResult } from "./harness
 
 const PRICE_SATS = 5;
 
-describe("nip90 backend across upstream relay drops", () => {
+describe("nip90 backend and the upstream relays: drops, restarts, AUTH", () => {
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function ourSide(upstreamRelay: string, upstreamPubkey: string, timeoutSec = 40): Promise<{ ours: EmbeddedRelay; gate: Gate; alice: Customer }> {
+  async function ourSide(
+    upstreamRelay: string,
+    upstreamPubkey: string,
+    timeoutSec = 40,
+    secretKey?: Uint8Array,
+  ): Promise<{ ours: EmbeddedRelay; gate: Gate; alice: Customer }> {
     const ours = await startEmbeddedRelay();
     cleanups.push(() => ours.close());
     const gate = await backendGate(
       ours.url,
       { "5050": { priceSats: PRICE_SATS, backend: { type: "nip90", relays: [upstreamRelay], pubkey: upstreamPubkey } } },
-      { timeoutSec },
+      { timeoutSec, ...(secretKey ? { secretKey } : {}) },
     );
     cleanups.push(async () => {
       await gate.stop();
@@ -149,5 +155,41 @@ describe("nip90 backend across upstream relay drops", () => {
     expect(gate.ledger.getRequest(req.id)!.state).toBe("failed");
     expect(gate.ledger.totals()).toEqual(before);
     expect(gate.verify()).toEqual([]);
+  });
+
+  it("an upstream relay that wants NIP-42 AUTH before it takes the gate's request: the gate authenticates with its key", async () => {
+    const theirs = await startEmbeddedRelay({ authHostname: "127.0.0.1" });
+    cleanups.push(() => theirs.close());
+    const authed: string[] = [];
+    let gatePubkey = "";
+    let refused = 0;
+    theirs.relay.register({
+      async handleMessage(ctx: { pubkey?: string; sendMessage: (m: unknown[]) => void }, message: unknown[], next: () => Promise<unknown>) {
+        const ev = message[0] === "EVENT" ? (message[1] as { id: string; pubkey: string }) : null;
+        // Only the gate's events are held back: the DVM publishes unauthenticated.
+        if (ev && !ctx.pubkey && ev.pubkey === gatePubkey) {
+          refused++;
+          ctx.sendMessage(["OK", ev.id, false, "auth-required: publish after AUTH"]);
+          return { messageType: "EVENT", success: false };
+        }
+        const out = await next();
+        if (message[0] === "AUTH" && ctx.pubkey) authed.push(ctx.pubkey);
+        return out;
+      },
+    } as never);
+    const dvm = await startUpstreamDvm(theirs.url, 5050);
+    cleanups.push(() => dvm.kill());
+    const gateKey = generateSecretKey();
+    gatePubkey = getPublicKey(gateKey);
+    const { ours, gate, alice } = await ourSide(theirs.url, dvm.pubkey, 40, gateKey);
+    const req = alice.request(gate.pubkey, { input: "knock" });
+    await alice.publish(req);
+    const result = await waitResult(ours.url, gate.pubkey, req, 20_000);
+    expect(result.content).toBe("upstream:kconk");
+    expect(authed).toContain(gate.pubkey);
+    // The relay took the gate's request (it takes none from the gate before AUTH).
+    const [asked] = await fetchEvents(theirs.url, { kinds: [5050], authors: [gate.pubkey] });
+    expect(asked).toBeDefined();
+    await expectOneResult(ours, gate, alice, req);
   });
 });
