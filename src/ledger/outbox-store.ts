@@ -33,6 +33,27 @@ export const MAX_DELIVERY_ATTEMPTS = 12;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 5 * 60_000;
 
+/** Outbox rows given deliveries while a collectEnqueued call runs (synchronous code only: no interleaving). */
+let enqueuedTap: number[] | null = null;
+
+/**
+ * Runs `fn` (which opens and commits its own transaction) and returns, beside its value,
+ * the ids of the outbox rows it gave deliveries to, so that the publisher can send them
+ * at once instead of scanning for them. The ids are hints: a row of a rolled-back
+ * savepoint is in the list too, and the publisher reads only the rows that exist.
+ */
+export function collectEnqueued<T>(fn: () => T): { value: T; outboxIds: number[] } {
+  const outer = enqueuedTap;
+  const ids: number[] = [];
+  enqueuedTap = ids;
+  try {
+    return { value: fn(), outboxIds: ids };
+  } finally {
+    enqueuedTap = outer;
+    if (outer !== null) outer.push(...ids);
+  }
+}
+
 export function saveRequestMeta(db: Db, m: RequestMeta): void {
   stmt(db, "INSERT OR IGNORE INTO request_meta (request_id, encryption, relay_hint, reply_relays_json, event_json) VALUES (?, ?, ?, ?, ?)").run(
     m.requestId,
@@ -106,6 +127,7 @@ export function abandon(db: Db, outboxId: number, nowMs: number): void {
 }
 
 function addDeliveries(db: Db, outboxId: number, relays: string[], nowMs: number): void {
+  enqueuedTap?.push(outboxId);
   const ins = stmt(db, "INSERT OR IGNORE INTO outbox_delivery (outbox_id, relay, state, attempts, next_attempt_at_ms) VALUES (?, ?, 'pending', 0, ?)");
   for (const r of relays) ins.run(outboxId, r, nowMs);
 }
@@ -194,6 +216,25 @@ export function dueDeliveries(
            WHERE d.state = 'pending' AND d.next_attempt_at_ms <= ? AND d.relay NOT IN (SELECT value FROM json_each(?))
            ORDER BY d.next_attempt_at_ms LIMIT ?`,
           ).all(nowMs, JSON.stringify(exceptRelays), limit)
+  ) as { outbox_id: number; relay: string; attempts: number; event_json: string }[];
+  return rows.map((r) => ({ outboxId: r.outbox_id, relay: r.relay, attempts: r.attempts, event: JSON.parse(r.event_json) as Event }));
+}
+
+/** The pending deliveries of these outbox rows (just written: see collectEnqueued), by primary key. */
+export function pendingDeliveriesOf(db: Db, outboxIds: readonly number[]): DueDelivery[] {
+  if (outboxIds.length === 0) return [];
+  const rows = (
+    outboxIds.length === 1
+      ? stmt(
+          db,
+          `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
+           WHERE d.outbox_id = ? AND d.state = 'pending'`,
+        ).all(outboxIds[0])
+      : stmt(
+          db,
+          `SELECT d.outbox_id, d.relay, d.attempts, o.event_json FROM outbox_delivery d JOIN outbox o ON o.id = d.outbox_id
+           WHERE d.outbox_id IN (SELECT value FROM json_each(?)) AND d.state = 'pending' ORDER BY d.outbox_id`,
+        ).all(JSON.stringify(outboxIds))
   ) as { outbox_id: number; relay: string; attempts: number; event_json: string }[];
   return rows.map((r) => ({ outboxId: r.outbox_id, relay: r.relay, attempts: r.attempts, event: JSON.parse(r.event_json) as Event }));
 }

@@ -4,6 +4,13 @@
 // the same signed event is sent again — never a different one, never none: relays
 // dedupe by event id, so the customer sees each reply once.
 //
+// The common case costs no read and no transaction of its own: the decision that wrote
+// a reply hands its outbox ids over after commit (deliverNew), and relays' OKs are kept
+// in memory and written together every ackFlushMs. A crash before that write forgets
+// the OKs, and those events are sent again after the restart (the same bytes; the relay
+// answers "duplicate:"). Everything else (failures, rows written by other processes,
+// retries) is found by scanning the outbox, on a kick or every pollMs.
+//
 // Relays named in a customer's `relays` tag are untrusted peers: anyone can aim us at an
 // address that hangs, refuses us or needs AUTH we cannot pass. They get short timeouts,
 // few attempts per reply and a budget of connections of their own, so the configured
@@ -14,7 +21,15 @@ import type { Event, EventTemplate, VerifiedEvent } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Db } from "../ledger/db.js";
 import { withBusyRetry } from "../ledger/db.js";
-import { deferRelay, dueDeliveries, MAX_DELIVERY_ATTEMPTS, nextDeliveryAtMs, recordDelivery, type DueDelivery } from "../ledger/outbox-store.js";
+import {
+  deferRelay,
+  dueDeliveries,
+  MAX_DELIVERY_ATTEMPTS,
+  nextDeliveryAtMs,
+  pendingDeliveriesOf,
+  recordDelivery,
+  type DueDelivery,
+} from "../ledger/outbox-store.js";
 import { backoffDelayMs } from "./backoff.js";
 import { RateLimitedLog } from "./rate-limited-log.js";
 import { SafeRelay } from "./safe-relay.js";
@@ -56,6 +71,8 @@ export interface PublisherOptions {
   /** Per-relay backoff after a relay failed as a whole (no connection, no OK, refused us). */
   relayBackoffBaseMs?: number;
   relayBackoffMaxMs?: number;
+  /** Relays' OKs are written together at most this long after they came (one transaction for all). */
+  ackFlushMs?: number;
 }
 
 interface Conn {
@@ -71,6 +88,14 @@ interface RelayHealth {
 
 /** Relays whose backoff is remembered at most (the rest is in the rows' next_attempt_at_ms). */
 const MAX_TRACKED_RELAYS = 10_000;
+/** OKs held before they are written at once, whatever ackFlushMs says (below a scan's batch, so held rows cannot fill one). */
+const MAX_HELD_ACKS = 500;
+
+interface HeldAck {
+  outboxId: number;
+  relay: string;
+  msg: string;
+}
 
 export class OutboxPublisher {
   private conns = new Map<string, Conn>();
@@ -81,6 +106,15 @@ export class OutboxPublisher {
   private running = false;
   private stopped = true;
   private wake: (() => void) | null = null;
+  /** OKs not written yet, by `outboxId relay`: a scan skips these rows. */
+  private acks = new Map<string, HeldAck>();
+  private ackTimer: NodeJS.Timeout | null = null;
+  /** Relays that had due rows left over (batch full, a failure): scanned for when their delivery ends. */
+  private leftover = new Set<string>();
+  /** New rows (deliverNew) for a relay that was busy: sent when its delivery ends, without a scan. */
+  private waiting = new Map<string, DueDelivery[]>();
+  /** Customer relays' rows were left over the budget: the next end of one kicks a scan. */
+  private untrustedWaiting = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly o: Required<Omit<PublisherOptions, "onPublished" | "onSending">> & Pick<PublisherOptions, "onPublished" | "onSending">;
 
@@ -97,6 +131,7 @@ export class OutboxPublisher {
       untrusted: DEFAULT_UNTRUSTED_LIMITS,
       relayBackoffBaseMs: 1000,
       relayBackoffMaxMs: 5 * 60_000,
+      ackFlushMs: 250,
       ...opts,
     };
     this.trusted = new Set(this.o.trustedRelays);
@@ -119,11 +154,34 @@ export class OutboxPublisher {
     this.wake?.();
   }
 
+  /**
+   * Delivers the deliveries of these outbox rows, just committed (collectEnqueued), now and
+   * without a scan: read by primary key. A relay busy or backed off gets them from a scan later.
+   */
+  deliverNew(outboxIds: readonly number[]): void {
+    if (this.stopped || outboxIds.length === 0) return;
+    let due: DueDelivery[];
+    try {
+      due = pendingDeliveriesOf(this.o.db, [...new Set(outboxIds)]);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, "publisher could not read new deliveries");
+      this.kick();
+      return;
+    }
+    this.begin(
+      due.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))),
+      true,
+    );
+  }
+
   /** Finishes the round in progress, then closes every connection. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.kick();
     await this.loopDone;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.flushAcks();
     for (const c of this.conns.values()) c.relay.safeClose();
     this.conns.clear();
     this.peerLog.flush(true);
@@ -176,21 +234,55 @@ export class OutboxPublisher {
     for (const [url, h] of this.health) if (h.untilMs > now) busy.push(url);
     // Two reads, so a backlog of customer relays cannot crowd the configured ones out of the batch.
     const due = dueDeliveries(this.o.db, now, this.o.batch * 4, busy, [...this.trusted]);
-    let untrustedOpen = [...this.inFlight.keys()].filter((u) => !this.isTrusted(u)).length;
-    if (untrustedOpen < this.o.untrusted.maxOpen) due.push(...dueDeliveries(this.o.db, now, this.o.batch * 4, [...busy, ...this.trusted]));
+    if (this.untrustedOpen() < this.o.untrusted.maxOpen) due.push(...dueDeliveries(this.o.db, now, this.o.batch * 4, [...busy, ...this.trusted]));
+    else this.untrustedWaiting = true;
+    // OKs not written yet: those rows are delivered already.
+    return this.begin(this.acks.size === 0 ? due : due.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))));
+  }
+
+  private untrustedOpen(): number {
+    let n = 0;
+    for (const u of this.inFlight.keys()) if (!this.isTrusted(u)) n++;
+    return n;
+  }
+
+  /**
+   * Starts one delivery task per relay that is neither busy nor backed off; returns how
+   * many deliveries started. `fresh` rows (deliverNew) for a busy relay wait in memory for
+   * its delivery to end; a scan's never do (a scan skips busy relays).
+   */
+  private begin(due: DueDelivery[], fresh = false): number {
+    if (due.length === 0) return 0;
+    const now = this.o.nowMs();
+    let untrustedOpen = this.untrustedOpen();
     const byRelay = new Map<string, DueDelivery[]>();
     let started = 0;
     for (const d of due) {
       let list = byRelay.get(d.relay);
       if (!list) {
+        if (this.inFlight.has(d.relay)) {
+          // Sent when the delivery in progress ends.
+          const w = this.waiting.get(d.relay);
+          if (!fresh || (w?.length ?? 0) >= this.o.batch) this.leftover.add(d.relay);
+          else if (w) w.push(d);
+          else this.waiting.set(d.relay, [d]);
+          continue;
+        }
+        if ((this.health.get(d.relay)?.untilMs ?? 0) > now) continue;
         if (!this.isTrusted(d.relay)) {
           // The budget of customer relays: what is over it waits until one ends (which kicks).
-          if (untrustedOpen >= this.o.untrusted.maxOpen) continue;
+          if (untrustedOpen >= this.o.untrusted.maxOpen) {
+            this.untrustedWaiting = true;
+            continue;
+          }
           untrustedOpen++;
         }
         byRelay.set(d.relay, (list = []));
       }
-      if (list.length >= this.o.batch) continue;
+      if (list.length >= this.o.batch) {
+        this.leftover.add(d.relay);
+        continue;
+      }
       list.push(d);
       started++;
     }
@@ -202,10 +294,24 @@ export class OutboxPublisher {
           // loop. Backed off in memory, capped at 30 s so that recovery is noticed soon.
           const retryInMs = this.relayFailed(relay, false, 30_000);
           this.peerLog.write("error", relay, { relay, err: String((err as Error)?.message ?? err).slice(0, 200), retryInMs }, "delivery failed");
+          this.leftover.add(relay);
         })
         .finally(() => {
           this.inFlight.delete(relay);
-          this.kick();
+          // A scan only when something may be waiting for this relay: the usual delivery
+          // (all OK, nothing new meanwhile) costs no read.
+          const waited = !this.isTrusted(relay) && this.untrustedWaiting;
+          if (waited) this.untrustedWaiting = false;
+          const next = this.waiting.get(relay);
+          if (next) {
+            this.waiting.delete(relay);
+            if (!this.stopped)
+              this.begin(
+                next.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))),
+                true,
+              );
+          }
+          if (this.leftover.delete(relay) || waited) this.kick();
         });
       this.inFlight.set(relay, task);
     }
@@ -274,14 +380,27 @@ export class OutboxPublisher {
     // A relay that took nothing failed as a whole; one OK shows it works (single rejections are the rows' own backoff).
     const relayDown = failed.length > 0 && failed.length === results.length;
     let retryInMs: number | null = null;
-    withBusyRetry(() =>
-      this.o.db
-        .transaction(() => {
-          for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now, maxAttempts);
-          if (relayDown) retryInMs = this.relayFailed(url, true);
-        })
-        .immediate(),
-    );
+    if (failed.length === 0) {
+      // All OK (the usual answer): held, and written with others (flushAcks).
+      for (const r of results) this.acks.set(ackKey(r.d.outboxId, url), { outboxId: r.d.outboxId, relay: url, msg: r.msg });
+      if (this.acks.size >= MAX_HELD_ACKS) this.flushAcks();
+      else this.ackTimer ??= setTimeout(() => ((this.ackTimer = null), this.flushAcks()), this.o.ackFlushMs);
+    } else {
+      // A failure sets the row's next attempt: written now, with the OKs held so far.
+      const held = [...this.acks.values()];
+      withBusyRetry(() =>
+        this.o.db
+          .transaction(() => {
+            for (const a of held) recordDelivery(this.o.db, a.outboxId, a.relay, true, a.msg, now);
+            for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now, maxAttempts);
+            if (relayDown) retryInMs = this.relayFailed(url, true);
+          })
+          .immediate(),
+      );
+      this.forgetAcks(held);
+      // The rows' new due times: the loop recomputes its sleep.
+      this.leftover.add(url);
+    }
     if (!relayDown && results.length > 0) this.health.delete(url);
     if (failed.length > 0) {
       const givenUp = failed.filter((r) => r.d.attempts + 1 >= maxAttempts).length;
@@ -307,6 +426,38 @@ export class OutboxPublisher {
     for (const r of results) {
       if (r.ok) this.o.log.debug({ relay: url, event: r.d.event.id, kind: r.d.event.kind }, "published");
       this.o.onPublished?.(url, r.ok, r.d);
+    }
+  }
+
+  /** Writes the OKs held so far in one transaction; kept for the next try if the store refuses. */
+  private flushAcks(): void {
+    if (this.acks.size === 0) return;
+    const held = [...this.acks.values()];
+    const now = this.o.nowMs();
+    try {
+      withBusyRetry(() =>
+        this.o.db
+          .transaction(() => {
+            for (const a of held) recordDelivery(this.o.db, a.outboxId, a.relay, true, a.msg, now);
+          })
+          .immediate(),
+      );
+      this.forgetAcks(held);
+    } catch (err) {
+      this.peerLog.write(
+        "error",
+        "(store)",
+        { err: String((err as Error)?.message ?? err).slice(0, 200), held: held.length },
+        "could not record relay OKs; retrying",
+      );
+      if (!this.stopped) this.ackTimer ??= setTimeout(() => ((this.ackTimer = null), this.flushAcks()), Math.max(1000, this.o.ackFlushMs));
+    }
+  }
+
+  private forgetAcks(held: HeldAck[]): void {
+    for (const a of held) {
+      const k = ackKey(a.outboxId, a.relay);
+      if (this.acks.get(k) === a) this.acks.delete(k);
     }
   }
 
@@ -366,4 +517,8 @@ export class OutboxPublisher {
       this.conns.delete(oldest[0]);
     }
   }
+}
+
+function ackKey(outboxId: number, relay: string): string {
+  return `${outboxId} ${relay}`;
 }

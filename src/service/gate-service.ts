@@ -15,7 +15,16 @@ import { checkJobRequest, type JobRequest, type JobRequestVerdict } from "../eve
 import { readSettlementSignal } from "../events/job-events.js";
 import { errorFeedback, encryptTemplateFor, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
-import { enqueue, getCursorSec, markSeen, pruneBookkeeping, requestOfPaymentRequiredEvent, saveCursorSec, saveRequestMeta } from "../ledger/outbox-store.js";
+import {
+  collectEnqueued,
+  enqueue,
+  getCursorSec,
+  markSeen,
+  pruneBookkeeping,
+  requestOfPaymentRequiredEvent,
+  saveCursorSec,
+  saveRequestMeta,
+} from "../ledger/outbox-store.js";
 import { isPaymentHashUsed } from "../ledger/invoice-store.js";
 import { RecentIds, RelayIntake } from "../relay/intake.js";
 import { frameOfEvent } from "../relay/safe-relay.js";
@@ -188,8 +197,9 @@ export class GateService {
       relays: this.relays,
       maxReplyRelays: this.cfg.nostr.maxReplyRelays,
       nowMs: this.nowMs,
-      onQueued: () => {
-        this.publisher.kick();
+      onQueued: (outboxIds) => {
+        if (outboxIds) this.publisher.deliverNew(outboxIds);
+        else this.publisher.kick();
         this.jobs?.kick();
       },
       onGoSignal: (db, rec, now) => this.jobs?.onGoSignal(db, rec, now),
@@ -225,7 +235,7 @@ export class GateService {
             nowMs: this.nowMs,
             kinds: o.backends,
             maxResultBytes: this.cfg.jobs.maxResultBytes,
-            onQueued: () => this.publisher.kick(),
+            onQueued: (outboxIds) => (outboxIds ? this.publisher.deliverNew(outboxIds) : this.publisher.kick()),
             onResolved: ({ absorbedMsats }) => {
               if (absorbedMsats > 0) this.metrics?.grant(absorbedMsats);
               this.metrics?.setPool(this.ledger.totals());
@@ -606,8 +616,9 @@ export class GateService {
     const batch = this.checkArrived(taken);
     if (batch.length === 0) return true;
     let done: (Decided | null)[];
+    let outboxIds: number[];
     try {
-      done = this.ledger.tx(() => batch.map((p) => this.writeDecision(p)));
+      ({ value: done, outboxIds } = collectEnqueued(() => this.ledger.tx(() => batch.map((p) => this.writeDecision(p)))));
     } catch (err) {
       // Nothing of the batch was written: let the same events be handled again if they come back.
       for (const p of batch) this.recent.delete(p.type === "decide" ? p.req.id : p.v.event.id);
@@ -652,10 +663,9 @@ export class GateService {
       else kick = true;
     }
     if (invoice) void this.invoicing.issuePending();
-    if (kick) {
-      this.publisher.kick();
-      this.jobs?.kick();
-    }
+    // The replies just written go out now, read by id: no scan of the outbox.
+    this.publisher.deliverNew(outboxIds);
+    if (kick) this.jobs?.kick();
     if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
     return true;
   }

@@ -13,7 +13,7 @@ import { paidFromBalance, type Ledger, type RequestRecord, type SettleResult } f
 import type { Db } from "../ledger/db.js";
 import type { BackendJob, BackendResult, KindBackend } from "../backends/types.js";
 export type { KindBackend };
-import { enqueue, getRequestMeta, type OutboxPurpose, type RequestMeta } from "../ledger/outbox-store.js";
+import { collectEnqueued, enqueue, getRequestMeta, type OutboxPurpose, type RequestMeta } from "../ledger/outbox-store.js";
 import { endJob, getJob, markRunning, nextWaiting, queueJob, releaseJob, requeue, runningJobs, type JobRow } from "../ledger/job-store.js";
 import { encryptTemplateFor, errorFeedback, processingFeedback, type ReplyTarget } from "../events/feedback.js";
 import { jobResultTemplate, jobTagsOf, partialFeedback, type JobTags } from "../events/job-result.js";
@@ -30,8 +30,8 @@ export interface JobRunnerOptions {
   nowMs: () => number;
   kinds: ReadonlyMap<number, KindBackend>;
   maxResultBytes: number;
-  /** After a commit that queued events to publish. */
-  onQueued: () => void;
+  /** After a commit that queued events to publish (with their outbox ids when known: see SettlementDeps.onQueued). */
+  onQueued: (outboxIds?: readonly number[]) => void;
   /** After a reservation was resolved here (pool status, metrics). */
   onResolved?: (r: { absorbedMsats: number }) => void;
   /** How often the queue is looked at without a kick (jobs queued by another process). */
@@ -313,22 +313,24 @@ export class JobRunner {
     // SPEC §2: what the customer paid is spent first; the pool covers the rest of the cost.
     const actualMsats = costMsats === null ? null : Math.max(0, costMsats - charged);
     let result: SettleResult | null = null;
-    const ok = this.o.ledger.tx(() => {
-      if (getJob(db, id)?.state !== "running") return false;
-      result = this.o.ledger.settle(id, { actualMsats }, now, (db2, s) => {
-        if (s.status !== "posted") return;
-        if (s.grant?.eventJson)
-          enqueue(db2, { requestId: id, purpose: "grant", event: JSON.parse(s.grant.eventJson) as Event, relays: this.o.relays, nowMs: now });
-        const tpl = jobResultTemplate({ request: c.event, relayHint: c.meta.relayHint, iTags: c.tags.iTags, content, costMsats }, Math.floor(now / 1000));
-        this.enqueueReply(db2, c.meta, c.req.pubkey, "result", tpl, now);
-        endJob(db2, id, "done", null, now);
-      });
-      return (result as SettleResult).status === "posted";
-    });
+    const { value: ok, outboxIds } = collectEnqueued(() =>
+      this.o.ledger.tx(() => {
+        if (getJob(db, id)?.state !== "running") return false;
+        result = this.o.ledger.settle(id, { actualMsats }, now, (db2, s) => {
+          if (s.status !== "posted") return;
+          if (s.grant?.eventJson)
+            enqueue(db2, { requestId: id, purpose: "grant", event: JSON.parse(s.grant.eventJson) as Event, relays: this.o.relays, nowMs: now });
+          const tpl = jobResultTemplate({ request: c.event, relayHint: c.meta.relayHint, iTags: c.tags.iTags, content, costMsats }, Math.floor(now / 1000));
+          this.enqueueReply(db2, c.meta, c.req.pubkey, "result", tpl, now);
+          endJob(db2, id, "done", null, now);
+        });
+        return (result as SettleResult).status === "posted";
+      }),
+    );
     if (!ok) return false;
     const r = result as unknown as Extract<SettleResult, { status: "posted" }>;
     this.o.log.info({ request: id, absorbedMsats: r.absorbedMsats, returnedMsats: r.returnedMsats, costMsats, seq: r.grant?.seq }, "job done: result queued");
-    this.o.onQueued();
+    this.o.onQueued(outboxIds);
     this.o.onResolved?.({ absorbedMsats: r.absorbedMsats });
     return true;
   }

@@ -5,7 +5,7 @@ import type { Event } from "nostr-tools/pure";
 import type { Logger } from "pino";
 import type { Ledger, PaidResult, SettleResult, FailResult, RequestRecord } from "../ledger/ledger.js";
 import type { Db } from "../ledger/db.js";
-import { enqueue, getRequestMeta } from "../ledger/outbox-store.js";
+import { collectEnqueued, enqueue, getRequestMeta } from "../ledger/outbox-store.js";
 import { markInvoicePaid } from "../ledger/invoice-store.js";
 import { errorFeedback, processingFeedback, encryptTemplateFor, type ReplyTarget } from "../events/feedback.js";
 import { signEvent } from "../events/verify.js";
@@ -21,8 +21,11 @@ export interface SettlementDeps {
   /** At most this many of a request's own `relays` besides ours (nostr.maxReplyRelays). */
   maxReplyRelays?: number;
   nowMs: () => number;
-  /** Called after a commit that queued something to publish. */
-  onQueued: () => void;
+  /**
+   * Called after a commit that queued something to publish; with the outbox ids it wrote
+   * when they are known (collectEnqueued), so the publisher can send them without a scan.
+   */
+  onQueued: (outboxIds?: readonly number[]) => void;
   onGrant?: (absorbedMsats: number) => void;
   /** Inside the transaction that sends a go signal (the gate's own backends queue the job here). */
   onGoSignal?: (db: Db, req: RequestRecord, nowMs: number) => void;
@@ -132,10 +135,12 @@ export function settleJob(deps: SettlementDeps, requestId: string, costMsats: nu
   const charged = req && req.paidMsats > 0 ? req.chargeMsats : 0;
   const actualMsats = costMsats === null ? null : poolShareOfCostMsats(costMsats, charged);
   const now = deps.nowMs();
-  const result = deps.ledger.settle(requestId, { actualMsats }, now, (db, r) => {
-    if (r.status !== "posted" || !r.grant?.eventJson) return;
-    enqueue(db, { requestId, purpose: "grant", event: JSON.parse(r.grant.eventJson) as Event, relays: deps.relays, nowMs: now });
-  });
+  const { value: result, outboxIds } = collectEnqueued(() =>
+    deps.ledger.settle(requestId, { actualMsats }, now, (db, r) => {
+      if (r.status !== "posted" || !r.grant?.eventJson) return;
+      enqueue(db, { requestId, purpose: "grant", event: JSON.parse(r.grant.eventJson) as Event, relays: deps.relays, nowMs: now });
+    }),
+  );
   if (result.status === "posted") {
     deps.log.info(
       {
@@ -149,7 +154,7 @@ export function settleJob(deps: SettlementDeps, requestId: string, costMsats: nu
     );
     if (result.grant) {
       deps.onGrant?.(result.absorbedMsats);
-      deps.onQueued();
+      deps.onQueued(outboxIds);
     }
   } else if (result.status === "not_processing" && result.request.state === "awaiting-payment") {
     deps.log.warn({ request: requestId }, "a result arrived for a job that is not paid yet; not settled");
