@@ -188,6 +188,9 @@ export class JobRunner {
       if (c && c !== "skipped") this.launch(kb, c);
     }
     while (!this.stopping && this.runningCount(kind) < kb.maxConcurrent) {
+      // A plain read first: every job's end kicks the pump, and with none waiting a claim
+      // would take the write lock (BEGIN IMMEDIATE) for nothing.
+      if (nextWaiting(this.o.ledger.db, kind) === null) return;
       const claim = this.claim(kind);
       if (claim === null) return;
       if (claim === "skipped") continue;
