@@ -65,7 +65,7 @@ export function saveRequestMeta(db: Db, m: RequestMeta): void {
 }
 
 export function getRequestMeta(db: Db, requestId: string): RequestMeta | null {
-  const r = stmt(db, "SELECT * FROM request_meta WHERE request_id = ?").get(requestId) as
+  const r = stmt(db, "SELECT request_id, encryption, relay_hint, reply_relays_json, event_json FROM request_meta WHERE request_id = ?").get(requestId) as
     { request_id: string; encryption: RequestMeta["encryption"]; relay_hint: string; reply_relays_json: string; event_json: string } | undefined;
   return r
     ? { requestId: r.request_id, encryption: r.encryption, relayHint: r.relay_hint, replyRelays: JSON.parse(r.reply_relays_json), eventJson: r.event_json }

@@ -238,7 +238,6 @@ export class GateService {
             onQueued: (outboxIds) => (outboxIds ? this.publisher.deliverNew(outboxIds) : this.publisher.kick()),
             onResolved: ({ absorbedMsats }) => {
               if (absorbedMsats > 0) this.metrics?.grant(absorbedMsats);
-              this.metrics?.setPool(this.ledger.totals());
               this.schedulePoolStatus();
             },
           })
@@ -666,7 +665,7 @@ export class GateService {
     // The replies just written go out now, read by id: no scan of the outbox.
     this.publisher.deliverNew(outboxIds);
     if (kick) this.jobs?.kick();
-    if (this.metrics && done.some((d) => d?.type === "decided" && d.rec.absorbMsats > 0)) this.metrics.setPool(this.ledger.totals());
+    // The pool's gauges are read fresh at each /metrics scrape (http/server.ts), not here per batch.
     return true;
   }
 
