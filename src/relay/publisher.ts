@@ -168,10 +168,7 @@ export class OutboxPublisher {
       this.kick();
       return;
     }
-    this.begin(
-      due.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))),
-      true,
-    );
+    this.begin(this.notAcked(due), true);
   }
 
   /** Finishes the round in progress, then closes every connection. */
@@ -237,7 +234,7 @@ export class OutboxPublisher {
     if (this.untrustedOpen() < this.o.untrusted.maxOpen) due.push(...dueDeliveries(this.o.db, now, this.o.batch * 4, [...busy, ...this.trusted]));
     else this.untrustedWaiting = true;
     // OKs not written yet: those rows are delivered already.
-    return this.begin(this.acks.size === 0 ? due : due.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))));
+    return this.begin(this.notAcked(due));
   }
 
   private untrustedOpen(): number {
@@ -305,11 +302,7 @@ export class OutboxPublisher {
           const next = this.waiting.get(relay);
           if (next) {
             this.waiting.delete(relay);
-            if (!this.stopped)
-              this.begin(
-                next.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay))),
-                true,
-              );
+            if (!this.stopped) this.begin(this.notAcked(next), true);
           }
           if (this.leftover.delete(relay) || waited) this.kick();
         });
@@ -391,7 +384,7 @@ export class OutboxPublisher {
       withBusyRetry(() =>
         this.o.db
           .transaction(() => {
-            for (const a of held) recordDelivery(this.o.db, a.outboxId, a.relay, true, a.msg, now);
+            this.writeAcks(held, now);
             for (const r of results) recordDelivery(this.o.db, r.d.outboxId, url, r.ok, r.msg, now, maxAttempts);
             if (relayDown) retryInMs = this.relayFailed(url, true);
           })
@@ -435,13 +428,7 @@ export class OutboxPublisher {
     const held = [...this.acks.values()];
     const now = this.o.nowMs();
     try {
-      withBusyRetry(() =>
-        this.o.db
-          .transaction(() => {
-            for (const a of held) recordDelivery(this.o.db, a.outboxId, a.relay, true, a.msg, now);
-          })
-          .immediate(),
-      );
+      withBusyRetry(() => this.o.db.transaction(() => this.writeAcks(held, now)).immediate());
       this.forgetAcks(held);
     } catch (err) {
       this.peerLog.write(
@@ -452,6 +439,16 @@ export class OutboxPublisher {
       );
       if (!this.stopped) this.ackTimer ??= setTimeout(() => ((this.ackTimer = null), this.flushAcks()), Math.max(1000, this.o.ackFlushMs));
     }
+  }
+
+  /** Rows whose OK is held are delivered already: never sent again. */
+  private notAcked(due: DueDelivery[]): DueDelivery[] {
+    return this.acks.size === 0 ? due : due.filter((d) => !this.acks.has(ackKey(d.outboxId, d.relay)));
+  }
+
+  /** Inside the caller's transaction. */
+  private writeAcks(held: HeldAck[], now: number): void {
+    for (const a of held) recordDelivery(this.o.db, a.outboxId, a.relay, true, a.msg, now);
   }
 
   private forgetAcks(held: HeldAck[]): void {
